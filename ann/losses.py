@@ -1,0 +1,125 @@
+"""Loss functions: the value, and the gradient with respect to the output pre-activation.
+
+Notation: ``y`` targets, ``z`` the output layer's pre-activation (logits), ``a = f(z)`` the
+network's output, ``n`` samples, ``k`` outputs. Every loss is a mean over the batch:
+
+=========================  =====================================================
+``mse``                    ``mean((a - y)^2)`` over samples and outputs
+``half_squared_error``     ``mean(1/2 (y - a)^2)`` (the classic textbook cost)
+``mae``                    ``mean(|a - y|)``; gradient ``sign(a - y)``, 0 at a tie
+``binary_crossentropy``    ``mean(-y log a - (1 - y) log(1 - a))`` with a sigmoid output
+``categorical_crossentropy`` ``mean_i(-sum_c y_ic log a_ic)`` with a softmax output
+=========================  =====================================================
+
+The two cross-entropies are paired with their canonical output (sigmoid, softmax) and
+computed from the logits, so they stay finite for any logit:
+
+* BCE: ``max(z, 0) - z y + log(1 + e^-|z|)``, and ``dL/dz = (a - y) / (n k)``;
+* CCE: ``logsumexp(z) - sum_c y_c z_c``, and ``dL/dz = (a - y) / n``.
+
+The other losses return ``dL/da`` and let the output activation apply ``f'(z)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ann.activations import Activation, Sigmoid, Softmax
+
+
+class Loss:
+    """Base class. ``value`` is a float; ``output_gradient`` returns ``dL/dz`` (new array)."""
+
+    name = "loss"
+
+    def value(self, y: np.ndarray, z: np.ndarray, a: np.ndarray) -> float:
+        raise NotImplementedError
+
+    def gradient(self, y: np.ndarray, a: np.ndarray) -> np.ndarray:
+        """``dL/da`` for the batch mean."""
+        raise NotImplementedError
+
+    def output_gradient(
+        self, y: np.ndarray, z: np.ndarray, a: np.ndarray, activation: Activation
+    ) -> np.ndarray:
+        """``dL/dz`` by the chain rule through the output activation."""
+        return activation.backward(z, a, self.gradient(y, a))
+
+
+class MeanSquaredError(Loss):
+    name = "mse"
+
+    def value(self, y, z, a):
+        diff = a - y
+        return float(np.mean(diff * diff))
+
+    def gradient(self, y, a):
+        return (a - y) * (2.0 / a.size)
+
+
+class HalfSquaredError(Loss):
+    name = "half_squared_error"
+
+    def value(self, y, z, a):
+        diff = a - y
+        return float(0.5 * np.mean(diff * diff))
+
+    def gradient(self, y, a):
+        return (a - y) * (1.0 / a.size)
+
+
+class MeanAbsoluteError(Loss):
+    name = "mae"
+
+    def value(self, y, z, a):
+        return float(np.mean(np.abs(a - y)))
+
+    def gradient(self, y, a):
+        return np.sign(a - y) * (1.0 / a.size)
+
+
+class BinaryCrossEntropy(Loss):
+    """BCE from the logits of a sigmoid output."""
+
+    name = "binary_crossentropy"
+
+    def value(self, y, z, a):
+        # -y log s(z) - (1-y) log(1-s(z)) = max(z,0) - z y + log(1 + e^-|z|)
+        return float(np.mean(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z)))))
+
+    def output_gradient(self, y, z, a, activation):
+        if not isinstance(activation, Sigmoid):
+            raise ValueError("binary_crossentropy needs a sigmoid output")
+        return (a - y) * (1.0 / a.size)
+
+
+class CategoricalCrossEntropy(Loss):
+    """CCE from the logits of a softmax output (log-sum-exp)."""
+
+    name = "categorical_crossentropy"
+
+    def value(self, y, z, a):
+        z_max = z.max(axis=1, keepdims=True)
+        log_sum_exp = z_max[:, 0] + np.log(np.exp(z - z_max).sum(axis=1))
+        return float(np.mean(log_sum_exp - (y * z).sum(axis=1)))
+
+    def output_gradient(self, y, z, a, activation):
+        if not isinstance(activation, Softmax):
+            raise ValueError("categorical_crossentropy needs a softmax output")
+        return (a - y) * (1.0 / a.shape[0])
+
+
+LOSSES: dict[str, type[Loss]] = {
+    cls.name: cls
+    for cls in (
+        MeanSquaredError,
+        HalfSquaredError,
+        MeanAbsoluteError,
+        BinaryCrossEntropy,
+        CategoricalCrossEntropy,
+    )
+}
+
+
+def make_loss(name: str) -> Loss:
+    return LOSSES[name]()

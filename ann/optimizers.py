@@ -1,0 +1,146 @@
+"""Gradient-descent update rules on one flat parameter vector.
+
+The network keeps all its weights and biases in a single contiguous array ``theta``
+(the layers' ``W`` and ``b`` are views into it) and all gradients in ``g``, so each rule
+is a handful of whole-vector operations written in place, with ``t`` the step count:
+
+=============  ===============================================================
+``sgd``        ``theta -= lr * g``
+``momentum``   ``v = mu v - lr g;  theta += v``
+``nesterov``   ``v = mu v - lr g;  theta += mu v - lr g``  (Sutskever et al. 2013)
+``rmsprop``    ``s = rho s + (1 - rho) g^2;  theta -= lr g / (sqrt(s) + eps)``
+``adam``       ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;``
+               ``theta -= lr * m_hat / (sqrt(v_hat) + eps)`` with
+               ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``
+               (Kingma & Ba 2015, Algorithm 1)
+=============  ===============================================================
+
+``step`` may overwrite ``g`` (it is recomputed for every batch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+class Optimizer:
+    """Base class: holds the learning rate and the step count ``t``."""
+
+    name = "optimizer"
+
+    def __init__(self, theta: np.ndarray, lr: float) -> None:
+        self.theta = theta
+        self.lr = lr
+        self.t = 0
+        self.scratch = np.empty_like(theta)
+
+    def step(self, g: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SGD(Optimizer):
+    name = "sgd"
+
+    def __init__(self, theta, lr, **_):
+        super().__init__(theta, lr)
+
+    def step(self, g):
+        self.t += 1
+        g *= self.lr
+        self.theta -= g
+
+
+class Momentum(Optimizer):
+    name = "momentum"
+
+    def __init__(self, theta, lr, momentum=0.9, **_):
+        super().__init__(theta, lr)
+        self.mu = momentum
+        self.v = np.zeros_like(theta)
+
+    def step(self, g):
+        self.t += 1
+        g *= self.lr
+        self.v *= self.mu
+        self.v -= g
+        self.theta += self.v
+
+
+class Nesterov(Momentum):
+    name = "nesterov"
+
+    def step(self, g):
+        self.t += 1
+        g *= self.lr  # g is now lr * g
+        self.v *= self.mu
+        self.v -= g
+        np.multiply(self.v, self.mu, out=self.scratch)
+        self.scratch -= g
+        self.theta += self.scratch
+
+
+class RMSprop(Optimizer):
+    name = "rmsprop"
+
+    def __init__(self, theta, lr, rho=0.9, eps=1e-8, **_):
+        super().__init__(theta, lr)
+        self.rho = rho
+        self.eps = eps
+        self.s = np.zeros_like(theta)
+
+    def step(self, g):
+        self.t += 1
+        self.s *= self.rho
+        np.multiply(g, g, out=self.scratch)
+        self.scratch *= 1.0 - self.rho
+        self.s += self.scratch
+        np.sqrt(self.s, out=self.scratch)
+        self.scratch += self.eps
+        g /= self.scratch
+        g *= self.lr
+        self.theta -= g
+
+
+class Adam(Optimizer):
+    name = "adam"
+
+    def __init__(self, theta, lr, beta1=0.9, beta2=0.999, eps=1e-8, **_):
+        super().__init__(theta, lr)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
+        self.m = np.zeros_like(theta)
+        self.v = np.zeros_like(theta)
+
+    def step(self, g):
+        self.t += 1
+        b1, b2 = self.beta1, self.beta2
+        # m = b1 m + (1 - b1) g
+        self.m *= b1
+        np.multiply(g, 1.0 - b1, out=self.scratch)
+        self.m += self.scratch
+        # v = b2 v + (1 - b2) g^2
+        self.v *= b2
+        np.multiply(g, g, out=self.scratch)
+        self.scratch *= 1.0 - b2
+        self.v += self.scratch
+        # theta -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded
+        # into scalars: sqrt(v_hat) = sqrt(v) / sqrt(1 - b2^t).
+        np.sqrt(self.v, out=self.scratch)
+        self.scratch *= 1.0 / math.sqrt(1.0 - b2**self.t)
+        self.scratch += self.eps
+        np.divide(self.m, self.scratch, out=g)
+        g *= self.lr / (1.0 - b1**self.t)
+        self.theta -= g
+
+
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSprop, Adam)
+}
+
+
+def make_optimizer(name: str, theta: np.ndarray, lr: float, **settings) -> Optimizer:
+    """An optimizer updating ``theta`` in place; ``settings`` beyond its own are ignored."""
+    return OPTIMIZERS[name](theta, lr, **settings)
