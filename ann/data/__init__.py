@@ -1,0 +1,62 @@
+"""Data for the engine: data sets, loaders, splits and preprocessing (NumPy + pandas only).
+
+``load_dataset(name, **options)`` loads any registered data set (see ``DATASETS``);
+``split_dataset`` splits one into train / validation / test parts.  MNIST and
+Fashion-MNIST are read from local IDX files and never downloaded; where to get them
+is described in :mod:`ann.data.idx`:
+
+* MNIST: https://storage.googleapis.com/cvdf-datasets/mnist/ (``train-images-idx3-ubyte.gz``,
+  ``train-labels-idx1-ubyte.gz``, ``t10k-images-idx3-ubyte.gz``, ``t10k-labels-idx1-ubyte.gz``)
+* Fashion-MNIST: the same four names under
+  https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/
+
+The CSV loader is exported as ``load_csv`` (registered as ``"csv"``): a function named
+``csv`` here would shadow the submodule ``ann.data.csv``.
+"""
+
+# datasets must be imported first: csv.py and idx.py import Dataset from it.
+from ann.data.datasets import (
+    DATASETS,
+    TASKS,
+    Dataset,
+    breast_cancer,
+    circles,
+    diabetes,
+    digits,
+    load_dataset,
+    moons,
+    regression,
+    regression_target,
+    spiral,
+    xor,
+)
+from ann.data.csv import load_csv
+from ann.data.idx import fashion_mnist, mnist, read_idx, write_idx
+from ann.data.preprocessing import Standardizer, one_hot
+from ann.data.split import Splits, split_dataset, train_val_test_split
+
+__all__ = [
+    "DATASETS",
+    "TASKS",
+    "Dataset",
+    "Splits",
+    "Standardizer",
+    "breast_cancer",
+    "circles",
+    "diabetes",
+    "digits",
+    "fashion_mnist",
+    "load_csv",
+    "load_dataset",
+    "mnist",
+    "moons",
+    "one_hot",
+    "read_idx",
+    "regression",
+    "regression_target",
+    "spiral",
+    "split_dataset",
+    "train_val_test_split",
+    "write_idx",
+    "xor",
+]
