@@ -191,11 +191,11 @@ class MLP:
             )
         return X
 
-    def _check_y(self, y: Any, n: int, name: str = "y") -> np.ndarray:
+    def _check_y(self, y: Any, n: int, name: str = "y", x_name: str = "X") -> np.ndarray:
         y = np.asarray(y)
         if y.ndim == 0 or y.shape[0] != n:
             raise DataError(
-                f"X and {name} have different lengths: {n} samples but {name} has "
+                f"{x_name} and {name} have different lengths: {n} samples but {name} has "
                 f"{y.shape[0] if y.ndim else 'a scalar'}"
             )
         if y.dtype.kind in "fc" and not np.all(np.isfinite(y)):
@@ -234,7 +234,7 @@ class MLP:
             self.classes_ = np.unique(y)
             if len(self.classes_) < 2:
                 raise DataError(
-                    f"y has a single class ({self.classes_[0]!r}); classification needs at least 2"
+                    f"y has a single class ({self.classes_[0].item()!r}); classification needs at least 2"
                 )
             if task == "binary" and len(self.classes_) != 2:
                 raise InvalidParameterError(
@@ -296,7 +296,7 @@ class MLP:
         unknown = self.classes_[codes] != y
         if np.any(unknown):
             raise DataError(
-                f"y holds label {y[np.argmax(unknown)]!r} not seen in training; "
+                f"y holds label {y[np.argmax(unknown)].item()!r} not seen in training; "
                 f"known labels: {self.classes_.tolist()}"
             )
         return codes
@@ -334,7 +334,7 @@ class MLP:
                 raise DataError(
                     f"X_val has {X_val.shape[1]} features but X has {X.shape[1]}"
                 )
-            y_val = self._check_y(validation_data[1], X_val.shape[0], "y_val")
+            y_val = self._check_y(validation_data[1], X_val.shape[0], "y_val", "X_val")
         if self.batch_size > X.shape[0]:
             raise InvalidParameterError(
                 "batch_size",
@@ -368,7 +368,8 @@ class MLP:
                 np.take(targets, order, axis=0, out=order_targets)
             else:
                 order_inputs, order_targets = inputs, targets
-            logs = self._train_epoch(epoch, order_inputs, order_targets, optimizer)
+            with np.errstate(over="ignore", invalid="ignore"):  # non-finite loss is caught below
+                logs = self._train_epoch(epoch, order_inputs, order_targets, optimizer)
             if validation_data is not None:
                 val_logs = self._evaluate_prepared(val_inputs, val_targets)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})

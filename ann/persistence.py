@@ -115,6 +115,8 @@ def load_model(path):
 
 
 def _read_arrays(npz_path: Path) -> dict[str, np.ndarray]:
+    if not zipfile.is_zipfile(npz_path):
+        raise ModelFileError(f"{npz_path} is not a valid .npz file (not a zip archive)")
     try:
         with np.load(npz_path, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
