@@ -170,21 +170,29 @@ class MLP:
 
     # ------------------------------------------------------------------ data preparation
     def _check_X(self, X: Any, name: str = "X") -> np.ndarray:
-        try:
-            X = np.asarray(X, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise DataError(f"{name} must hold numbers only") from None
+        """A 2-D array of finite numbers (floating-point input keeps its dtype: no copy)."""
+        X = np.asarray(X)
+        if X.dtype.kind not in "f":
+            try:
+                X = X.astype(np.float64)
+            except (TypeError, ValueError):
+                raise DataError(f"{name} must hold numbers only, got dtype {X.dtype}") from None
         if X.ndim != 2:
             raise DataError(f"{name} must be 2-D (samples x features), got shape {X.shape}")
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise DataError(f"{name} is empty (shape {X.shape})")
-        bad = ~np.isfinite(X)
-        if bad.any():
-            row, col = np.argwhere(bad)[0]
-            raise DataError(
-                f"{name} holds {int(bad.sum())} NaN or infinite value(s), first at row {row}, "
-                f"column {col} ({X[row, col]}); only finite numbers are allowed"
-            )
+        # One reduction is enough when all is well; locate the culprit only when it is not
+        # (a float32 sum may overflow to inf on finite data: the full check then clears it).
+        with np.errstate(over="ignore", invalid="ignore"):
+            suspicious = not np.isfinite(X.sum(dtype=np.float64 if X.dtype.itemsize < 8 else None))
+        if suspicious:
+            bad = ~np.isfinite(X)
+            if bad.any():
+                row, col = np.argwhere(bad)[0]
+                raise DataError(
+                    f"{name} holds {int(bad.sum())} NaN or infinite value(s), first at row {row}, "
+                    f"column {col} ({X[row, col]}); only finite numbers are allowed"
+                )
         if self.network_ is not None and X.shape[1] != self.n_features_in_:
             raise DataError(
                 f"{name} has {X.shape[1]} features; the model was fitted with {self.n_features_in_}"
@@ -359,17 +367,11 @@ class MLP:
         history = History()
         stopping = _EarlyStopping(self, net) if self.early_stopping else None
         best_value = math.inf
-        order_inputs, order_targets = np.empty_like(inputs), np.empty_like(targets)
+        batches = _Batches(inputs, targets, self.batch_size, self._shuffle_rng if self.shuffle else None)
         for epoch in range(1, self.epochs + 1):
             epoch_start = time.perf_counter()
-            if self.shuffle:
-                order = self._shuffle_rng.permutation(len(inputs))
-                np.take(inputs, order, axis=0, out=order_inputs)
-                np.take(targets, order, axis=0, out=order_targets)
-            else:
-                order_inputs, order_targets = inputs, targets
             with np.errstate(over="ignore", invalid="ignore"):  # non-finite loss is caught below
-                logs = self._train_epoch(epoch, order_inputs, order_targets, optimizer)
+                logs = self._train_epoch(epoch, batches, optimizer)
             if validation_data is not None:
                 val_logs = self._evaluate_prepared(val_inputs, val_targets)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
@@ -401,17 +403,13 @@ class MLP:
         self.network_ = None
         return self._check_X(X)
 
-    def _train_epoch(
-        self, epoch: int, inputs: np.ndarray, targets: np.ndarray, optimizer
-    ) -> dict[str, float]:
+    def _train_epoch(self, epoch: int, batches: "_Batches", optimizer) -> dict[str, float]:
         """One pass of mini-batch gradient descent; returns the epoch's training metrics."""
         net, loss_fn, out_act = self.network_, self._loss, self.network_.activations[-1]
         theta_w, grad_w = net.theta[: net.n_weights], net.grad[: net.n_weights]
         l2 = self.l2
-        n, batch = len(inputs), self.batch_size
         loss_sum, score = 0.0, _RunningScore(self)
-        for start in range(0, n, batch):
-            xb, yb = inputs[start : start + batch], targets[start : start + batch]
+        for xb, yb in batches:
             a = net.forward(xb, training=True)
             z = net.output_pre_activation()
             batch_loss = loss_fn.value(yb, z, a)
@@ -423,7 +421,7 @@ class MLP:
             optimizer.step(net.grad)
             loss_sum += batch_loss * len(xb)
             score.add(yb, a)
-        train_loss = loss_sum / n + self._l2_penalty()
+        train_loss = loss_sum / batches.n + self._l2_penalty()
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(epoch, train_loss)
         return {"train_loss": train_loss, **{f"train_{k}": v for k, v in score.result().items()}}
@@ -517,6 +515,36 @@ class MLP:
         from ann.persistence import load_model
 
         return load_model(path)
+
+
+class _Batches:
+    """One epoch's mini-batches, reshuffled on every iteration when given a generator.
+
+    Each batch is gathered straight into a small reusable buffer (its indices sorted, which
+    only changes the order of rows inside the batch), so no shuffled copy of the whole
+    training set is ever made.
+    """
+
+    def __init__(self, inputs, targets, batch_size: int, rng: np.random.Generator | None):
+        self.inputs, self.targets = inputs, targets
+        self.n, self.batch_size, self.rng = len(inputs), batch_size, rng
+        if rng is not None:
+            self.x_buffer = np.empty((batch_size, inputs.shape[1]), inputs.dtype)
+            self.y_buffer = np.empty((batch_size, targets.shape[1]), targets.dtype)
+
+    def __iter__(self):
+        if self.rng is None:
+            for start in range(0, self.n, self.batch_size):
+                yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
+            return
+        order = self.rng.permutation(self.n)
+        for start in range(0, self.n, self.batch_size):
+            index = np.sort(order[start : start + self.batch_size])
+            m = len(index)
+            yield (
+                np.take(self.inputs, index, axis=0, out=self.x_buffer[:m]),
+                np.take(self.targets, index, axis=0, out=self.y_buffer[:m]),
+            )
 
 
 class _EarlyStopping:

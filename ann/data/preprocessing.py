@@ -25,8 +25,11 @@ class Standardizer:
         return self
 
     def transform(self, X: np.ndarray, dtype=np.float64) -> np.ndarray:
-        out = (np.asarray(X, dtype=np.float64) - self.mean) / self.scale
-        return np.ascontiguousarray(out, dtype=dtype)
+        """A new C-contiguous array of ``dtype``; the arithmetic is done in ``dtype``."""
+        out = np.array(X, dtype=dtype, order="C", copy=True)
+        out -= self.mean.astype(dtype)
+        out /= self.scale.astype(dtype)
+        return out
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, dtype=np.float64) * self.scale + self.mean
