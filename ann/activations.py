@@ -215,9 +215,9 @@ class Softmax(Activation):
     name = "softmax"
 
     def forward(self, z, out, training=False):
-        np.subtract(z, z.max(axis=1, keepdims=True), out=out)
+        np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=out)
         np.exp(out, out=out)
-        out /= out.sum(axis=1, keepdims=True)
+        out /= np.add.reduce(out, axis=1, keepdims=True)
         return out
 
     def backward(self, z, a, grad):

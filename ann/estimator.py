@@ -365,15 +365,23 @@ class MLP:
             beta2=self.beta2, rho=self.rho, eps=self.eps,
         )
         history = History()
-        stopping = _EarlyStopping(self, net) if self.early_stopping else None
-        best_value = math.inf
         batches = _Batches(inputs, targets, self.batch_size, self._shuffle_rng if self.shuffle else None)
+        validation = (val_inputs, val_targets) if validation_data is not None else None
+        with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss raises instead
+            self._epochs(history, batches, optimizer, callbacks, validation)
+        history.fit_seconds = time.perf_counter() - started
+        self.history_ = history
+        return history
+
+    def _epochs(self, history, batches, optimizer, callbacks, validation) -> None:
+        """The epoch loop of :meth:`fit`: train, evaluate, record, call back, maybe stop."""
+        stopping = _EarlyStopping(self, self.network_) if self.early_stopping else None
+        best_value = math.inf
         for epoch in range(1, self.epochs + 1):
             epoch_start = time.perf_counter()
-            with np.errstate(over="ignore", invalid="ignore"):  # non-finite loss is caught below
-                logs = self._train_epoch(epoch, batches, optimizer)
-            if validation_data is not None:
-                val_logs = self._evaluate_prepared(val_inputs, val_targets)
+            logs = self._train_epoch(epoch, batches, optimizer)
+            if validation is not None:
+                val_logs = self._evaluate_prepared(*validation)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
             for name, value in logs.items():
                 history.history.setdefault(name, []).append(value)
@@ -394,9 +402,6 @@ class MLP:
                 break
         if stopping is not None:
             stopping.restore()
-        history.fit_seconds = time.perf_counter() - started
-        self.history_ = history
-        return history
 
     def _refit_check(self, X: Any) -> np.ndarray:
         # A refit may change the number of features: check X as if unfitted.
@@ -411,7 +416,7 @@ class MLP:
         loss_sum, score = 0.0, _RunningScore(self)
         for xb, yb in batches:
             a = net.forward(xb, training=True)
-            z = net.output_pre_activation()
+            z = net.z_out
             batch_loss = loss_fn.value(yb, z, a)
             if not math.isfinite(batch_loss):
                 raise NonFiniteLossError(epoch, batch_loss)
@@ -533,7 +538,8 @@ class _Batches:
             self.y_buffer = np.empty((batch_size, targets.shape[1]), targets.dtype)
 
     def __iter__(self):
-        if self.rng is None:
+        if self.rng is None or self.batch_size >= self.n:
+            # Unshuffled, or one batch of every row (whose order does not matter): slices.
             for start in range(0, self.n, self.batch_size):
                 yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
             return
@@ -542,8 +548,8 @@ class _Batches:
             index = np.sort(order[start : start + self.batch_size])
             m = len(index)
             yield (
-                np.take(self.inputs, index, axis=0, out=self.x_buffer[:m]),
-                np.take(self.targets, index, axis=0, out=self.y_buffer[:m]),
+                self.inputs.take(index, axis=0, out=self.x_buffer[:m]),
+                self.targets.take(index, axis=0, out=self.y_buffer[:m]),
             )
 
 

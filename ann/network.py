@@ -89,6 +89,7 @@ class Network:
         self.n_parameters = self.n_weights + sum(sizes[1:])
         self.theta = np.zeros(self.n_parameters, self.dtype)
         self.grad = np.zeros(self.n_parameters, self.dtype)
+        self.n_layers = len(shapes)
         self.W, self.b = self._views(self.theta, shapes)
         self.dW, self.db = self._views(self.grad, shapes)
         for W, (fan_in, fan_out) in zip(self.W, shapes):
@@ -105,10 +106,6 @@ class Network:
             b_offset += fan_out
         return weights, biases
 
-    @property
-    def n_layers(self) -> int:
-        return len(self.W)
-
     def workspace(self, n: int) -> _Workspace:
         ws = self._workspaces.get(n)
         if ws is None:
@@ -124,17 +121,16 @@ class Network:
         """
         ws = self.workspace(X.shape[0])
         dropout = training and self.dropout > 0.0
-        a_prev = X
-        for l in range(self.n_layers):
-            z = ws.z[l]
-            np.matmul(a_prev, self.W[l], out=z)
-            z += self.b[l]
-            a = self.activations[l].forward(z, ws.a[l], training)
+        a = X
+        for l, (W, b, z, out, f) in enumerate(zip(self.W, self.b, ws.z, ws.a, self.activations)):
+            np.matmul(a, W, out=z)
+            z += b
+            a = f.forward(z, out, training)
             if dropout and l < self.n_layers - 1:
                 a = self._drop(ws, l, a)
-            a_prev = a
+        self.z_out = z
         self._last = (ws, X, dropout)
-        return a_prev
+        return a
 
     def _drop(self, ws: _Workspace, l: int, a: np.ndarray) -> np.ndarray:
         """Inverted dropout: zero each unit with probability p and scale the rest by 1/(1-p)."""
@@ -154,7 +150,7 @@ class Network:
         for l in range(self.n_layers - 1, -1, -1):
             a_prev = X if l == 0 else (ws.dropped[l - 1] if dropout else ws.a[l - 1])
             np.matmul(a_prev.T, delta, out=self.dW[l])
-            np.sum(delta, axis=0, out=self.db[l])
+            np.add.reduce(delta, axis=0, out=self.db[l])
             if l == 0:
                 break
             grad_a = ws.grad_a[l - 1]
@@ -164,5 +160,5 @@ class Network:
             delta = self.activations[l - 1].backward(ws.z[l - 1], ws.a[l - 1], grad_a)
 
     def output_pre_activation(self) -> np.ndarray:
-        """``z`` of the output layer from the last forward pass."""
-        return self._last[0].z[-1]
+        """``z`` of the output layer from the last forward pass (also :attr:`z_out`)."""
+        return self.z_out
