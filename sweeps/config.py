@@ -1,0 +1,402 @@
+"""Compose and validate a run's configuration and turn it into engine arguments.
+
+The configs live in the top-level ``conf/`` directory of the repository (groups
+``model/``, ``optimizer/``, ``dataset/``, ``training/``, ``tracking/`` and the root
+``config.yaml``). ``sweeps/conf`` is a symbolic link to it, so that Hydra finds the
+configs next to this package both in a checkout / editable install and in a built
+wheel, where setuptools copies the linked files into ``sweeps/conf`` as package data.
+
+:func:`build_run_spec` checks a composed config against the engine's table of allowed
+values (:mod:`ann.params`) and the data registry (:data:`ann.data.DATASETS`) before
+anything runs; every problem is a :class:`~sweeps.errors.ConfigError` naming the config
+key (as it is written on the command line), the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from omegaconf import DictConfig, OmegaConf
+
+import ann
+from ann import params as P
+from ann.data import DATASETS
+from sweeps.errors import ConfigError, UserError
+
+#: Where the configs are (a symlink to the repository's ``conf/`` in a checkout).
+CONFIG_DIR = Path(__file__).resolve().parent / "conf"
+CONFIG_NAME = "config"
+
+#: The config groups a run is made of, in the order they are logged.
+GROUPS = ("model", "optimizer", "dataset", "training", "tracking")
+
+#: model.<key> -> ann.MLP argument.
+MODEL_KEYS = {
+    "hidden_layers": "hidden_layers",
+    "activation": "activation",
+    "output_activation": "output_activation",
+    "loss": "loss",
+    "init": "init",
+    "init_scale": "init_scale",
+    "dropout": "dropout",
+    "leaky_slope": "leaky_slope",
+    "rrelu_lower": "rrelu_lower",
+    "rrelu_upper": "rrelu_upper",
+    "elu_alpha": "elu_alpha",
+}
+#: optimizer.<key> -> ann.MLP argument (``name`` selects the optimizer).
+OPTIMIZER_KEYS = {
+    "name": "optimizer",
+    "lr": "lr",
+    "momentum": "momentum",
+    "beta1": "beta1",
+    "beta2": "beta2",
+    "rho": "rho",
+    "eps": "eps",
+}
+#: Which settings each optimizer of the engine reads (a setting of another optimizer is
+#: refused rather than silently ignored).
+OPTIMIZER_SETTINGS = {
+    "sgd": ("lr",),
+    "momentum": ("lr", "momentum"),
+    "nesterov": ("lr", "momentum"),
+    "adam": ("lr", "beta1", "beta2", "eps"),
+    "rmsprop": ("lr", "rho", "eps"),
+}
+#: training.<key> -> ann.MLP argument.
+TRAINING_KEYS = {
+    "epochs": "epochs",
+    "batch_size": "batch_size",
+    "l2": "l2",
+    "early_stopping": "early_stopping",
+    "patience": "patience",
+    "min_delta": "min_delta",
+    "restore_best_weights": "restore_best_weights",
+    "standardize": "standardize",
+    "shuffle": "shuffle",
+    "seed": "seed",
+    "dtype": "dtype",
+}
+#: training.<key> that configure the train / validation / test split.
+SPLIT_KEYS = ("val_size", "test_size")
+#: Dataset options that name files or folders (made absolute, ``~`` expanded).
+PATH_OPTIONS = ("path",)
+
+_ENGINE_TO_KEY = {
+    **{engine: f"model.{key}" for key, engine in MODEL_KEYS.items()},
+    **{engine: f"optimizer.{key}" for key, engine in OPTIMIZER_KEYS.items()},
+    **{engine: f"training.{key}" for key, engine in TRAINING_KEYS.items()},
+}
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """Where and how a run is tracked (the ``tracking`` group)."""
+
+    enabled: bool = True
+    uri: str | None = "sqlite:///mlflow.db"
+    experiment_name: str = "ann"
+    run_name: str | None = None
+    artifact_location: str | None = None
+    flush_interval: float = 2.0
+    log_model: bool = True
+    probe_timeout: float = 5.0
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything a training run needs, validated.
+
+    Attributes:
+        model_kwargs: arguments of :class:`ann.MLP` (``task`` is set from the data later).
+        dataset: registry name of the data set.
+        dataset_options: keyword options of its loader.
+        val_size, test_size, split_seed: arguments of :func:`ann.data.split_dataset`.
+        tracking: the tracking settings.
+        config: the composed config as plain containers (interpolations resolved).
+    """
+
+    model_kwargs: dict[str, Any]
+    dataset: str
+    dataset_options: dict[str, Any]
+    val_size: float
+    test_size: float
+    split_seed: int
+    tracking: TrackingSettings
+    config: dict[str, Any] = field(repr=False)
+
+
+# --------------------------------------------------------------------------- compose
+
+
+def compose(overrides: Iterable[str] = (), config_dir: str | os.PathLike | None = None) -> DictConfig:
+    """Compose the config as ``ann-train`` would, for code that calls :func:`sweeps.train.train`.
+
+    ``overrides`` use the command-line syntax (``["dataset=digits", "optimizer.lr=3e-3"]``).
+    Must not be called while a ``@hydra.main`` application is running (use its ``cfg``).
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    directory = Path(config_dir) if config_dir is not None else CONFIG_DIR
+    with initialize_config_dir(version_base="1.3", config_dir=str(directory.resolve()), job_name="ann-train"):
+        return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+# -------------------------------------------------------------------------- validate
+
+
+def to_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The config as plain dicts and lists, interpolations resolved, ``hydra`` left out."""
+    if isinstance(cfg, DictConfig):
+        missing = sorted(key for key in OmegaConf.missing_keys(cfg) if not key.startswith("hydra"))
+        if missing:
+            dataset = cfg.get("dataset", {}).get("name") if isinstance(cfg.get("dataset"), DictConfig) else None
+            raise UserError(f"{missing[0]} is missing: set it on the command line, e.g. {_missing_hint(missing[0], dataset)}")
+        try:
+            container = OmegaConf.to_container(cfg, resolve=True)
+        except Exception as error:  # an interpolation that cannot be resolved
+            raise UserError(f"the config cannot be resolved: {_first_line(error)}") from None
+    else:
+        container = dict(cfg)
+    container.pop("hydra", None)
+    return container
+
+
+def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
+    """Validate a composed config and split it into engine, data and tracking settings.
+
+    Raises:
+        ConfigError: a key holds a value the engine, the data loader or the tracking layer
+            does not accept (the message names the key as written on the command line).
+        UserError: a required key is missing.
+    """
+    config = to_container(cfg)
+    for group in GROUPS:
+        if not isinstance(config.get(group), dict):
+            raise ConfigError(group, config.get(group), f"a config group: choose one with {group}=<option>")
+
+    model_kwargs: dict[str, Any] = {}
+    _collect(config["model"], "model", MODEL_KEYS, model_kwargs)
+    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=SPLIT_KEYS)
+    optimizer = config["optimizer"]
+    name = optimizer.get("name")
+    if "name" not in optimizer:
+        raise ConfigError("optimizer.name", None, "one of " + ", ".join(OPTIMIZER_SETTINGS))
+    _check_engine("optimizer.name", "optimizer", name)
+    allowed_settings = OPTIMIZER_SETTINGS.get(name, tuple(k for k in OPTIMIZER_KEYS if k != "name"))
+    for key in optimizer:
+        if key != "name" and key not in allowed_settings:
+            raise ConfigError(
+                f"optimizer.{key}", optimizer[key],
+                f"a setting of optimizer {name!r}: one of " + ", ".join(allowed_settings),
+            )
+    _collect(optimizer, "optimizer", OPTIMIZER_KEYS, model_kwargs)
+
+    # Rules that tie several arguments together, and anything else the engine checks.
+    try:
+        P.check_all(model_kwargs)
+        ann.MLP(**model_kwargs)
+    except ann.InvalidParameterError as error:
+        raise _config_error(error) from None
+
+    split = config["training"]
+    val_size = _fraction("training.val_size", split.get("val_size", 0.15))
+    test_size = _fraction("training.test_size", split.get("test_size", 0.15))
+    if val_size + test_size >= 1.0:
+        raise ConfigError("training.val_size", val_size, f"a fraction with val_size + test_size < 1 (test_size={test_size:g})")
+
+    dataset, dataset_options = _dataset(config["dataset"])
+    tracking = _tracking(config["tracking"])
+    return RunSpec(
+        model_kwargs=model_kwargs,
+        dataset=dataset,
+        dataset_options=dataset_options,
+        val_size=val_size,
+        test_size=test_size,
+        split_seed=model_kwargs.get("seed", 0) or 0,
+        tracking=tracking,
+        config=config,
+    )
+
+
+def _collect(section: dict, group: str, keys: Mapping[str, str], out: dict, extra: Iterable[str] = ()) -> None:
+    extra = tuple(extra)
+    for key, value in section.items():
+        if key in extra:
+            continue
+        if key not in keys:
+            allowed = ", ".join([*keys, *extra])
+            raise ConfigError(f"{group}.{key}", value, f"a key of {group}: one of {allowed}")
+        engine_name = keys[key]
+        out[engine_name] = _check_engine(f"{group}.{key}", engine_name, value)
+
+
+def _check_engine(key: str, engine_name: str, value: Any) -> Any:
+    try:
+        return P.check(engine_name, value)
+    except ann.InvalidParameterError as error:
+        suffix = error.name[len(engine_name):] if error.name.startswith(engine_name) else ""
+        raise ConfigError(key + suffix, error.value if suffix else value, error.allowed) from None
+
+
+def _config_error(error: ann.InvalidParameterError) -> ConfigError:
+    name = error.name
+    base, bracket, rest = name.partition("[")
+    key = _ENGINE_TO_KEY.get(base, name)
+    return ConfigError(key + bracket + rest, error.value, error.allowed)
+
+
+def _fraction(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value < 1:
+        raise ConfigError(key, value, "a fraction in [0, 1)")
+    return float(value)
+
+
+def _dataset(section: dict) -> tuple[str, dict[str, Any]]:
+    name = section.get("name")
+    if name not in DATASETS:
+        raise ConfigError("dataset.name", name, "one of " + ", ".join(DATASETS) + " (choose with dataset=<name>)")
+    loader_params = inspect.signature(DATASETS[name]).parameters
+    options = {}
+    for key, value in section.items():
+        if key == "name":
+            continue
+        if key not in loader_params:
+            allowed = ", ".join(loader_params) or "none"
+            raise ConfigError(f"dataset.{key}", value, f"an option of dataset {name!r}: one of {allowed}")
+        if key in PATH_OPTIONS and value is not None:
+            if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+                raise ConfigError(f"dataset.{key}", value, "a file or folder path")
+            value = absolute_path(value)
+        options[key] = value
+    for key, spec in loader_params.items():
+        if spec.default is inspect.Parameter.empty and key not in options:
+            raise UserError(f"dataset.{key} is missing: dataset {name!r} needs it, e.g. {_missing_hint('dataset.' + key, name)}")
+    return name, options
+
+
+def absolute_path(value: str | os.PathLike) -> str:
+    """``value`` with ``~`` expanded, relative to the directory ``ann-train`` was started in."""
+    path = Path(os.path.expanduser(str(value)))
+    if path.is_absolute():
+        return str(path)
+    try:
+        from hydra.utils import get_original_cwd
+
+        base = Path(get_original_cwd())
+    except (ImportError, ValueError):
+        base = Path.cwd()
+    return str(base / path)
+
+
+def _tracking(section: dict) -> TrackingSettings:
+    defaults = TrackingSettings()
+    known = set(TrackingSettings.__dataclass_fields__)
+    for key, value in section.items():
+        if key not in known:
+            raise ConfigError(f"tracking.{key}", value, "a key of tracking: one of " + ", ".join(known))
+    values = {**defaults.__dict__, **section}
+    for key in ("enabled", "log_model"):
+        if not isinstance(values[key], bool):
+            raise ConfigError(f"tracking.{key}", values[key], "true or false")
+    for key in ("flush_interval", "probe_timeout"):
+        value = values[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+            raise ConfigError(f"tracking.{key}", value, "a number of seconds in (0, 3600]")
+        values[key] = float(value)
+    if values["enabled"]:
+        uri = values["uri"]
+        if not isinstance(uri, str) or not uri.strip():
+            raise ConfigError("tracking.uri", uri, "an MLflow tracking URI, e.g. sqlite:///mlflow.db or http://127.0.0.1:5000")
+        name = values["experiment_name"]
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError("tracking.experiment_name", name, "a non-empty experiment name")
+    for key in ("run_name", "artifact_location"):
+        value = values[key]
+        if value is not None and not isinstance(value, str):
+            values[key] = str(value)
+    return TrackingSettings(**values)
+
+
+# ------------------------------------------------------------------------ logging
+
+
+def format_value(value: Any) -> str:
+    """A config value as a readable MLflow param (YAML spelling: true, null, [64, 32])."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def run_params(spec: RunSpec, resolved: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """The flattened config as MLflow params, named like the command-line keys.
+
+    ``model.hidden_layers=[64, 32]`` also gives ``model.n_hidden_layers=2``,
+    ``model.layer_1_units=64`` and ``model.layer_2_units=32``; ``resolved`` adds values
+    known once the data is loaded (``model.output_activation``, ``dataset.task``, ...).
+    The tracking group is left out (its URI may hold credentials).
+    """
+    config = spec.config
+    params: dict[str, Any] = {}
+    model = dict(config["model"])
+    hidden = list(model.get("hidden_layers", []))
+    for key, value in model.items():
+        params[f"model.{key}"] = value
+        if key == "hidden_layers":
+            params["model.n_hidden_layers"] = len(hidden)
+            for index, width in enumerate(hidden, start=1):
+                params[f"model.layer_{index}_units"] = width
+    for group in ("optimizer", "dataset", "training"):
+        for key, value in config[group].items():
+            params[f"{group}.{key}"] = value
+    for key, value in spec.dataset_options.items():
+        if key in PATH_OPTIONS:
+            params[f"dataset.{key}"] = value
+    params.update(resolved or {})
+    return {key: format_value(value) for key, value in params.items()}
+
+
+def redact_uri(uri: str | None) -> str | None:
+    """``uri`` with a password replaced by ``***`` (``postgresql://user:***@host/db``)."""
+    if not uri or "@" not in uri or "://" not in uri:
+        return uri
+    scheme, rest = uri.split("://", 1)
+    credentials, at, host = rest.rpartition("@")
+    if ":" in credentials:
+        credentials = credentials.split(":", 1)[0] + ":***"
+    return f"{scheme}://{credentials}{at}{host}"
+
+
+def resolved_yaml(spec: RunSpec) -> str:
+    """The resolved config as YAML, with any password in the tracking URI redacted."""
+    config = {key: value for key, value in spec.config.items()}
+    if isinstance(config.get("tracking"), dict):
+        config["tracking"] = {**config["tracking"], "uri": redact_uri(config["tracking"].get("uri"))}
+    return OmegaConf.to_yaml(OmegaConf.create(config))
+
+
+def _missing_hint(key: str, dataset: str | None = None) -> str:
+    if key == "dataset.path" and dataset in ("mnist", "fashion_mnist"):
+        return f"dataset.path=~/data/{dataset}"
+    examples = {
+        "dataset.path": "dataset.path=data.csv",
+        "dataset.target": "dataset.target=label",
+    }
+    return examples.get(key, f"{key}=...")
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

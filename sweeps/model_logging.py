@@ -1,0 +1,223 @@
+"""Log a trained :class:`ann.MLP` as an MLflow 3 logged model of the pyfunc flavour.
+
+The model directory (``models:/<model_id>``, also reachable as ``runs:/<run_id>/model``)
+holds:
+
+* ``artifacts/network/model.npz`` + ``model.json`` -- the network exactly as
+  :meth:`ann.MLP.save` writes it -- and ``features.json`` (feature and class names);
+* ``artifacts/engine/ann.zip`` -- the pure-NumPy ``ann`` package that wrote it, one file
+  (fewer uploads than a code folder); loading needs neither this project nor its configs;
+* ``pyfunc_model.py`` -- the model code (MLflow's models-from-code);
+* a signature and an input example: named ``float64`` columns for tabular data (up to
+  :data:`MAX_NAMED_COLUMNS` features), a ``(-1, n_features)`` tensor for wide inputs such
+  as images (a 784-column schema would cost more to write and check than the model
+  itself); both accept a DataFrame. An ``output`` parameter chooses ``label`` (default)
+  or ``proba``.
+
+Everything goes through an explicit :class:`mlflow.MlflowClient` and run id (a
+``LoggedModel`` is created, its files uploaded, linked to the run as an output, and
+marked READY), so it works for child runs of a sweep and never touches MLflow's active
+run. :func:`prepare_logged_model` does the local part and :func:`upload_logged_model` the
+uploads, so a caller can hand the uploads to a background thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+import ann
+
+PYFUNC_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
+#: Rows of the training data kept as the model's input example.
+N_EXAMPLE_ROWS = 5
+#: Inputs with more features get a tensor signature instead of named columns.
+MAX_NAMED_COLUMNS = 100
+#: Files uploaded at once (a model is about a dozen small files).
+UPLOAD_THREADS = 4
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A logged model created in the store and written locally, not yet uploaded."""
+
+    model_id: str
+    local_path: Path
+    artifact_location: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model_id}"
+
+
+def pip_requirements() -> list[str]:
+    import mlflow
+
+    return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
+
+
+def zip_engine(path: Path) -> Path:
+    """Write the ``ann`` package's Python files to the zip archive ``path``."""
+    package = Path(ann.__file__).resolve().parent
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for source in sorted(package.rglob("*.py")):
+            archive.write(source, arcname=str(Path("ann") / source.relative_to(package)))
+    return path
+
+
+def signature_and_example(model: ann.MLP, feature_names: Sequence[str], X_example: np.ndarray):
+    """The model signature and input example for these features."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
+
+    rows = np.asarray(X_example[:N_EXAMPLE_ROWS], dtype=np.float64)
+    params = ParamSchema([ParamSpec("output", "string", "label")])
+    if model.task_ == "regression":
+        outputs = Schema([TensorSpec(np.dtype(np.float64), (-1,))])
+    else:
+        outputs = Schema([TensorSpec(np.asarray(model.classes_).dtype, (-1,))])
+    if len(feature_names) <= MAX_NAMED_COLUMNS:
+        inputs = Schema([ColSpec("double", str(name)) for name in feature_names])
+        example = pd.DataFrame(rows, columns=[str(name) for name in feature_names])
+    else:
+        inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, len(feature_names)))])
+        example = rows
+    return ModelSignature(inputs=inputs, outputs=outputs, params=params), example
+
+
+def save_pyfunc_model(
+    path: str | Path,
+    model: ann.MLP,
+    feature_names: Sequence[str],
+    class_names: Sequence[str] | None,
+    X_example: np.ndarray,
+    mlflow_model=None,
+    metadata: Mapping[str, str] | None = None,
+) -> Path:
+    """Write the pyfunc model directory to ``path`` (which must not exist yet)."""
+    import tempfile
+
+    import mlflow.pyfunc
+
+    path = Path(path)
+    with tempfile.TemporaryDirectory(prefix="ann-model-") as tmp:
+        network = Path(tmp) / "network"
+        network.mkdir()
+        model.save(network / "model")
+        (network / "features.json").write_text(
+            json.dumps({"feature_names": [str(n) for n in feature_names],
+                        "class_names": list(class_names) if class_names else None}, indent=2) + "\n"
+        )
+        engine = Path(tmp) / "engine"
+        engine.mkdir()
+        zip_engine(engine / "ann.zip")
+        signature, example = signature_and_example(model, feature_names, X_example)
+        mlflow.pyfunc.save_model(
+            path=str(path),
+            python_model=str(PYFUNC_CODE),
+            artifacts={"network": str(network), "engine": str(engine / "ann.zip")},
+            signature=signature,
+            input_example=example,
+            pip_requirements=pip_requirements(),
+            mlflow_model=mlflow_model,
+            metadata=dict(metadata or {}),
+        )
+    return path
+
+
+def prepare_logged_model(
+    client,
+    run_id: str,
+    experiment_id: str,
+    model: ann.MLP,
+    directory: str | Path,
+    *,
+    feature_names: Sequence[str],
+    class_names: Sequence[str] | None,
+    X_example: np.ndarray,
+    name: str = "model",
+    params: Mapping[str, str] | None = None,
+) -> PreparedModel:
+    """Create the (PENDING) logged model and write its files under ``directory``."""
+    from mlflow.models import Model
+
+    logged = client.create_logged_model(
+        experiment_id, name=name, source_run_id=run_id, params=dict(params or {}), model_type="ann.MLP"
+    )
+    try:
+        mlflow_model = Model(
+            artifact_path=logged.artifact_location,
+            model_uuid=logged.model_id,
+            run_id=run_id,
+            model_id=logged.model_id,
+        )
+        metadata = {"task": model.task_, "n_parameters": str(model.n_parameters_)}
+        local = save_pyfunc_model(
+            Path(directory) / name, model, feature_names, class_names, X_example, mlflow_model, metadata
+        )
+    except BaseException:
+        _finalize_failed(client, logged.model_id)
+        raise
+    return PreparedModel(logged.model_id, local, logged.artifact_location)
+
+
+def upload_logged_model(client, run_id: str, prepared: PreparedModel, step: int = 0) -> str:
+    """Upload the files (a few at once), link the model to the run at ``step``, mark it READY."""
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        repository = get_artifact_repository(prepared.artifact_location, tracking_uri=client.tracking_uri)
+        files = []
+        for root, _, names in os.walk(prepared.local_path):
+            relative = Path(root).relative_to(prepared.local_path).as_posix()
+            for name in names:
+                files.append((os.path.join(root, name), None if relative == "." else relative))
+        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="ann-model-upload") as pool:
+            for future in [pool.submit(repository.log_artifact, path, folder) for path, folder in files]:
+                future.result()
+        client.log_outputs(run_id, [LoggedModelOutput(prepared.model_id, step)])
+        client.finalize_logged_model(prepared.model_id, "READY")
+    except BaseException:
+        _finalize_failed(client, prepared.model_id)
+        raise
+    return prepared.uri
+
+
+def log_pyfunc_model(
+    client,
+    run_id: str,
+    experiment_id: str,
+    model: ann.MLP,
+    *,
+    feature_names: Sequence[str],
+    class_names: Sequence[str] | None,
+    X_example: np.ndarray,
+    step: int = 0,
+    name: str = "model",
+    params: Mapping[str, str] | None = None,
+) -> str:
+    """Log ``model`` as a logged model of ``run_id`` (synchronously); its ``models:/`` URI."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="ann-pyfunc-") as tmp:
+        prepared = prepare_logged_model(
+            client, run_id, experiment_id, model, tmp, feature_names=feature_names,
+            class_names=class_names, X_example=X_example, name=name, params=params,
+        )
+        return upload_logged_model(client, run_id, prepared, step)
+
+
+def _finalize_failed(client, model_id: str) -> None:
+    try:
+        client.finalize_logged_model(model_id, "FAILED")
+    except Exception:  # the store itself may be what failed
+        pass

@@ -1,0 +1,436 @@
+"""One trial of a sweep: the trial's config, a tracked training run, and what Optuna is told.
+
+:class:`Objective` is the function Optuna calls with a trial. It
+
+1. draws the trial's values from the search space and writes them into a copy of the
+   training config (:func:`trial_config`): ``model.hidden_layers``, ``optimizer.lr``, ...;
+2. trains through :func:`sweeps.train.train`, the same code as ``ann-train``, as a child
+   run of the sweep's parent run, named after what the trial is
+   (``t007 relu 2x64 lr=3e-3 bs=64``) and tagged ``sweep.study_name``,
+   ``sweep.trial_number``, ``sweep.trial_uid`` and ``sweep.state``;
+3. reports the validation metric to Optuna after every epoch (:class:`EpochReporter`)
+   and raises :class:`optuna.TrialPruned` when the pruner says so: the run then ends
+   KILLED with its partial curves and the tags ``pruned=true``, ``pruned_at_epoch``,
+   ``prune_reason``;
+4. returns the metric of the weights the run keeps: the last epoch's, or the best
+   epoch's when ``training.early_stopping`` and ``training.restore_best_weights`` are on.
+   Metrics known only at the end (``n_parameters``) come from the run's final metrics.
+
+How trials end:
+
+* **non-finite loss** -- a NaN or infinite loss (the engine stops at once) or validation
+  metric ends the trial **PRUNED**, not failed: Optuna's samplers then learn that the
+  region is bad (a failed trial teaches them nothing). The run ends KILLED with
+  ``prune_reason`` (``training loss became non-finite (nan) in epoch 3``), and the trial
+  holds the same reason as its user attribute ``prune_reason``;
+* **any other exception** fails the trial: its message is the trial's ``fail_reason``
+  and the run (if it had started) is FAILED with the ``error`` tag; the objective raises
+  :class:`TrialFailed`, which the sweep catches and counts against ``sweep.max_failures``;
+* **Ctrl-C / SIGTERM** -- the trial is marked ``interrupted`` and the exception propagates.
+
+Links both ways: the trial's user attributes hold ``mlflow_run_id`` (set as soon as the
+first epoch ended), ``mlflow_experiment_id``, ``mlflow_model_uri``, ``fit``,
+``epochs_run`` and ``metrics`` (the run's best-epoch validation and test metrics and
+``n_parameters``); the run's tags hold the study name and the trial number.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import re
+import uuid
+from typing import Any, Mapping, Sequence
+
+from omegaconf import OmegaConf
+
+from sweeps import study as S
+from sweeps.config import CONFIG_DIR, format_value, redact_uri
+from sweeps.space import SETTINGS, SearchSpace
+
+log = logging.getLogger(__name__)
+
+TAG_STUDY = "sweep.study_name"
+TAG_TRIAL = "sweep.trial_number"
+TAG_TRIAL_UID = "sweep.trial_uid"
+TAG_STATE = "sweep.state"
+TAG_STORAGE = "sweep.storage"
+TAG_ROLE = "sweep.role"
+TAG_PRUNED_AT = "pruned_at_epoch"
+TAG_PRUNE_REASON = "prune_reason"
+TAG_FAIL_REASON = "fail_reason"
+#: The (first) objective value of a completed trial, as a metric of its run (sortable in the UI).
+OBJECTIVE_METRIC = "sweep/objective"
+
+
+class TrialFailed(Exception):
+    """A trial failed; ``str()`` is the one-line reason (also the trial's ``fail_reason``)."""
+
+
+# ------------------------------------------------------------------------- config
+
+
+def load_group_option(group: str, option: str) -> dict[str, Any]:
+    """The plain contents of ``conf/<group>/<option>.yaml`` (a group option without defaults)."""
+    path = CONFIG_DIR / group / f"{option}.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+
+
+def trial_config(base: Mapping[str, Any], space: SearchSpace, values: Mapping[str, Any]) -> tuple[dict, list[str]]:
+    """The training config of a trial and the overrides that make it from ``base``.
+
+    ``base`` is the resolved training config (groups ``model``, ``optimizer``, ``dataset``,
+    ``training``, ``tracking``). Choosing an optimizer other than the base one replaces the
+    ``optimizer`` group by that option's file (``conf/optimizer/<name>.yaml``), then the
+    trial's ``lr`` (if searched) is set in it.
+    """
+    cfg = copy.deepcopy(dict(base))
+    base_layers = tuple(cfg["model"].get("hidden_layers") or ())
+    overrides = []
+    for key, value in space.overrides(values, base_layers).items():
+        if key == "optimizer.name":
+            if value != cfg["optimizer"].get("name"):
+                cfg["optimizer"] = load_group_option("optimizer", value)
+            overrides.append(f"optimizer={value}")
+            continue
+        group, name = key.split(".", 1)
+        cfg[group] = dict(cfg[group])
+        cfg[group][name] = value
+        overrides.append(f"{key}={_override_value(value)}")
+    return cfg, overrides
+
+
+def _override_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_override_value(v) for v in value) + "]"
+    return format_value(value)
+
+
+def short_number(value: float) -> str:
+    """``0.0031`` -> ``3.1e-3``, ``0.25`` -> ``0.25``, ``64`` -> ``64``."""
+    value = float(value)
+    if value == 0:
+        return "0"
+    if 0.01 <= abs(value) < 1000:
+        return f"{value:.2g}"
+    text = f"{value:.1e}".replace(".0e", "e")
+    return re.sub(r"e([+-])0*(\d)", lambda m: "e" + ("-" if m.group(1) == "-" else "") + m.group(2), text)
+
+
+def layers_label(widths: Sequence[int]) -> str:
+    """``[64, 64]`` -> ``2x64``, ``[128, 32]`` -> ``128-32``, ``[]`` -> ``linear``."""
+    widths = list(widths)
+    if not widths:
+        return "linear"
+    if len(set(widths)) == 1:
+        return f"{len(widths)}x{widths[0]}"
+    return "-".join(str(w) for w in widths)
+
+
+def run_name(number: int, cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str:
+    """What a trial is, in a few words: ``t007 relu 2x64 lr=3e-3 bs=64`` (+ other searched settings)."""
+    model, training, optimizer = cfg["model"], cfg["training"], cfg["optimizer"]
+    parts = [f"t{number:03d}", str(model.get("activation")), layers_label(model.get("hidden_layers") or [])]
+    if "optimizer" in searched:
+        parts.append(str(optimizer.get("name")))
+    parts.append(f"lr={short_number(optimizer.get('lr', 0))}")
+    parts.append(f"bs={training.get('batch_size')}")
+    if "l2" in searched:
+        parts.append(f"l2={short_number(training.get('l2', 0))}")
+    if "dropout" in searched:
+        parts.append(f"do={short_number(model.get('dropout', 0))}")
+    if "epochs" in searched:
+        parts.append(f"ep={training.get('epochs')}")
+    return " ".join(parts)
+
+
+# ------------------------------------------------------------------------ reporter
+
+
+class EpochReporter:
+    """The per-epoch callback of a trial's training run.
+
+    Reports the first metric to Optuna (single-objective sweeps), prunes, and links the
+    trial to its MLflow run after the first epoch. Keeps every epoch's logs.
+    """
+
+    def __init__(self, trial, epoch_key: str | None, report: bool, pruner_name: str, link=None) -> None:
+        self.trial = trial
+        self.epoch_key = epoch_key
+        self.report = report
+        self.pruner_name = pruner_name
+        self.link = link
+        self.history: dict[str, list[float]] = {}
+        self.epochs = 0
+
+    def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
+        import optuna
+
+        self.epochs = epoch
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        if epoch == 1 and self.link is not None:
+            self.link()
+        if self.epoch_key is None or self.epoch_key not in logs:
+            return
+        value = float(logs[self.epoch_key])
+        name = _metric_label(self.epoch_key)
+        if not math.isfinite(value):
+            raise optuna.TrialPruned(f"{name} became non-finite ({value}) in epoch {epoch}")
+        if not self.report:
+            return
+        self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
+
+
+def _metric_label(engine_key: str) -> str:
+    from sweeps.train import metric_name
+
+    return metric_name(engine_key)
+
+
+# ----------------------------------------------------------------------- objective
+
+
+class Objective:
+    """Optuna's objective for one sweep: ``objective(trial) -> value`` (or values).
+
+    Args:
+        base: the resolved training config (``model``, ``optimizer``, ``dataset``,
+            ``training``, ``tracking``), the same for every trial.
+        space: the search space.
+        settings: the sweep's settings (metrics, directions, study name, pruner).
+        parent_run_id: the sweep's MLflow parent run (None: trials are top-level runs).
+        overrides: the user's command-line overrides, logged with every trial's run in
+            ``config/overrides.yaml`` ahead of the trial's own values.
+        worker: the worker's index (a trial user attribute).
+    """
+
+    def __init__(
+        self,
+        base: Mapping[str, Any],
+        space: SearchSpace,
+        settings: S.SweepSettings,
+        *,
+        parent_run_id: str | None = None,
+        overrides: Sequence[str] = (),
+        worker: int = 0,
+    ) -> None:
+        self.base = copy.deepcopy(dict(base))
+        self.space = space
+        self.settings = settings
+        self.parent_run_id = parent_run_id
+        self.overrides = list(overrides)
+        self.worker = worker
+        tracking = self.base.get("tracking", {})
+        self.tracking_enabled = bool(tracking.get("enabled", True))
+        self._client = None
+        self._experiment_id: str | None = None
+        self.current_trial = None  # the live trial being run (for the sweep loop to end it on SIGTERM)
+
+    # MLflow client of this process, made on first use (each worker process has its own).
+    @property
+    def client(self):
+        if self._client is None and self.tracking_enabled:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.base["tracking"]["uri"])
+        return self._client
+
+    def experiment_id(self) -> str | None:
+        if self._experiment_id is None and self.client is not None:
+            experiment = self.client.get_experiment_by_name(self.base["tracking"]["experiment_name"])
+            self._experiment_id = experiment.experiment_id if experiment is not None else None
+        return self._experiment_id
+
+    def __call__(self, trial) -> float | tuple[float, ...]:
+        import optuna
+
+        from sweeps.train import Terminated, train
+
+        self.current_trial = trial if isinstance(trial, optuna.Trial) else None
+        base_layers = tuple(self.base["model"].get("hidden_layers") or ())
+        values = self.space.suggest(trial, base_layers)
+        cfg, trial_overrides = trial_config(self.base, self.space, values)
+        uid = uuid.uuid4().hex
+        trial.set_user_attr("sweep.trial_uid", uid)
+        trial.set_user_attr(S.TRIAL_WORKER, self.worker)
+        name = run_name(trial.number, cfg, list(self.space.dimensions))
+        tags = {
+            TAG_STUDY: self.settings.study_name,
+            TAG_TRIAL: str(trial.number),
+            TAG_TRIAL_UID: uid,
+            TAG_STATE: "RUNNING",
+            TAG_STORAGE: redact_uri(self.settings.storage) or "",
+            TAG_ROLE: "trial",
+        }
+        link_state = {"run_id": None}
+
+        def link() -> str | None:
+            if link_state["run_id"] is None:
+                link_state["run_id"] = self._link(trial, uid)
+            return link_state["run_id"]
+
+        reporter = EpochReporter(
+            trial,
+            self.settings.epoch_key,
+            report=not self.settings.multi_objective,
+            pruner_name=self.settings.pruner,
+            link=link if self.tracking_enabled else None,
+        )
+        log.info("trial %d: %s", trial.number, name)
+        try:
+            result = train(
+                cfg,
+                callbacks=[reporter],
+                parent_run_id=self.parent_run_id,
+                run_name=name,
+                tags=tags,
+                overrides=[*self.overrides, *trial_overrides],
+            )
+        except optuna.TrialPruned as pruned:
+            reason = str(pruned) or f"pruned at epoch {reporter.epochs}"
+            reason = self._mark_pruned(trial, link(), reporter.epochs, reason, already_killed=True)
+            raise optuna.TrialPruned(reason) from None
+        except (KeyboardInterrupt, Terminated):
+            trial.set_user_attr(S.TRIAL_INTERRUPTED, True)
+            trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
+            run_id = link() if self.tracking_enabled else None
+            self._tag(run_id, {TAG_STATE: "FAIL", TAG_FAIL_REASON: "interrupted"})
+            raise
+        except Exception as error:
+            reason = _one_line(error)
+            trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
+            trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
+            run_id = link() if self.tracking_enabled else None
+            self._tag(run_id, {TAG_STATE: "FAIL", TAG_FAIL_REASON: reason})
+            raise TrialFailed(reason) from None
+
+        run_id = result.get("run_id")
+        if run_id:
+            link_state["run_id"] = run_id
+            trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
+            trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, result.get("experiment_id"))
+        if result.get("model_uri"):
+            trial.set_user_attr(S.TRIAL_MODEL_URI, result["model_uri"])
+        trial.set_user_attr(S.TRIAL_FIT, result.get("fit"))
+        trial.set_user_attr(S.TRIAL_METRICS, {
+            key: float(value) for key, value in result.items()
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            and (key.startswith("best/") or key.endswith("/test") or key == "n_parameters")
+        })
+        trial.set_user_attr(S.TRIAL_EPOCHS, int(result.get("epochs_run", reporter.epochs)))
+
+        non_finite = self._non_finite_reason(result, run_id)
+        if non_finite is not None:
+            reason = self._mark_pruned(trial, run_id, reporter.epochs + 1, non_finite, already_killed=False)
+            raise optuna.TrialPruned(reason)
+
+        objective_values = []
+        for metric in self.settings.metrics:
+            value = self._value(metric, cfg, result, reporter)
+            if value is None or not math.isfinite(value):
+                reason = f"{metric} is not finite ({value}) at the end of training"
+                self._mark_pruned(trial, run_id, reporter.epochs, reason, already_killed=False)
+                raise optuna.TrialPruned(reason)
+            objective_values.append(value)
+        if run_id:
+            from sweeps import tracking
+
+            self._tag(run_id, {TAG_STATE: "COMPLETE"})
+            tracking.log_metrics(self.client, run_id, {OBJECTIVE_METRIC: objective_values[0]},
+                                 step=int(result.get("epochs_run", reporter.epochs)))
+        return objective_values[0] if len(objective_values) == 1 else tuple(objective_values)
+
+    # -------------------------------------------------------------------- helpers
+
+    def _value(self, metric: str, cfg: Mapping[str, Any], result: Mapping[str, Any], reporter: EpochReporter) -> float | None:
+        """The metric of the weights the run keeps (see the module docstring)."""
+        epoch_key = S.METRICS[metric][0]
+        if epoch_key is None:
+            value = result.get(metric)
+            return None if value is None else float(value)
+        training = cfg["training"]
+        restored = bool(training.get("early_stopping")) and bool(training.get("restore_best_weights", True))
+        if restored and f"best/{metric}" in result:
+            return float(result[f"best/{metric}"])
+        values = reporter.history.get(epoch_key)
+        return float(values[-1]) if values else None
+
+    @staticmethod
+    def _non_finite_reason(result: Mapping[str, Any], run_id: str | None) -> str | None:
+        """The reason when training stopped on a non-finite loss, else None.
+
+        :func:`sweeps.train.train` returns such a run normally, diagnosed ``diverged``;
+        it is told from a finite divergence by the missing ``stopped_early`` metric,
+        which only a ``fit`` that returned records.
+        """
+        if result.get("fit") != "diverged" or "stopped_early" in result:
+            return None
+        return str(result.get("fit_reason") or "the loss became non-finite")
+
+    def _mark_pruned(self, trial, run_id: str | None, epoch: int, reason: str, *, already_killed: bool) -> str:
+        """Record why and when the trial was pruned on the trial and its run; returns the reason."""
+        trial.set_user_attr(S.TRIAL_PRUNED_AT, int(epoch))
+        trial.set_user_attr(S.TRIAL_EPOCHS, int(epoch))
+        if run_id is not None and self.client is not None:
+            stop_reason = None
+            try:
+                stop_reason = self.client.get_run(run_id).data.tags.get("stop_reason")
+            except Exception:
+                pass
+            if stop_reason and "non-finite" in stop_reason:
+                reason = stop_reason  # the engine's own words: "training loss became non-finite (nan) in epoch 3"
+        trial.set_user_attr(S.TRIAL_PRUNE_REASON, reason[:1000])
+        if run_id is None or self.client is None:
+            return reason
+        self._tag(run_id, {
+            TAG_STATE: "PRUNED", "pruned": "true", TAG_PRUNED_AT: str(int(epoch)), TAG_PRUNE_REASON: reason,
+        })
+        if not already_killed:
+            from sweeps import tracking
+
+            try:
+                tracking.terminate(self.client, run_id, "KILLED")
+            except Exception as error:  # the trial's state matters more than the run's
+                log.warning("could not mark run %s KILLED: %s", run_id, error)
+        return reason
+
+    def _link(self, trial, uid: str) -> str | None:
+        """Find this trial's run by its uid tag and store the run id on the trial."""
+        if self.client is None:
+            return None
+        experiment_id = self.experiment_id()
+        if experiment_id is None:
+            return None
+        try:
+            runs = self.client.search_runs(
+                [experiment_id], filter_string=f"tags.`{TAG_TRIAL_UID}` = '{uid}'", max_results=1
+            )
+        except Exception as error:
+            log.warning("could not look up the run of trial %d: %s", trial.number, error)
+            return None
+        if not runs:
+            return None
+        run_id = runs[0].info.run_id
+        trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
+        trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, experiment_id)
+        return run_id
+
+    def _tag(self, run_id: str | None, tags: Mapping[str, str]) -> None:
+        if run_id is None or self.client is None:
+            return
+        from sweeps import tracking
+
+        try:
+            tracking.set_tags(self.client, run_id, tags)
+        except Exception as error:
+            log.warning("could not tag run %s: %s", run_id, error)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name

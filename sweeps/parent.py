@@ -1,0 +1,514 @@
+"""The sweep's MLflow parent run and what it shows: best trial, leaderboard, plots, champion.
+
+One parent run per study, in the experiment the trials go to; every trial is its child
+(``mlflow.parentRunId``). :func:`find_or_create_parent` finds it in this order:
+
+1. the study's user attribute ``mlflow.parent_run_id`` (set once the parent is known);
+2. a live run of the experiment tagged ``sweep.role=parent`` and
+   ``sweep.study_name=<study>``, the earliest one if there are several;
+3. a new run, created with those tags. Then the candidates are searched again and the
+   earliest one (start time, then run id) wins; a process whose own new run lost deletes
+   it and uses the winner. Every process that starts at the same time therefore ends up
+   with the same parent without a lock, and the study attribute records it for the rest.
+
+What the parent records (refreshed by :meth:`ParentRun.refresh` every
+``sweep.refresh_every`` finished trials, and by :meth:`ParentRun.finish` at the end):
+
+* metrics ``best/<metric>`` (step: finished trials, so its chart is the best-so-far
+  curve), ``trials/complete``, ``trials/pruned``, ``trials/failed``, ``epochs/total``;
+* tags ``best.trial``, ``best.run_id``, ``best.value``, ``best.param.<name>``,
+  ``sweep.*`` (study, storage, metric, direction, sampler, pruner, n_trials);
+* artifacts ``leaderboard/leaderboard.csv`` (every trial with state, value, params,
+  epochs, fit tag and run id), at the end ``plots/optuna.html`` (optimization history,
+  parameter importances, parallel coordinates, intermediate values -- the MLflow UI shows
+  it) and ``plots/top_trials_curves.png`` (training and validation curves of the best
+  trials, coloured by fit tag);
+* the best trial's model registered as ``sweep.register.name`` (default: the study
+  name) with the alias ``sweep.register.alias`` (``champion``)::
+
+      mlflow.pyfunc.load_model("models:/<name>@champion")
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from sweeps import study as S
+from sweeps.objective import TAG_ROLE, TAG_STATE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL, TAG_TRIAL_UID
+
+log = logging.getLogger(__name__)
+
+#: Colours of the fit tags in the curve overlay.
+FIT_COLOURS = {
+    "good": "tab:green",
+    "overfit": "tab:red",
+    "underfit": "tab:orange",
+    "diverged": "tab:gray",
+}
+_STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
+
+
+# ------------------------------------------------------------------------- parent
+
+
+def _candidates(client, experiment_id: str, study_name: str) -> list:
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_STUDY}` = '{_quote(study_name)}'",
+        max_results=50,
+    )
+    return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def find_or_create_parent(
+    client, experiment_id: str, study, settings: S.SweepSettings, *, tags: Mapping[str, str] | None = None
+) -> tuple[str, bool]:
+    """The parent run id of ``study`` (see the module docstring); ``(run_id, created)``."""
+    from sweeps import tracking
+
+    stored = study.user_attrs.get(S.ATTR_PARENT_RUN)
+    if stored:
+        try:
+            run = client.get_run(stored)
+            if run.info.lifecycle_stage == "active" and run.info.experiment_id == experiment_id:
+                return stored, False
+        except Exception:  # another tracking store, or deleted for good
+            pass
+    existing = _candidates(client, experiment_id, settings.study_name)
+    if existing:
+        run_id = existing[0].info.run_id
+        study.set_user_attr(S.ATTR_PARENT_RUN, run_id)
+        study.set_user_attr(S.ATTR_EXPERIMENT, experiment_id)
+        return run_id, False
+    run_tags = {TAG_ROLE: "parent", TAG_STUDY: settings.study_name, **(tags or {})}
+    run = tracking.create_run(client, experiment_id, run_name=f"sweep {settings.study_name}", tags=run_tags)
+    mine = run.info.run_id
+    winner = _candidates(client, experiment_id, settings.study_name)[0].info.run_id
+    if winner != mine:  # another process created one at the same time and was first
+        with contextlib.suppress(Exception):
+            client.delete_run(mine)
+    study.set_user_attr(S.ATTR_PARENT_RUN, winner)
+    study.set_user_attr(S.ATTR_EXPERIMENT, experiment_id)
+    return winner, winner == mine
+
+
+def parent_tags(settings: S.SweepSettings, space) -> dict[str, str]:
+    tags = {
+        TAG_STORAGE: S.redact(settings.storage),
+        "sweep.metric": ",".join(settings.metrics),
+        "sweep.direction": ",".join(settings.directions),
+        "sweep.sampler": settings.sampler,
+        "sweep.pruner": settings.pruner,
+        "sweep.n_trials": str(settings.n_trials),
+        "sweep.workers": str(settings.workers),
+    }
+    for name, text in space.describe().items():
+        tags[f"sweep.space.{name}"] = text
+    return tags
+
+
+# -------------------------------------------------------------------- leaderboard
+
+
+def trial_runs(client, experiment_id: str, study_name: str) -> dict[str, Any]:
+    """The trial runs of a study by run id (all pages)."""
+    runs: dict[str, Any] = {}
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_ROLE}` = 'trial' and tags.`{TAG_STUDY}` = '{_quote(study_name)}'",
+            max_results=1000,
+            page_token=token,
+        )
+        for run in page:
+            runs[run.info.run_id] = run
+        token = page.token
+        if not token:
+            return runs
+
+
+def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None = None):
+    """Every trial as a row of a :class:`pandas.DataFrame`, best first.
+
+    Columns: ``rank``, ``trial``, ``state``, the metric(s) (``loss/val``, ...), the
+    trial's params, ``epochs``, ``pruned_at_epoch``, ``fit``, ``reason`` (why it was
+    pruned or failed, else the fit reason), ``run_id``, ``run_name``, ``run_status``,
+    ``seconds``. Ordered COMPLETE (best value first), PRUNED (best first), RUNNING, FAIL.
+    """
+    import pandas as pd
+
+    runs = dict(runs or {})
+    by_uid = {run.data.tags.get(TAG_TRIAL_UID): run for run in runs.values() if run.data.tags.get(TAG_TRIAL_UID)}
+    param_names: list[str] = []
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        run = runs.get(attrs.get(S.TRIAL_RUN_ID, "")) or by_uid.get(attrs.get("sweep.trial_uid", ""))
+        tags = run.data.tags if run is not None else {}
+        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
+        values = trial.values or [None] * len(settings.metrics)
+        for metric, value in zip(settings.metrics, values):
+            row[metric] = value
+        for name, value in trial.params.items():
+            if name not in param_names:
+                param_names.append(name)
+            row[name] = value
+        row["epochs"] = attrs.get(S.TRIAL_EPOCHS)
+        row["pruned_at_epoch"] = attrs.get(S.TRIAL_PRUNED_AT)
+        row["fit"] = tags.get("fit") or attrs.get(S.TRIAL_FIT) or ("pruned" if trial.state.name == "PRUNED" else None)
+        row["reason"] = (
+            attrs.get(S.TRIAL_PRUNE_REASON) or attrs.get(S.TRIAL_FAIL_REASON)
+            or ("interrupted" if attrs.get(S.TRIAL_INTERRUPTED) else None) or tags.get("fit_reason")
+        )
+        row["run_id"] = run.info.run_id if run is not None else attrs.get(S.TRIAL_RUN_ID)
+        row["run_name"] = run.info.run_name if run is not None else None
+        row["run_status"] = run.info.status if run is not None else None
+        row["model_uri"] = attrs.get(S.TRIAL_MODEL_URI)
+        duration = trial.duration
+        row["seconds"] = round(duration.total_seconds(), 2) if duration is not None else None
+        rows.append(row)
+    param_names.sort(key=_param_order)
+    columns = ["trial", "state", *settings.metrics, *param_names, "epochs", "pruned_at_epoch", "fit", "reason",
+               "run_id", "run_name", "run_status", "model_uri", "seconds"]
+    frame = pd.DataFrame(rows, columns=columns)
+    if frame.empty:
+        frame.insert(0, "rank", pd.Series(dtype="int64"))
+        return frame
+    first, direction = settings.metrics[0], settings.directions[0]
+    order = frame["state"].map(lambda s: _STATE_ORDER.get(s, 9))
+    value = pd.to_numeric(frame[first], errors="coerce")
+    key = value if direction == "minimize" else -value
+    frame = frame.assign(_order=order, _key=key.fillna(math.inf)).sort_values(["_order", "_key", "trial"])
+    frame = frame.drop(columns=["_order", "_key"]).reset_index(drop=True)
+    frame.insert(0, "rank", range(1, len(frame) + 1))
+    return frame
+
+
+# -------------------------------------------------------------------------- plots
+
+
+def _param_order(name: str) -> tuple:
+    """n_layers, units_l1, units_l2, ..., then the other settings in the order of sweeps.space.SETTINGS."""
+    from sweeps.space import SETTINGS
+
+    order = list(SETTINGS)
+    if name.startswith("units_l") and name[7:].isdigit():
+        return (order.index("units"), int(name[7:]))
+    return (order.index(name) if name in order else len(order), 0)
+
+
+def optuna_plots_html(study, settings: S.SweepSettings, title: str | None = None) -> str:
+    """Optuna's plots of the study in one self-contained HTML page (plotly).
+
+    Optimization history, parameter importances, parallel coordinates and intermediate
+    values (a single metric), or the Pareto front (several). A plot that cannot be drawn
+    yet (too few trials) is replaced by a line saying why. Losses that span more than a
+    decade get a log axis.
+
+    With ``sweep.plotlyjs=embed`` the page carries plotly.js itself, gzip-compressed and
+    unpacked by the browser (``DecompressionStream``): it works offline, in the MLflow UI's
+    artifact viewer or opened as a file, at about 2 MB per sweep instead of plotly.js's
+    4.8 MB; ``cdn`` loads plotly.js from its CDN (a page of a few hundred kB).
+    """
+    import optuna
+    import optuna.visualization as vis
+
+    multi = settings.multi_objective
+    target = (lambda t: t.values[0]) if multi else None
+    target_name = settings.metrics[0]
+    sections: list[tuple[str, Any]] = [
+        ("Optimization history", lambda: vis.plot_optimization_history(study, target=target, target_name=target_name)),
+        ("Parameter importances", lambda: vis.plot_param_importances(study, target=target, target_name=target_name)),
+        ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study, target=target, target_name=target_name)),
+    ]
+    if multi:
+        sections.append(("Pareto front", lambda: vis.plot_pareto_front(study, target_names=list(settings.metrics))))
+    else:
+        sections.append(("Intermediate values (per epoch)", lambda: vis.plot_intermediate_values(study)))
+    parts, figures = [], []
+    for index, (heading, make) in enumerate(sections):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                figure = make()
+            figure.update_layout(height=480, margin=dict(l=60, r=30, t=60, b=50))
+            if heading in ("Optimization history", "Intermediate values (per epoch)") and _spans_decades(figure):
+                figure.update_yaxes(type="log")
+            figures.append((f"plot{index}", figure.to_json()))
+            body = f"<div id='plot{index}' class='plot'></div>"
+        except Exception as error:  # e.g. importances need two completed trials
+            body = f"<p class='note'>Not drawn: {_escape(' '.join(str(error).split())[:300])}</p>"
+        parts.append(f"<section><h2>{_escape(heading)}</h2>{body}</section>")
+    draw = "".join(
+        f"draw({json.dumps(div)}, {figure_json});" for div, figure_json in figures
+    )
+    counts = S.state_counts(study)
+    summary = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+    heading = _escape(title or f"Study {settings.study_name}")
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
+        f"<title>{heading}</title>{_plotly_loader(settings.plotlyjs)}"
+        "<style>body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:16px;color:#222}"
+        "h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 4px}.plot{height:480px}"
+        ".meta{color:#555;font-size:13px}.note{color:#777;font-style:italic}</style></head><body>"
+        f"<h1>{heading}</h1><div class='meta'>{_escape(', '.join(settings.metrics))} "
+        f"({_escape(', '.join(settings.directions))}) &middot; {settings.sampler} sampler &middot; "
+        f"{settings.pruner} pruner &middot; {_escape(summary)} &middot; optuna {optuna.__version__}</div>"
+        + "".join(parts)
+        + "<script>function draw(id, fig) { Plotly.newPlot(id, fig.data, fig.layout, "
+          "{responsive: true, displaylogo: false}); }"
+        + f"plotlyReady.then(function () {{ {draw} }}).catch(function (e) {{"
+          "document.body.insertAdjacentHTML('afterbegin', '<p class=note>The plots need plotly.js: ' + e + '</p>'); });"
+          "</script></body></html>"
+    )
+
+
+def _plotly_loader(mode: str) -> str:
+    """A script that defines the promise ``plotlyReady`` (resolved once ``Plotly`` exists)."""
+    if mode == "cdn":
+        src = f"https://cdn.plot.ly/plotly-{_plotlyjs_version()}.min.js"
+        return (
+            "<script>var plotlyReady = new Promise(function (ok, fail) {"
+            f"var s = document.createElement('script'); s.src = {json.dumps(src)};"
+            "s.onload = ok; s.onerror = function () { fail('could not load ' + s.src); };"
+            "document.head.appendChild(s); });</script>"
+        )
+    import base64
+    import gzip
+
+    import plotly.offline
+
+    packed = base64.b64encode(gzip.compress(plotly.offline.get_plotlyjs().encode("utf-8"), 9)).decode("ascii")
+    return (
+        f"<script>var plotlyPacked = \"{packed}\";"
+        "var plotlyReady = (async function () {"
+        "var bytes = Uint8Array.from(atob(plotlyPacked), function (c) { return c.charCodeAt(0); });"
+        "var text = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text();"
+        "var s = document.createElement('script'); s.text = text; document.head.appendChild(s);"
+        "if (typeof Plotly === 'undefined') { throw new Error('plotly.js did not load'); } })();</script>"
+    )
+
+
+def _spans_decades(figure) -> bool:
+    values = []
+    for trace in figure.data:
+        ys = getattr(trace, "y", None)
+        if ys is not None:
+            values += [float(v) for v in ys if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    positive = [v for v in values if v > 0]
+    return bool(positive) and len(positive) == len(values) and max(positive) / min(positive) > 10
+
+
+def _plotlyjs_version() -> str:
+    try:
+        from plotly.offline._plotlyjs_version import __plotlyjs_version__
+
+        return __plotlyjs_version__
+    except Exception:
+        return "latest"
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(str(text))
+
+
+def curves_figure(client, board, task: str, top_k: int = 8, title: str | None = None):
+    """Training (solid) and validation (dashed) curves of the ``top_k`` best completed trials.
+
+    Colour is the run's fit tag (:data:`FIT_COLOURS`); each validation curve ends with
+    its trial number. Returns a matplotlib Figure, or None when no trial has curves.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    from sweeps.plots import PLOTTED_METRIC
+
+    score = PLOTTED_METRIC.get(task, "accuracy")
+    top = board[(board["state"] == "COMPLETE") & board["run_id"].notna()].head(top_k)
+    if top.empty:
+        return None
+    figure = Figure(figsize=(12, 4.8), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2)
+    fits_seen: list[str] = []
+    for _, row in top.iterrows():
+        fit = row["fit"] if isinstance(row["fit"], str) else "good"
+        colour = FIT_COLOURS.get(fit, "tab:blue")
+        if fit not in fits_seen:
+            fits_seen.append(fit)
+        for ax, quantity in zip(axes, ("loss", score)):
+            for split, style in (("train", "-"), ("val", "--")):
+                history = sorted((m.step, m.value) for m in client.get_metric_history(row["run_id"], f"{quantity}/{split}"))
+                if not history:
+                    continue
+                steps, values = zip(*history)
+                ax.plot(steps, values, style, color=colour, alpha=0.85, linewidth=1.4)
+                if split == "val":
+                    ax.annotate(f"t{int(row['trial'])}", (steps[-1], values[-1]), textcoords="offset points",
+                                xytext=(3, 0), fontsize=8, color=colour, va="center")
+    for ax, quantity in zip(axes, ("loss", score)):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel({"r2": "R²"}.get(quantity, quantity))
+        ax.set_title({"r2": "R²"}.get(quantity, quantity))
+        ax.grid(True, alpha=0.3)
+        if quantity == "loss":
+            lows = [line.get_ydata() for line in ax.get_lines()]
+            flat = [v for ys in lows for v in ys if v > 0]
+            if flat and max(flat) / min(flat) > 100:
+                ax.set_yscale("log")
+    handles = [Line2D([], [], color=FIT_COLOURS.get(fit, "tab:blue"), label=f"fit: {fit}") for fit in fits_seen]
+    handles += [Line2D([], [], color="black", linestyle="-", label="training"),
+                Line2D([], [], color="black", linestyle="--", label="validation")]
+    axes[0].legend(handles=handles, loc="best", fontsize=8)
+    figure.suptitle(title or f"Top {len(top)} trials: training vs validation, coloured by fit")
+    return figure
+
+
+# ------------------------------------------------------------------------ registry
+
+
+def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] | None:
+    """Register the best completed trial's model and point the alias at it.
+
+    Returns ``(name, version)``, or None when no completed trial has a model. A best
+    trial already behind the alias is not registered again.
+    """
+    from mlflow.exceptions import MlflowException
+
+    done = board[(board["state"] == "COMPLETE") & board["model_uri"].notna()]
+    if done.empty:
+        return None
+    best = done.iloc[0]
+    name = settings.register_name or settings.study_name
+    alias = settings.register_alias
+    try:
+        client.create_registered_model(name, description=f"Best model of the sweep (Optuna study {settings.study_name!r}).")
+    except MlflowException as error:
+        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
+            raise
+    with contextlib.suppress(MlflowException):
+        current = client.get_model_version_by_alias(name, alias)
+        if current.run_id == best["run_id"]:
+            return name, str(current.version)
+    model_uri = str(best["model_uri"])
+    model_id = model_uri.split("models:/", 1)[1] if model_uri.startswith("models:/") else None
+    metric = settings.metrics[0]
+    # The registry resolves a models:/ source through MLflow's global tracking URI, which
+    # may be another store: give it the logged model's own artifact location instead.
+    source = client.get_logged_model(model_id).artifact_location if model_id else model_uri
+    version = client.create_model_version(
+        name, source=source, run_id=best["run_id"], model_id=model_id,
+        tags={"sweep.study_name": settings.study_name, "sweep.trial_number": str(int(best["trial"])),
+              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"])},
+        description=f"Trial {int(best['trial'])} of study {settings.study_name!r}: {metric}={float(best[metric]):.6g}",
+    )
+    client.set_registered_model_alias(name, alias, version.version)
+    return name, str(version.version)
+
+
+# ---------------------------------------------------------------------- the run
+
+
+@dataclass
+class ParentRun:
+    """The parent run of a sweep, written through an explicit client (no active run)."""
+
+    client: Any
+    run_id: str
+    experiment_id: str
+    settings: S.SweepSettings
+    task: str = "multiclass"
+
+    def refresh(self, study):
+        """Best value and params, trial counts and the leaderboard CSV; returns the leaderboard."""
+        from sweeps import tracking
+
+        board = leaderboard(study, self.settings, trial_runs(self.client, self.experiment_id, self.settings.study_name))
+        counts = S.state_counts(study)
+        finished = S.finished_count(study)
+        metrics = {
+            "trials/complete": counts.get("COMPLETE", 0),
+            "trials/pruned": counts.get("PRUNED", 0),
+            "trials/failed": counts.get("FAIL", 0),
+            "epochs/total": float(board["epochs"].fillna(0).sum()) if not board.empty else 0.0,
+        }
+        tags: dict[str, str] = {}
+        best = S.best_trials(study)
+        if best:
+            trial = best[0] if not self.settings.multi_objective else min(
+                best, key=lambda t: t.values[0] if self.settings.directions[0] == "minimize" else -t.values[0]
+            )
+            for metric, value in zip(self.settings.metrics, trial.values):
+                metrics[f"best/{metric}"] = value
+            tags.update({
+                "best.trial": str(trial.number),
+                "best.value": ", ".join(f"{v:.6g}" for v in trial.values),
+                "best.run_id": str(trial.user_attrs.get(S.TRIAL_RUN_ID, "")),
+            })
+            for name, value in trial.params.items():
+                tags[f"best.param.{name}"] = str(value)
+            if self.settings.multi_objective:
+                metrics["pareto/size"] = len(best)
+        tracking.log_metrics(self.client, self.run_id, {k: float(v) for k, v in metrics.items()}, step=finished)
+        if tags:
+            tracking.set_tags(self.client, self.run_id, tags)
+        with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
+            path = Path(tmp) / "leaderboard.csv"
+            board.to_csv(path, index=False)
+            self.client.log_artifact(self.run_id, str(path), "leaderboard")
+        return board
+
+    def finish(self, study, status: str = "FINISHED") -> dict[str, Any]:
+        """Refresh, write the plots and the curve overlay, register the champion, end the run."""
+        from sweeps import tracking
+
+        outcome: dict[str, Any] = {"registered": None}
+        board = self.refresh(study)
+        outcome["leaderboard"] = board
+        with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
+            html = Path(tmp) / "optuna.html"
+            try:
+                html.write_text(optuna_plots_html(study, self.settings), encoding="utf-8")
+                self.client.log_artifact(self.run_id, str(html), "plots")
+            except Exception as error:
+                log.warning("the Optuna plots could not be made: %s", error)
+            try:
+                figure = curves_figure(self.client, board, self.task, self.settings.top_k)
+                if figure is not None:
+                    png = Path(tmp) / "top_trials_curves.png"
+                    figure.savefig(png, format="png")
+                    self.client.log_artifact(self.run_id, str(png), "plots")
+            except Exception as error:
+                log.warning("the curve overlay could not be drawn: %s", error)
+        try:
+            outcome["registered"] = register_best(self.client, self.settings, board)
+        except Exception as error:
+            log.warning("the best model could not be registered: %s", error)
+        if outcome["registered"]:
+            name, version = outcome["registered"]
+            tracking.set_tags(self.client, self.run_id, {
+                "best.model": f"models:/{name}@{self.settings.register_alias}", "best.model_version": version,
+            })
+        tracking.terminate(self.client, self.run_id, status)
+        return outcome
+
+    def reopen(self) -> None:
+        """Mark a resumed sweep's parent RUNNING again."""
+        self.client.update_run(self.run_id, status="RUNNING")

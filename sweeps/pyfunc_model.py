@@ -1,0 +1,71 @@
+"""The MLflow pyfunc model of a trained :class:`ann.MLP` ("model from code").
+
+This file is logged with every model as its code (MLflow's models-from-code), next to
+the network's own files (``model.npz`` + ``model.json`` written by :meth:`ann.MLP.save`,
+and ``features.json``) and the pure-NumPy ``ann`` package zipped (``engine/ann.zip``,
+imported from the zip unless ``ann`` is already imported), so that a logged model loads
+wherever MLflow, NumPy and pandas are installed::
+
+    model = mlflow.pyfunc.load_model("models:/<model_id>")   # or runs:/<run_id>/model
+    model.predict(dataframe)                                 # labels or values
+    model.predict(dataframe, params={"output": "proba"})     # class probabilities
+
+and ``mlflow models serve -m models:/<model_id>`` serves it. It must stay importable on
+its own: it imports nothing from :mod:`sweeps`.
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+#: ``params={"output": ...}`` values accepted by :meth:`AnnPyfuncModel.predict`.
+OUTPUTS = ("label", "proba")
+
+
+class AnnPyfuncModel(PythonModel):
+    """Predicts with an :class:`ann.MLP` loaded from the model's ``network`` artifact."""
+
+    def load_context(self, context):
+        engine = context.artifacts.get("engine")
+        if engine and "ann" not in sys.modules:
+            sys.path.insert(0, engine)  # the engine version that wrote the model
+        import ann
+
+        directory = Path(context.artifacts["network"])
+        self.model = ann.MLP.load(directory / "model")
+        meta = json.loads((directory / "features.json").read_text())
+        self.feature_names = list(meta["feature_names"])
+        self.class_names = meta.get("class_names")
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        # The pd.DataFrame hint tells MLflow to validate inputs against the signature only.
+        output = (params or {}).get("output", "label")
+        if output not in OUTPUTS:
+            raise ValueError(f"output={output!r} is not allowed: expected one of {', '.join(OUTPUTS)}")
+        X = self._features(model_input)
+        if output == "proba":
+            if self.model.task_ == "regression":
+                raise ValueError("output='proba' is for classifiers; this model does regression")
+            names = self.class_names or [str(c) for c in self.model.classes_]
+            return pd.DataFrame(self.model.predict_proba(X), columns=names)
+        return self.model.predict(X)
+
+    def _features(self, model_input) -> np.ndarray:
+        if isinstance(model_input, dict):
+            model_input = pd.DataFrame(model_input)
+        if isinstance(model_input, pd.DataFrame):
+            columns = [str(c) for c in model_input.columns]
+            if set(self.feature_names) <= set(columns):
+                frame = model_input.copy()
+                frame.columns = columns
+                return frame[self.feature_names].to_numpy(dtype=np.float64)
+            return model_input.to_numpy(dtype=np.float64)
+        return np.asarray(model_input, dtype=np.float64)
+
+
+set_model(AnnPyfuncModel())

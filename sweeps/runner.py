@@ -1,0 +1,499 @@
+"""Running a sweep: validate everything, open the study, run the trials, finish the parent run.
+
+:func:`prepare` checks the whole configuration before anything is started -- the search
+space, the sweep settings, the training config, the data, the tracking store -- and
+:func:`run_sweep` then
+
+1. opens the Optuna storage and creates the study, or resumes it toward ``n_trials``
+   (trials that count: see :func:`sweeps.study.counts_toward_budget`; numbering continues);
+2. finds or creates the MLflow parent run (:mod:`sweeps.parent`);
+3. runs the remaining trials: in this process (``sweep.workers=1``) or in ``workers``
+   processes of their own, each with its own sampler seed (``sweep.seed + worker``) and
+   ``cores // workers`` BLAS threads. The processes share a ticket counter, so exactly
+   ``n_trials`` trials end up counted however they interleave; the storage (SQLite with
+   a long busy timeout, a journal file, PostgreSQL) keeps them consistent;
+4. stops starting trials after ``sweep.timeout`` seconds, when a grid is exhausted, or
+   when more than ``sweep.max_failures`` trials failed in this run;
+5. finishes the parent run: leaderboard, plots, curve overlay, champion model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from sweeps import study as S
+from sweeps.errors import ConfigError
+from sweeps.space import SearchSpace, parse_space
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two looks at the storage while worker processes run.
+POLL_SECONDS = 1.0
+
+
+# --------------------------------------------------------------------------- compose
+
+#: The root config of ``ann-sweep`` (``conf/ann_sweep.yaml``).
+CONFIG_NAME = "ann_sweep"
+
+
+def compose(overrides: Sequence[str] = ()):
+    """Compose the sweep config as ``ann-sweep`` would, for code and tests.
+
+    ``overrides`` use the command-line syntax (``["sweep=quick", "sweep.n_trials=6"]``).
+    Must not be called while a ``@hydra.main`` application is running.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    from sweeps.config import CONFIG_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR.resolve()), job_name="ann-sweep"):
+        return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
+
+
+# --------------------------------------------------------------------------- prepare
+
+
+@dataclass
+class PreparedSweep:
+    """A sweep whose configuration was checked, ready to run."""
+
+    config: dict[str, Any]          # the whole resolved config, ``sweep`` included
+    base: dict[str, Any]            # the training config every trial starts from
+    settings: S.SweepSettings
+    space: SearchSpace
+    spec: Any                       # sweeps.config.RunSpec of the base config
+    task: str
+    epochs: int
+    n_train: int
+    overrides: list[str] = field(default_factory=list)
+
+    @property
+    def tracking(self):
+        return self.spec.tracking
+
+
+def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
+    """Check the sweep's config (a composed ``ann_sweep`` config) without starting anything.
+
+    Raises:
+        UserError / ConfigError: one line naming the key at fault.
+    """
+    from sweeps.config import build_run_spec, to_container
+    from sweeps.train import build_model, prepare_data
+
+    config = to_container(cfg)
+    section = config.get("sweep")
+    if not isinstance(section, Mapping):
+        raise ConfigError("sweep", section, "a config group: choose one with sweep=<option> (e.g. sweep=digits)")
+    settings = S.parse_settings(section)
+    space = parse_space(section.get("params"))
+    base = {key: value for key, value in config.items() if key != "sweep"}
+    spec = build_run_spec(base)
+    data = prepare_data(spec)
+    build_model(spec, data)  # the base config itself must be trainable on this data
+    task, n_train = data.task, len(data.X_train)
+    S.check_metrics_for_task(settings, task, data.X_val is not None)
+    _check_space_fits_data(space, n_train)
+    if settings.sampler == "grid":
+        space.grid()
+    if spec.tracking.enabled:
+        from sweeps import tracking
+
+        tracking.probe(spec.tracking.uri, spec.tracking.probe_timeout, spec.tracking.experiment_name)
+    user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("sweep") and not o.startswith("hydra")]
+    return PreparedSweep(
+        config=config, base=base, settings=settings, space=space, spec=spec, task=task,
+        epochs=int(base["training"].get("epochs", 100)), n_train=n_train, overrides=user_overrides,
+    )
+
+
+def _check_space_fits_data(space: SearchSpace, n_train: int) -> None:
+    dim = space.dimensions.get("batch_size")
+    if dim is None:
+        return
+    allowed = f"at most {n_train} (the training set has {n_train} samples)"
+    if dim.type == "categorical":
+        for index, choice in enumerate(dim.choices):
+            if choice > n_train:
+                raise ConfigError(f"sweep.params.batch_size.choices[{index}]", choice, allowed)
+    elif dim.high > n_train:
+        raise ConfigError("sweep.params.batch_size.high", dim.high, allowed)
+
+
+# --------------------------------------------------------------------------- budget
+
+
+class Budget:
+    """Tickets (trials still to start), failures and a stop flag, shared by worker processes."""
+
+    TIMEOUT, GRID, FAILURES, INTERRUPTED = 1, 2, 3, 4
+    REASONS = {TIMEOUT: "timeout", GRID: "grid exhausted", FAILURES: "failure budget", INTERRUPTED: "interrupted"}
+
+    def __init__(self, tickets: int, max_failures: int | None, context=None) -> None:
+        context = context or multiprocessing.get_context("spawn")
+        self._tickets = context.Value("i", int(tickets))
+        self._failures = context.Value("i", 0)
+        self._stop = context.Value("i", 0)
+        self.max_failures = max_failures
+
+    def take(self) -> bool:
+        """Take a ticket to start one trial; False when none are left or the sweep stops."""
+        with self._tickets.get_lock():
+            if self._stop.value or self._tickets.value <= 0:
+                return False
+            self._tickets.value -= 1
+            return True
+
+    def fail(self) -> bool:
+        """Count a failed trial; True (and stop) when the failure budget is exceeded."""
+        with self._failures.get_lock():
+            self._failures.value += 1
+            exceeded = self.max_failures is not None and self._failures.value > self.max_failures
+        if exceeded:
+            self.stop(self.FAILURES)
+        return exceeded
+
+    def stop(self, reason: int) -> None:
+        with self._stop.get_lock():
+            if not self._stop.value:
+                self._stop.value = reason
+
+    @property
+    def failures(self) -> int:
+        return self._failures.value
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self.REASONS.get(self._stop.value)
+
+
+# ------------------------------------------------------------------------- progress
+
+
+@dataclass
+class Progress:
+    """Where a sweep stands (what a progress bar shows)."""
+
+    target: int
+    finished: int = 0
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best_value: float | None = None
+    best_trial: int | None = None
+    last: Any = None          # the FrozenTrial that just finished (in-process runs)
+
+
+def progress_of(study, settings: S.SweepSettings, last=None) -> Progress:
+    trials = study.get_trials(deepcopy=False)
+    progress = Progress(target=settings.n_trials, last=last)
+    for trial in trials:
+        name = trial.state.name
+        if S.counts_toward_budget(trial):
+            progress.finished += 1
+        if name == "COMPLETE":
+            progress.complete += 1
+        elif name == "PRUNED":
+            progress.pruned += 1
+        elif name == "FAIL":
+            progress.failed += 1
+        elif name == "RUNNING":
+            progress.running += 1
+    best = S.best_trials(study)
+    if best:
+        trial = best[0]
+        progress.best_value, progress.best_trial = trial.values[0], trial.number
+    return progress
+
+
+# ---------------------------------------------------------------------------- loop
+
+
+def work(study, objective, budget: Budget, deadline: float | None, on_trial: Callable | None = None) -> None:
+    """Run trials until the tickets are gone or the sweep stops (in one process)."""
+    import optuna
+
+    from sweeps.objective import TrialFailed
+
+    while True:
+        if deadline is not None and time.time() >= deadline:
+            budget.stop(Budget.TIMEOUT)
+            return
+        sampler = study.sampler
+        if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
+            budget.stop(Budget.GRID)
+            return
+        if not budget.take():
+            return
+        finished: list = []
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                study.optimize(objective, n_trials=1, catch=(TrialFailed,),
+                               callbacks=[lambda _study, trial: finished.append(trial)])
+        except BaseException as error:
+            # Optuna ends the trial FAILED for an Exception or Ctrl-C; SIGTERM (Terminated)
+            # and SystemExit pass through it and would leave the trial RUNNING.
+            current = getattr(objective, "current_trial", None)
+            if not isinstance(error, (Exception, KeyboardInterrupt)) and current is not None:
+                with contextlib.suppress(Exception):
+                    study.tell(current, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+            raise
+        trial = finished[-1] if finished else None
+        if trial is not None and trial.state.name == "FAIL" and budget.fail():
+            if on_trial is not None:
+                on_trial(trial)
+            return
+        if on_trial is not None:
+            on_trial(trial)
+
+
+def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | None, threads: int) -> None:
+    """A worker process: its own storage connection, sampler seed, MLflow client and BLAS threads."""
+    import logging as _logging
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    _logging.basicConfig(level=_logging.WARNING, format=f"[worker {index}] %(levelname)s %(name)s: %(message)s")
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)
+    except ImportError:  # pragma: no cover - threadpoolctl comes with scikit-learn
+        pass
+    import optuna
+
+    from sweeps.objective import Objective
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    config = payload["config"]
+    settings = S.parse_settings(config["sweep"])
+    space = parse_space(config["sweep"].get("params"))
+    base = {key: value for key, value in config.items() if key != "sweep"}
+    storage = S.open_storage(settings.storage, settings.heartbeat_interval)
+    study = optuna.load_study(
+        study_name=settings.study_name, storage=storage,
+        sampler=S.make_sampler(settings, space, worker=index), pruner=S.make_pruner(settings, payload["epochs"]),
+    )
+    objective = Objective(base, space, settings, parent_run_id=payload["parent_run_id"],
+                          overrides=payload["overrides"], worker=index)
+    try:
+        work(study, objective, budget, deadline)
+    except KeyboardInterrupt:
+        budget.stop(Budget.INTERRUPTED)
+        raise SystemExit(130) from None
+
+
+# ---------------------------------------------------------------------------- sweep
+
+
+@dataclass
+class SweepOutcome:
+    """What a sweep did."""
+
+    study_name: str
+    storage: str
+    resumed: bool
+    finished_before: int
+    progress: Progress
+    status: str                       # FINISHED, FAILED (failure budget) or KILLED
+    stop_reason: str | None
+    seconds: float
+    leaderboard: Any = None           # pandas DataFrame
+    parent_run_id: str | None = None
+    experiment_id: str | None = None
+    registered: tuple[str, str] | None = None
+    epochs_total: int = 0
+    failures: int = 0
+    worker_errors: list[str] = field(default_factory=list)
+
+
+def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] | None = None,
+              started: Callable[[dict], None] | None = None) -> SweepOutcome:
+    """Run the sweep (see the module docstring).
+
+    Args:
+        progress: called with a :class:`Progress` at the start and after every trial.
+        started: called once the study and the parent run are known, with ``study``,
+            ``resumed``, ``finished_before``, ``remaining``, ``parent_run_id``,
+            ``experiment_id``.
+
+    Raises:
+        UserError: the storage cannot be opened, or the stored study optimises something else.
+        KeyboardInterrupt / sweeps.train.Terminated: after the parent run was ended KILLED.
+    """
+    import optuna
+
+    from sweeps.parent import ParentRun, find_or_create_parent, leaderboard
+
+    settings, space = prepared.settings, prepared.space
+    t0 = time.time()
+    storage = S.open_storage(settings.storage, settings.heartbeat_interval)
+    study, resumed = S.create_or_resume(
+        settings, storage, S.make_sampler(settings, space, worker=0), S.make_pruner(settings, prepared.epochs)
+    )
+    finished_before = S.finished_count(study)
+    remaining = max(0, settings.n_trials - finished_before)
+
+    parent: ParentRun | None = None
+    if prepared.tracking.enabled:
+        from sweeps.train import connect
+
+        client, experiment_id = connect(prepared.spec)
+        run_id, created = find_or_create_parent(client, experiment_id, study, settings,
+                                                tags=_reproducibility(prepared))
+        parent = ParentRun(client, run_id, experiment_id, settings, prepared.task)
+        _describe_parent(parent, prepared, created)
+        if not created:
+            parent.reopen()
+    if started is not None:
+        started({
+            "study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,
+            "parent_run_id": parent.run_id if parent else None,
+            "experiment_id": parent.experiment_id if parent else None,
+        })
+
+    budget = Budget(remaining, settings.max_failures)
+    deadline = t0 + settings.timeout if settings.timeout is not None else None
+    state = {"refreshed_at": S.finished_count(study)}
+
+    def report(last=None) -> None:
+        current = progress_of(study, settings, last)
+        if progress is not None:
+            progress(current)
+        if parent is not None and current.finished - state["refreshed_at"] >= settings.refresh_every:
+            state["refreshed_at"] = current.finished
+            try:
+                parent.refresh(study)
+            except Exception as error:  # a refresh is a courtesy; the sweep goes on
+                log.warning("refreshing the parent run failed: %s", error)
+
+    report()
+    status, interrupted = "FINISHED", None
+    worker_errors: list[str] = []
+    try:
+        if remaining > 0:
+            if settings.workers == 1:
+                from sweeps.objective import Objective
+
+                objective = Objective(prepared.base, space, settings,
+                                      parent_run_id=parent.run_id if parent else None,
+                                      overrides=prepared.overrides, worker=0)
+                work(study, objective, budget, deadline, on_trial=report)
+            else:
+                worker_errors = _run_workers(prepared, parent, budget, deadline, report)
+        if budget.stop_reason == "failure budget":
+            status = "FAILED"
+    except BaseException as error:
+        interrupted = error
+        status = "KILLED"
+        budget.stop(Budget.INTERRUPTED)
+    outcome_parent: dict[str, Any] = {}
+    if parent is not None:
+        try:
+            outcome_parent = parent.finish(study, status)
+        except Exception as error:
+            log.warning("finishing the parent run failed: %s", error)
+            with contextlib.suppress(Exception):
+                from sweeps import tracking
+
+                tracking.terminate(parent.client, parent.run_id, status)
+    if interrupted is not None:
+        raise interrupted
+    board = outcome_parent.get("leaderboard")
+    if board is None:
+        board = leaderboard(study, settings, None)
+    final = progress_of(study, settings)
+    epochs_total = sum(int(t.user_attrs.get(S.TRIAL_EPOCHS) or 0) for t in study.get_trials(deepcopy=False))
+    return SweepOutcome(
+        study_name=settings.study_name, storage=settings.storage, resumed=resumed, finished_before=finished_before,
+        progress=final, status=status, stop_reason=budget.stop_reason, seconds=time.time() - t0,
+        leaderboard=board, parent_run_id=parent.run_id if parent else None,
+        experiment_id=parent.experiment_id if parent else None, registered=outcome_parent.get("registered"),
+        epochs_total=epochs_total, failures=budget.failures, worker_errors=worker_errors,
+    )
+
+
+def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: float | None,
+                 report: Callable[[], None]) -> list[str]:
+    """Start ``sweep.workers`` processes and watch them until they are done."""
+    settings = prepared.settings
+    context = multiprocessing.get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // settings.workers)
+    payload = {
+        "config": prepared.config,
+        "overrides": prepared.overrides,
+        "parent_run_id": parent.run_id if parent else None,
+        "epochs": prepared.epochs,
+    }
+    processes = [
+        context.Process(target=_worker_main, args=(payload, index, budget, deadline, threads),
+                        name=f"ann-sweep-worker-{index}", daemon=False)
+        for index in range(settings.workers)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        while any(process.is_alive() for process in processes):
+            time.sleep(POLL_SECONDS)
+            report()
+    except BaseException:
+        budget.stop(Budget.INTERRUPTED)
+        for process in processes:  # Ctrl-C in a terminal reached them too; a lone signal did not
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signal.SIGINT)
+        for process in processes:
+            process.join(timeout=60)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=10)
+        raise
+    for process in processes:
+        process.join()
+    report()
+    return [f"worker {index} exited with status {process.exitcode}"
+            for index, process in enumerate(processes) if process.exitcode not in (0, None)]
+
+
+def _reproducibility(prepared: PreparedSweep) -> dict[str, str]:
+    from sweeps.reproducibility import reproducibility_tags
+
+    return {**reproducibility_tags(prepared.spec.model_kwargs.get("seed")), "dataset": prepared.spec.dataset,
+            "task": prepared.task}
+
+
+def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
+    """Tags, params (a new parent only: params cannot change) and the config of the sweep."""
+    from omegaconf import OmegaConf
+
+    from sweeps import tracking
+    from sweeps.config import redact_uri, run_params
+    from sweeps.parent import parent_tags
+
+    tracking.set_tags(parent.client, parent.run_id, parent_tags(prepared.settings, prepared.space))
+    if created:
+        params = run_params(prepared.spec)
+        for name, dim in prepared.space.dimensions.items():
+            params[f"sweep.space.{name}"] = dim.describe()
+        with contextlib.suppress(Exception):
+            tracking.log_params(parent.client, parent.run_id, params)
+    config = dict(prepared.config)
+    if isinstance(config.get("tracking"), dict):
+        config["tracking"] = {**config["tracking"], "uri": redact_uri(config["tracking"].get("uri"))}
+    sweep = dict(config.get("sweep", {}))
+    sweep["storage"] = S.redact(sweep.get("storage", ""))
+    config["sweep"] = sweep
+    parent.client.log_text(parent.run_id, OmegaConf.to_yaml(OmegaConf.create(config)), "sweep/config.yaml")
+    parent.client.log_text(parent.run_id, OmegaConf.to_yaml(OmegaConf.create(list(prepared.overrides))) if prepared.overrides else "[]\n",
+                           "sweep/overrides.yaml")

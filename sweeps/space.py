@@ -1,0 +1,349 @@
+"""The search space of a sweep: parsed from YAML, checked against the engine, sampled by Optuna.
+
+A space is the ``sweep.params`` section of the sweep config (``conf/sweep/*.yaml``).
+Each entry names one searched setting and its distribution; ``null`` leaves the setting
+at its value in the training config (not searched)::
+
+    params:
+      n_layers:   {low: 1, high: 3}                 # int range
+      units:      {low: 16, high: 256, log: true}   # one width per layer, conditional on n_layers
+      activation: {choices: [relu, tanh, elu]}      # categorical
+      lr:         {low: 1.0e-4, high: 0.1, log: true}
+      batch_size: {choices: [16, 32, 64, 128]}      # categorical, or {low: 16, high: 256, log: true}
+      optimizer:  null                              # {choices: [adam, sgd, momentum]}
+      l2:         null                              # {low: 1.0e-6, high: 1.0e-2, log: true}
+      dropout:    null                              # {low: 0.0, high: 0.5}
+      epochs:     null                              # {low: 10, high: 60}
+
+Keys of an entry: ``low``/``high`` (inclusive), ``log`` (sample on a log scale; needs
+``low > 0``), ``step`` (a grid spacing, not with ``log``) or ``choices`` (a list), and
+``type`` (``int``, ``float``, ``categorical``; inferred when left out). ``units`` also
+takes ``per_layer`` (default true: each hidden layer gets its own width, Optuna
+parameters ``units_l1``, ``units_l2``, ... that exist only when the trial has that many
+layers; false: one width ``units`` for every layer).
+
+:func:`parse_space` checks every entry before any trial runs: known names, ``low < high``,
+``log`` with ``low > 0``, and bounds (or choices) inside the engine's table of allowed
+values (:mod:`ann.params`). Problems are :class:`~sweeps.errors.ConfigError` naming the
+key as it is written on the command line (``sweep.params.lr.low``).
+
+:meth:`SearchSpace.suggest` draws a trial's values from an :class:`optuna.trial.BaseTrial`
+(a live ``Trial`` or a ``FixedTrial``); :meth:`SearchSpace.overrides` turns them into
+config keys (``model.hidden_layers``, ``optimizer.lr``, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import ann
+from ann import params as P
+from sweeps.errors import ConfigError
+
+#: The largest number of hidden layers a space may ask for.
+MAX_LAYERS = 16
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a sweep can search: where it goes in the config and what the engine allows."""
+
+    key: str                 # the config key it sets (``optimizer.lr``), or a derived one
+    kind: str                # "int", "float" or "categorical": what a range of it means
+    engine: str | None       # its name in ann.params (bounds and choices), None: own rule
+    doc: str
+
+
+#: The settings a space may search, by the name used in ``sweep.params`` and by Optuna.
+SETTINGS: dict[str, Setting] = {
+    "n_layers": Setting("model.hidden_layers", "int", None, "number of hidden layers"),
+    "units": Setting("model.hidden_layers", "int", None, "width of each hidden layer"),
+    "activation": Setting("model.activation", "categorical", "activation", "hidden activation"),
+    "lr": Setting("optimizer.lr", "float", "lr", "learning rate"),
+    "batch_size": Setting("training.batch_size", "int", "batch_size", "mini-batch size"),
+    "optimizer": Setting("optimizer.name", "categorical", "optimizer", "the optimizer (its config group)"),
+    "l2": Setting("training.l2", "float", "l2", "L2 weight decay"),
+    "dropout": Setting("model.dropout", "float", "dropout", "dropout probability"),
+    "epochs": Setting("training.epochs", "int", "epochs", "number of epochs"),
+}
+_ENTRY_KEYS = ("type", "low", "high", "log", "step", "choices", "per_layer")
+_TYPES = ("int", "float", "categorical")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """One searched setting and its distribution (``choices`` for a categorical one)."""
+
+    name: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple = ()
+    per_layer: bool = True
+
+    def suggest(self, trial, name: str | None = None) -> Any:
+        """Draw a value from ``trial`` under Optuna parameter ``name`` (default: own name)."""
+        name = name or self.name
+        if self.type == "categorical":
+            return trial.suggest_categorical(name, list(self.choices))
+        if self.type == "int":
+            return trial.suggest_int(name, int(self.low), int(self.high), step=int(self.step or 1), log=self.log)
+        if self.step is not None:
+            return trial.suggest_float(name, self.low, self.high, step=self.step)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+    def grid(self, key: str) -> list:
+        """Every value of the dimension, for the grid sampler (a float range needs ``step``)."""
+        if self.type == "categorical":
+            return list(self.choices)
+        if self.type == "int":
+            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
+        if self.step is None:
+            raise ConfigError(key, {"low": self.low, "high": self.high}, "choices or a step for sampler 'grid' (a float range has no grid)")
+        count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
+        return [self.low + i * self.step for i in range(count)]
+
+    def describe(self) -> str:
+        if self.type == "categorical":
+            return "{" + ", ".join(str(c) for c in self.choices) + "}"
+        scale = " log" if self.log else ""
+        step = f" step {self.step:g}" if self.step else ""
+        return f"{self.type} [{self.low:g}, {self.high:g}]{scale}{step}"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The parsed ``sweep.params``: the searched dimensions, in declaration order."""
+
+    dimensions: dict[str, Dimension] = field(default_factory=dict)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.dimensions
+
+    @property
+    def max_layers(self) -> int | None:
+        n_layers = self.dimensions.get("n_layers")
+        if n_layers is None:
+            return None
+        return int(n_layers.high) if n_layers.type == "int" else max(int(c) for c in n_layers.choices)
+
+    def suggest(self, trial, base_layers: tuple[int, ...] = (32,)) -> dict[str, Any]:
+        """The trial's values by Optuna parameter name (``units_l1``, ``units_l2``, ... per layer).
+
+        ``base_layers`` is the training config's ``model.hidden_layers``: the layer count
+        when ``n_layers`` is not searched, the widths when ``units`` is not.
+        """
+        values: dict[str, Any] = {}
+        for name, dim in self.dimensions.items():
+            if name == "units":
+                continue
+            values[name] = dim.suggest(trial)
+            if name == "n_layers":
+                n_layers = int(values[name])
+                units = self.dimensions.get("units")
+                if units is None:
+                    continue
+                if units.per_layer:
+                    for index in range(1, n_layers + 1):
+                        values[f"units_l{index}"] = units.suggest(trial, f"units_l{index}")
+                elif n_layers:
+                    values["units"] = units.suggest(trial)
+        if "units" in self.dimensions and "n_layers" not in self.dimensions:
+            units = self.dimensions["units"]
+            if units.per_layer:
+                for index in range(1, len(base_layers) + 1):
+                    values[f"units_l{index}"] = units.suggest(trial, f"units_l{index}")
+            elif base_layers:
+                values["units"] = units.suggest(trial)
+        return values
+
+    def hidden_layers(self, values: Mapping[str, Any], base_layers: tuple[int, ...] = (32,)) -> list[int] | None:
+        """The widths the values describe (None: the trial leaves ``model.hidden_layers`` alone)."""
+        if "n_layers" not in values and not any(k == "units" or k.startswith("units_l") for k in values):
+            return None
+        n_layers = int(values.get("n_layers", len(base_layers)))
+        default = base_layers[0] if base_layers else 32
+        widths = []
+        for index in range(1, n_layers + 1):
+            width = values.get(f"units_l{index}", values.get("units"))
+            if width is None:
+                width = base_layers[index - 1] if index <= len(base_layers) else default
+            widths.append(int(width))
+        return widths
+
+    def overrides(self, values: Mapping[str, Any], base_layers: tuple[int, ...] = (32,)) -> dict[str, Any]:
+        """The config keys a trial's values set: ``{"model.hidden_layers": [64, 32], "optimizer.lr": 3e-3, ...}``.
+
+        ``optimizer.name`` comes first: choosing an optimizer replaces the whole
+        ``optimizer`` group, and ``optimizer.lr`` is set after it.
+        """
+        result: dict[str, Any] = {}
+        if "optimizer" in values:
+            result["optimizer.name"] = values["optimizer"]
+        widths = self.hidden_layers(values, base_layers)
+        if widths is not None:
+            result["model.hidden_layers"] = widths
+        for name, value in values.items():
+            if name in ("n_layers", "units", "optimizer") or name.startswith("units_l"):
+                continue
+            setting = SETTINGS[name]
+            result[setting.key] = _plain(value)
+        return result
+
+    def grid(self) -> dict[str, list]:
+        """The search space as the grid sampler wants it (per-layer widths up to the most layers)."""
+        grid: dict[str, list] = {}
+        for name, dim in self.dimensions.items():
+            key = f"sweep.params.{name}"
+            if name == "units" and dim.per_layer:
+                layers = self.max_layers if self.max_layers is not None else 1
+                for index in range(1, max(1, layers) + 1):
+                    grid[f"units_l{index}"] = dim.grid(key)
+            else:
+                grid[name] = dim.grid(key)
+        return grid
+
+    def describe(self) -> dict[str, str]:
+        """One line per dimension, for logs and the parent run's tags."""
+        return {name: dim.describe() for name, dim in self.dimensions.items()}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+# ----------------------------------------------------------------------------- parse
+
+
+def parse_space(section: Mapping[str, Any] | None, prefix: str = "sweep.params") -> SearchSpace:
+    """Parse and check ``sweep.params``.
+
+    Raises:
+        ConfigError: an unknown setting or entry key, an empty or inverted range, ``log``
+            with ``low <= 0``, or a bound or choice the engine does not allow.
+    """
+    if section is None:
+        section = {}
+    if not isinstance(section, Mapping):
+        raise ConfigError(prefix, section, "a mapping of searched settings: " + ", ".join(SETTINGS))
+    dimensions: dict[str, Dimension] = {}
+    for name, entry in section.items():
+        key = f"{prefix}.{name}"
+        if name not in SETTINGS:
+            raise ConfigError(key, entry, "a searched setting: one of " + ", ".join(SETTINGS) + " (or remove it)")
+        if entry is None:
+            continue
+        dimensions[name] = _parse_dimension(name, entry, key)
+    if not dimensions:
+        raise ConfigError(prefix, dict(section), "at least one searched setting (" + ", ".join(SETTINGS) + ")")
+    return SearchSpace(dimensions)
+
+
+def _parse_dimension(name: str, entry: Any, key: str) -> Dimension:
+    setting = SETTINGS[name]
+    if isinstance(entry, (list, tuple)):
+        entry = {"choices": list(entry)}
+    if not isinstance(entry, Mapping):
+        raise ConfigError(key, entry, "a distribution such as {low: 1, high: 3}, {low: 1e-4, high: 0.1, log: true} or {choices: [a, b]}")
+    for entry_key in entry:
+        if entry_key not in _ENTRY_KEYS or (entry_key == "per_layer" and name != "units"):
+            allowed = [k for k in _ENTRY_KEYS if k != "per_layer" or name == "units"]
+            raise ConfigError(f"{key}.{entry_key}", entry[entry_key], "a key of a distribution: one of " + ", ".join(allowed))
+    kind = entry.get("type")
+    if kind is not None and kind not in _TYPES:
+        raise ConfigError(f"{key}.type", kind, "one of " + ", ".join(_TYPES))
+    has_choices = entry.get("choices") is not None
+    if setting.kind == "categorical" and not has_choices:
+        raise ConfigError(key, dict(entry), f"choices for {name} ({setting.doc}): e.g. {{choices: [...]}}")
+    if kind is None:
+        kind = "categorical" if has_choices else setting.kind
+    if kind == "categorical" or has_choices:
+        if kind != "categorical":
+            raise ConfigError(f"{key}.type", kind, "'categorical' with choices")
+        return _categorical(name, entry, key)
+    if kind == "float" and setting.kind == "int":
+        raise ConfigError(f"{key}.type", kind, f"'int' or 'categorical' ({setting.doc} is a whole number)")
+    return _range(name, kind, entry, key)
+
+
+def _categorical(name: str, entry: Mapping[str, Any], key: str) -> Dimension:
+    for extra in ("low", "high", "log", "step"):
+        if entry.get(extra) not in (None, False):
+            raise ConfigError(f"{key}.{extra}", entry[extra], "nothing next to choices (a categorical setting has no range)")
+    choices = entry.get("choices")
+    if isinstance(choices, (str, bytes)) or not isinstance(choices, (list, tuple)) or not choices:
+        raise ConfigError(f"{key}.choices", choices, "a non-empty list")
+    checked = []
+    for index, choice in enumerate(choices):
+        checked.append(_check_value(name, choice, f"{key}.choices[{index}]"))
+    if len(set(map(repr, checked))) != len(checked):
+        raise ConfigError(f"{key}.choices", list(choices), "a list without repeated values")
+    return Dimension(name, "categorical", choices=tuple(checked), per_layer=bool(entry.get("per_layer", True)))
+
+
+def _range(name: str, kind: str, entry: Mapping[str, Any], key: str) -> Dimension:
+    low, high = entry.get("low"), entry.get("high")
+    for bound_key, bound in (("low", low), ("high", high)):
+        if bound is None:
+            raise ConfigError(f"{key}.{bound_key}", bound, f"a number (a range needs low and high; or give choices)")
+        if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
+            raise ConfigError(f"{key}.{bound_key}", bound, "a finite number")
+        if kind == "int" and not float(bound).is_integer():
+            raise ConfigError(f"{key}.{bound_key}", bound, "an integer")
+    if not low < high:
+        raise ConfigError(f"{key}.low", low, f"a number below high={_num(high)} (an empty or inverted range)")
+    log = entry.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(f"{key}.log", log, "true or false")
+    if log and low <= 0:
+        raise ConfigError(f"{key}.low", low, "a number > 0 with log: true (a log scale cannot reach 0)")
+    step = entry.get("step")
+    if step is not None:
+        if log:
+            raise ConfigError(f"{key}.step", step, "null with log: true (Optuna cannot step on a log scale)")
+        if isinstance(step, bool) or not isinstance(step, numbers.Real) or not step > 0 or (kind == "int" and not float(step).is_integer()):
+            raise ConfigError(f"{key}.step", step, "a positive " + ("integer" if kind == "int" else "number"))
+        if step > high - low:
+            raise ConfigError(f"{key}.step", step, f"at most high - low = {_num(high - low)}")
+    low_checked = _check_value(name, low, f"{key}.low")
+    high_checked = _check_value(name, high, f"{key}.high")
+    if kind == "int":
+        low_checked, high_checked = int(low_checked), int(high_checked)
+        step = int(step) if step is not None else None
+    else:
+        low_checked, high_checked = float(low_checked), float(high_checked)
+        step = float(step) if step is not None else None
+    per_layer = entry.get("per_layer", True)
+    if not isinstance(per_layer, bool):
+        raise ConfigError(f"{key}.per_layer", per_layer, "true or false")
+    return Dimension(name, kind, low_checked, high_checked, log, step, per_layer=per_layer)
+
+
+def _check_value(name: str, value: Any, key: str) -> Any:
+    """One bound or choice, checked against what the engine allows for the setting."""
+    if name == "n_layers":
+        spec = P.Interval(0, MAX_LAYERS, integer=True)
+        try:
+            return spec.check(name, value)
+        except ann.InvalidParameterError:
+            raise ConfigError(key, value, f"{spec.describe()} (hidden layers)") from None
+    engine = "units" if name == "units" else SETTINGS[name].engine
+    try:
+        if engine == "units":
+            return P.UNITS.check(name, value)
+        return P.check(engine, value)
+    except ann.InvalidParameterError as error:
+        raise ConfigError(key, value, error.allowed) from None
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,571 @@
+"""The Optuna side of a sweep: settings, storage, sampler, pruner, and the study itself.
+
+* :func:`parse_settings` checks the ``sweep`` config section (everything but ``params``,
+  which :mod:`sweeps.space` parses) before any trial runs.
+* :func:`open_storage` opens ``sweep.storage``: an SQLAlchemy URL (``sqlite:///optuna.db``,
+  ``postgresql://user@host/db``, ``mysql://...``) or, for a value without ``://``, an
+  Optuna journal file (``optuna.log``). The SQLite default is what ``optuna-dashboard
+  sqlite:///optuna.db`` reads. Several processes may share an SQLite file (they wait up
+  to :data:`SQLITE_BUSY_TIMEOUT` seconds for each other's writes) or a journal file
+  (Optuna locks it); several machines share PostgreSQL.
+* :func:`make_sampler` / :func:`make_pruner` build Optuna's objects from the settings.
+  ``sweep.sampler`` / ``sweep.pruner`` hold ``name`` and that sampler's (pruner's) settings;
+  settings that belong to another sampler (pruner) are ignored, so that switching with
+  ``sweep.sampler.name=random`` needs nothing else, while a setting no sampler has is refused.
+* :func:`create_or_resume` creates the study, or loads one of the same name and checks
+  that it optimises the same metrics in the same directions (stored as the study's user
+  attributes ``sweep.metrics`` / ``sweep.directions`` when it was created).
+
+What counts toward ``n_trials`` (:func:`counts_toward_budget`): COMPLETE and PRUNED
+trials, and FAILED ones that failed with a reason (the training raised). Trials that were
+interrupted (Ctrl-C, SIGTERM) or left RUNNING by a killed process do not: re-running
+the sweep runs that many more.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from sweeps.errors import ConfigError, UserError
+
+#: Seconds an SQLite writer waits for another process's lock before giving up.
+SQLITE_BUSY_TIMEOUT = 120
+
+#: Metrics a sweep can optimise: MLflow name -> (engine key in the epoch logs or None
+#: for a metric known only at the end, natural direction, tasks it exists for).
+METRICS: dict[str, tuple[str | None, str, tuple[str, ...]]] = {
+    "loss/val": ("val_loss", "minimize", ("binary", "multiclass", "regression")),
+    "accuracy/val": ("val_accuracy", "maximize", ("binary", "multiclass")),
+    "mae/val": ("val_mae", "minimize", ("regression",)),
+    "rmse/val": ("val_rmse", "minimize", ("regression",)),
+    "r2/val": ("val_r2", "maximize", ("regression",)),
+    "n_parameters": (None, "minimize", ("binary", "multiclass", "regression")),
+    "time/fit_seconds": (None, "minimize", ("binary", "multiclass", "regression")),
+}
+DIRECTIONS = ("minimize", "maximize")
+
+#: Sampler name -> {setting: kind}; kinds: "int>=0", "int>=1", "int>=2", "bool", "float>0".
+SAMPLERS: dict[str, dict[str, str]] = {
+    "tpe": {"n_startup_trials": "int>=0", "multivariate": "bool", "constant_liar": "bool", "group": "bool"},
+    "random": {},
+    "grid": {},
+    "cmaes": {"n_startup_trials": "int>=0", "sigma0": "float>0", "popsize": "int>=2", "with_margin": "bool"},
+    "nsga2": {"population_size": "int>=2", "crossover_prob": "prob", "swapping_prob": "prob"},
+}
+#: Pruner name -> {setting: kind}.
+PRUNERS: dict[str, dict[str, str]] = {
+    "median": {"n_startup_trials": "int>=0", "n_warmup_steps": "int>=0", "interval_steps": "int>=1"},
+    "hyperband": {"min_resource": "int>=1", "max_resource": "int>=1", "reduction_factor": "int>=2"},
+    "successive_halving": {"min_resource": "int>=1", "reduction_factor": "int>=2", "min_early_stopping_rate": "int>=0"},
+    "none": {},
+}
+MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "grid", "tpe")
+
+#: Study user attributes written when the study is created (and read when it is resumed).
+ATTR_METRICS = "sweep.metrics"
+ATTR_DIRECTIONS = "sweep.directions"
+#: The MLflow parent run of the sweep (see sweeps.parent).
+ATTR_PARENT_RUN = "mlflow.parent_run_id"
+ATTR_EXPERIMENT = "mlflow.experiment_id"
+
+#: Trial user attributes.
+TRIAL_RUN_ID = "mlflow_run_id"
+TRIAL_EXPERIMENT_ID = "mlflow_experiment_id"
+TRIAL_MODEL_URI = "mlflow_model_uri"
+TRIAL_FIT = "fit"
+TRIAL_EPOCHS = "epochs_run"
+TRIAL_PRUNED_AT = "pruned_at_epoch"
+TRIAL_PRUNE_REASON = "prune_reason"
+TRIAL_FAIL_REASON = "fail_reason"
+TRIAL_INTERRUPTED = "interrupted"
+TRIAL_WORKER = "worker"
+TRIAL_METRICS = "metrics"
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """The checked ``sweep`` section (without ``params``)."""
+
+    study_name: str
+    storage: str
+    metrics: tuple[str, ...]
+    directions: tuple[str, ...]
+    n_trials: int
+    timeout: float | None = None
+    workers: int = 1
+    max_failures: int | None = 5
+    seed: int | None = 0
+    sampler: str = "tpe"
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    pruner: str = "median"
+    pruner_options: dict[str, Any] = field(default_factory=dict)
+    refresh_every: int = 5
+    top_k: int = 8
+    register_name: str | None = None
+    register_alias: str = "champion"
+    heartbeat_interval: int | None = None
+    plotlyjs: str = "embed"
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.metrics) > 1
+
+    @property
+    def metric(self) -> str:
+        """The first (or only) metric: the one reported per epoch and pruned on."""
+        return self.metrics[0]
+
+    @property
+    def epoch_key(self) -> str | None:
+        """The key of the first metric in the per-epoch logs (None: known only at the end)."""
+        return METRICS[self.metric][0]
+
+    @property
+    def prunes(self) -> bool:
+        return self.pruner != "none"
+
+
+# ----------------------------------------------------------------------------- parse
+
+_KNOWN_KEYS = (
+    "study_name", "storage", "metric", "direction", "n_trials", "timeout", "workers", "max_failures",
+    "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
+    "plotlyjs",
+)
+
+
+def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
+    """Check the ``sweep`` section; every problem is a :class:`ConfigError` naming its key."""
+    if not isinstance(section, Mapping):
+        raise ConfigError("sweep", section, "a config group: choose one with sweep=<option>")
+    for key in section:
+        if key not in _KNOWN_KEYS:
+            raise ConfigError(f"sweep.{key}", section[key], "a key of sweep: one of " + ", ".join(_KNOWN_KEYS))
+
+    study_name = section.get("study_name")
+    if not isinstance(study_name, str) or not study_name.strip():
+        raise ConfigError("sweep.study_name", study_name, "a non-empty name")
+    storage = section.get("storage")
+    if not isinstance(storage, str) or not storage.strip():
+        raise ConfigError("sweep.storage", storage, "a storage URL such as sqlite:///optuna.db, or a journal file such as optuna.log")
+
+    metrics = _as_list(section.get("metric", "loss/val"))
+    if not metrics:
+        raise ConfigError("sweep.metric", section.get("metric"), "a metric name or a list of them")
+    for index, metric in enumerate(metrics):
+        if metric not in METRICS:
+            key = "sweep.metric" if len(metrics) == 1 else f"sweep.metric[{index}]"
+            raise ConfigError(key, metric, "one of " + ", ".join(METRICS))
+    if len(set(metrics)) != len(metrics):
+        raise ConfigError("sweep.metric", metrics, "a list without repeated metrics")
+    if METRICS[metrics[0]][0] is None and len(metrics) == 1:
+        raise ConfigError("sweep.metric", metrics[0], "a validation metric (" + ", ".join(k for k, v in METRICS.items() if v[0]) + ") or a list starting with one")
+    if METRICS[metrics[0]][0] is None:
+        raise ConfigError("sweep.metric[0]", metrics[0], "a validation metric: the first metric is the one reported every epoch")
+
+    raw_direction = section.get("direction", "auto")
+    directions = _as_list(raw_direction)
+    if len(directions) == 1 and len(metrics) > 1:
+        directions = directions * len(metrics)
+    if len(directions) != len(metrics):
+        raise ConfigError("sweep.direction", raw_direction, f"one direction per metric ({len(metrics)}: {', '.join(metrics)}), or auto")
+    resolved = []
+    for metric, direction in zip(metrics, directions):
+        if direction in (None, "auto"):
+            direction = METRICS[metric][1]
+        if direction not in DIRECTIONS:
+            raise ConfigError("sweep.direction", raw_direction, "minimize, maximize or auto (a list for several metrics)")
+        resolved.append(direction)
+
+    n_trials = _integer(section, "n_trials", 1, required=True)
+    timeout = section.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf):
+        raise ConfigError("sweep.timeout", timeout, "a number of seconds > 0, or null for no time limit")
+    workers = _integer(section, "workers", 1, default=1, high=256)
+    max_failures = section.get("max_failures", 5)
+    if max_failures is not None:
+        max_failures = _integer(section, "max_failures", 0, default=5)
+    seed = section.get("seed", 0)
+    if seed is not None:
+        seed = _integer(section, "seed", 0, default=0, high=2**31 - 1)
+    refresh_every = _integer(section, "refresh_every", 1, default=5)
+    top_k = _integer(section, "top_k", 1, default=8, high=50)
+    heartbeat = section.get("heartbeat_interval")
+    if heartbeat is not None:
+        heartbeat = _integer(section, "heartbeat_interval", 1, default=None)
+    plotlyjs = section.get("plotlyjs", "embed")
+    if plotlyjs not in ("embed", "cdn"):
+        raise ConfigError("sweep.plotlyjs", plotlyjs, "embed (the plots work offline, ~2 MB) or cdn (small, needs the internet to show)")
+
+    sampler, sampler_options = _component(section.get("sampler", {"name": "tpe"}), "sampler", SAMPLERS)
+    pruner, pruner_options = _component(section.get("pruner", {"name": "median"}), "pruner", PRUNERS)
+    if len(metrics) > 1:
+        if pruner != "none":
+            raise ConfigError("sweep.pruner.name", pruner, "none for a multi-objective sweep (Optuna cannot prune those)")
+        if sampler not in MULTI_OBJECTIVE_SAMPLERS:
+            raise ConfigError("sweep.sampler.name", sampler, "a multi-objective sampler: one of " + ", ".join(MULTI_OBJECTIVE_SAMPLERS))
+    elif sampler == "nsga2":
+        raise ConfigError("sweep.sampler.name", sampler, "a single-objective sampler (tpe, random, grid, cmaes): nsga2 needs a list of metrics")
+
+    register = section.get("register") or {}
+    if not isinstance(register, Mapping):
+        raise ConfigError("sweep.register", register, "a mapping {name: ..., alias: ...}")
+    for key in register:
+        if key not in ("name", "alias"):
+            raise ConfigError(f"sweep.register.{key}", register[key], "a key of sweep.register: name or alias")
+    register_name = register.get("name")
+    if register_name is not None and (not isinstance(register_name, str) or not register_name.strip()):
+        raise ConfigError("sweep.register.name", register_name, "a registered model name, or null for the study name")
+    alias = register.get("alias", "champion")
+    if not isinstance(alias, str) or not alias.strip() or not alias.replace("_", "").replace("-", "").isalnum() or alias[0].isdigit():
+        raise ConfigError("sweep.register.alias", alias, "an alias of letters, digits, - and _ (not starting with a digit), e.g. champion")
+
+    return SweepSettings(
+        study_name=study_name.strip(),
+        storage=storage.strip(),
+        metrics=tuple(metrics),
+        directions=tuple(resolved),
+        n_trials=n_trials,
+        timeout=float(timeout) if timeout is not None else None,
+        workers=workers,
+        max_failures=max_failures,
+        seed=seed,
+        sampler=sampler,
+        sampler_options=sampler_options,
+        pruner=pruner,
+        pruner_options=pruner_options,
+        refresh_every=refresh_every,
+        top_k=top_k,
+        register_name=register_name.strip() if register_name else None,
+        register_alias=alias,
+        heartbeat_interval=heartbeat,
+        plotlyjs=plotlyjs,
+    )
+
+
+def check_metrics_for_task(settings: SweepSettings, task: str, has_validation: bool) -> None:
+    """Refuse a metric the task does not have, or a validation metric without validation data."""
+    for index, metric in enumerate(settings.metrics):
+        key = "sweep.metric" if len(settings.metrics) == 1 else f"sweep.metric[{index}]"
+        tasks = METRICS[metric][2]
+        if task not in tasks:
+            fitting = [m for m, (_, _, t) in METRICS.items() if task in t]
+            raise ConfigError(key, metric, f"a metric of a {task} task: one of " + ", ".join(fitting))
+        if metric.endswith("/val") and not has_validation:
+            raise ConfigError(key, metric, "a metric that exists: there is no validation data (set training.val_size > 0)")
+
+
+def _as_list(value: Any) -> list:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if hasattr(value, "__iter__") and not isinstance(value, (str, bytes, Mapping)):
+        return list(value)
+    return [value]
+
+
+def _integer(section: Mapping[str, Any], key: str, low: int, *, default: int | None = None,
+             required: bool = False, high: int | None = None) -> int:
+    value = section.get(key, default)
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and float(value).is_integer()
+    if ok:
+        value = int(value)
+        ok = value >= low and (high is None or value <= high)
+    if not ok:
+        bound = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
+        raise ConfigError(f"sweep.{key}", value, bound)
+    return value
+
+
+def _component(section: Any, what: str, table: Mapping[str, Mapping[str, str]]) -> tuple[str, dict[str, Any]]:
+    if isinstance(section, str):
+        section = {"name": section}
+    if not isinstance(section, Mapping):
+        raise ConfigError(f"sweep.{what}", section, f"a mapping {{name: ...}} with the {what}'s settings")
+    name = section.get("name")
+    if name not in table:
+        raise ConfigError(f"sweep.{what}.name", name, "one of " + ", ".join(table))
+    options = {}
+    known = {key for kinds in table.values() for key in kinds}
+    for key, value in section.items():
+        if key == "name":
+            continue
+        kinds = table[name]
+        if key not in kinds:
+            if key in known:  # a setting of another one: switching with sweep.<what>.name=... keeps it
+                continue
+            allowed = ", ".join(kinds) or "none"
+            raise ConfigError(f"sweep.{what}.{key}", value, f"a setting of {what} {name!r}: one of {allowed}")
+        if value is None:
+            continue
+        options[key] = _check_kind(f"sweep.{what}.{key}", value, kinds[key])
+    return name, options
+
+
+def _check_kind(key: str, value: Any, kind: str) -> Any:
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ConfigError(key, value, "true or false")
+        return value
+    if kind.startswith("int>="):
+        low = int(kind[5:])
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not float(value).is_integer() or value < low:
+            raise ConfigError(key, value, f"an integer >= {low}")
+        return int(value)
+    if kind == "float>0":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+            raise ConfigError(key, value, "a number > 0")
+        return float(value)
+    if kind == "prob":
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+            raise ConfigError(key, value, "a number in [0, 1]")
+        return float(value)
+    raise AssertionError(kind)
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def storage_kind(url: str) -> str:
+    """``"journal"`` for a file path, else the URL's scheme (``sqlite``, ``postgresql``, ...)."""
+    if "://" not in url:
+        return "journal"
+    return url.split("://", 1)[0].split("+", 1)[0].lower()
+
+
+def redact(url: str) -> str:
+    from sweeps.config import redact_uri
+
+    return redact_uri(url) or url
+
+
+def open_storage(url: str, heartbeat_interval: int | None = None):
+    """Open (and create if needed) the Optuna storage at ``url``.
+
+    Raises:
+        UserError: ``sweep.storage=... cannot be opened: <why>`` (one line).
+    """
+    import optuna
+
+    kind = storage_kind(url)
+
+    def fail(problem: str) -> UserError:
+        return UserError(f"sweep.storage={redact(url)!r} cannot be opened: {problem}")
+
+    if kind == "journal":
+        from sweeps.config import absolute_path
+
+        path = Path(absolute_path(url))
+        if not path.parent.is_dir():
+            raise fail(f"its folder {path.parent} does not exist")
+        if path.is_dir():
+            raise fail("it is a folder; give a journal file such as optuna.log, or a URL such as sqlite:///optuna.db")
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise fail("it is not writable")
+        if heartbeat_interval is not None:
+            raise ConfigError("sweep.heartbeat_interval", heartbeat_interval, "null with a journal file (Optuna keeps heartbeats only in an RDB storage)")
+        try:
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            return JournalStorage(JournalFileBackend(str(path)))
+        except Exception as error:
+            raise fail(_cause(error)) from None
+    if kind not in ("sqlite", "postgresql", "mysql", "oracle", "mssql"):
+        raise fail("expected sqlite:///file.db, postgresql://user@host/db, mysql://... or a journal file path such as optuna.log")
+    engine_kwargs: dict[str, Any] = {}
+    if kind == "sqlite":
+        from sweeps.tracking import sqlite_path
+
+        path = sqlite_path(url)
+        if path is not None:
+            if not path.parent.exists():
+                raise fail(f"the folder {path.parent} of the SQLite file does not exist")
+            if path.exists() and path.is_dir():
+                raise fail(f"{path} is a folder")
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
+    elif kind in ("postgresql", "mysql"):
+        engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        engine_kwargs["pool_pre_ping"] = True
+    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
+    if heartbeat_interval is not None:
+        kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=2 * heartbeat_interval)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
+    except Exception as error:  # driver missing, refused, not a database, ...
+        raise fail(_cause(error)) from None
+
+
+def _with_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3)."""
+    if not url.startswith("postgresql://"):
+        return url
+    import importlib.util
+
+    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+        return "postgresql+psycopg2://" + url[len("postgresql://"):]
+    return url
+
+
+def _cause(error: BaseException) -> str:
+    while error.__cause__ is not None:
+        error = error.__cause__
+    text = " ".join(str(error).split())
+    if "(Background on this error" in text:
+        text = text.split("(Background on this error")[0].strip()
+    return (text[:240] or type(error).__name__)
+
+
+# --------------------------------------------------------------------- sampler/pruner
+
+
+def make_sampler(settings: SweepSettings, space=None, worker: int = 0):
+    """The sampler, seeded with ``sweep.seed + worker`` (each worker draws different values)."""
+    import optuna
+
+    seed = None if settings.seed is None else settings.seed + worker
+    options = dict(settings.sampler_options)
+    name = settings.sampler
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            options.setdefault("constant_liar", settings.workers > 1)
+            return optuna.samplers.TPESampler(seed=seed, **options)
+        if name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if name == "grid":
+            if space is None:
+                raise ValueError("the grid sampler needs the search space")
+            return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        if name == "cmaes":
+            try:
+                import cmaes  # noqa: F401
+            except ImportError:
+                raise UserError("sweep.sampler.name='cmaes' needs the cmaes package: pip install cmaes") from None
+            return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **options)
+        if name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, **options)
+    raise AssertionError(name)
+
+
+def make_pruner(settings: SweepSettings, epochs: int):
+    """The pruner; hyperband's ``max_resource`` defaults to the number of epochs."""
+    import optuna
+
+    options = dict(settings.pruner_options)
+    name = settings.pruner
+    if name == "median":
+        return optuna.pruners.MedianPruner(**options)
+    if name == "hyperband":
+        options.setdefault("max_resource", epochs)
+        options.setdefault("min_resource", max(1, epochs // 9))
+        return optuna.pruners.HyperbandPruner(**options)
+    if name == "successive_halving":
+        options.setdefault("min_resource", max(1, epochs // 10))
+        return optuna.pruners.SuccessiveHalvingPruner(**options)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise AssertionError(name)
+
+
+# ----------------------------------------------------------------------------- study
+
+
+def create_or_resume(settings: SweepSettings, storage, sampler=None, pruner=None):
+    """Create the study, or load the one of the same name (checking metrics and directions).
+
+    Returns ``(study, resumed)``.
+
+    Raises:
+        UserError: the stored study optimises other metrics or directions.
+    """
+    import optuna
+
+    names = set(optuna.study.get_all_study_names(storage))
+    resumed = settings.study_name in names
+    if resumed:
+        study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        check_resumable(study, settings)
+        return study, True
+    try:
+        study = optuna.create_study(
+            study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner,
+            directions=list(settings.directions),
+        )
+    except optuna.exceptions.DuplicatedStudyError:  # created meanwhile by another process
+        study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
+        check_resumable(study, settings)
+        return study, True
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names(list(settings.metrics))
+    study.set_user_attr(ATTR_METRICS, list(settings.metrics))
+    study.set_user_attr(ATTR_DIRECTIONS, list(settings.directions))
+    return study, False
+
+
+def check_resumable(study, settings: SweepSettings) -> None:
+    """Refuse to resume a study that optimises other metrics or in other directions."""
+    stored_directions = [d.name.lower() for d in study.directions]
+    if stored_directions != list(settings.directions):
+        raise UserError(
+            f"sweep.direction={_show(settings.directions)} does not match study {settings.study_name!r} in "
+            f"sweep.storage={redact(settings.storage)!r}, which was created to {_show(stored_directions)}: "
+            f"use the same direction, or a new sweep.study_name"
+        )
+    stored_metrics = study.user_attrs.get(ATTR_METRICS)
+    if stored_metrics is not None and list(stored_metrics) != list(settings.metrics):
+        raise UserError(
+            f"sweep.metric={_show(settings.metrics)} does not match study {settings.study_name!r} in "
+            f"sweep.storage={redact(settings.storage)!r}, which optimises {_show(stored_metrics)}: "
+            f"use the same metric, or a new sweep.study_name"
+        )
+
+
+def _show(values: Sequence[str]) -> str:
+    values = list(values)
+    return values[0] if len(values) == 1 else "[" + ",".join(values) + "]"
+
+
+def counts_toward_budget(trial) -> bool:
+    """Whether a finished trial counts toward ``n_trials`` (see the module docstring)."""
+    from optuna.trial import TrialState
+
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and TRIAL_FAIL_REASON in trial.user_attrs
+
+
+def finished_count(study) -> int:
+    """Trials that count toward ``n_trials``."""
+    return sum(1 for trial in study.get_trials(deepcopy=False) if counts_toward_budget(trial))
+
+
+def state_counts(study) -> dict[str, int]:
+    """Trials per state name (``COMPLETE``, ``PRUNED``, ``FAIL``, ``RUNNING``, ...)."""
+    counts: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    return counts
+
+
+def best_trials(study) -> list:
+    """The best trial (single objective) or the Pareto front, [] if none completed."""
+    from optuna.trial import TrialState
+
+    if not any(t.state == TrialState.COMPLETE for t in study.get_trials(deepcopy=False)):
+        return []
+    if len(study.directions) == 1:
+        try:
+            return [study.best_trial]
+        except ValueError:
+            return []
+    return list(study.best_trials)

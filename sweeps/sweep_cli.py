@@ -1,0 +1,422 @@
+"""``ann-sweep`` and ``ann-sweep-status``: Hydra command lines for sweeps.
+
+    ann-sweep                                        # digits, 30 trials, TPE + median pruner
+    ann-sweep sweep=moons sweep.n_trials=50
+    ann-sweep sweep=digits dataset=breast_cancer sweep.workers=2
+    ann-sweep sweep.params.lr.low=1e-4 sweep.params.lr.high=0.3
+    ann-sweep --help                                 # the config groups and examples
+    ann-sweep-status                                 # the default sweep's study: trials, orphans
+    ann-sweep-status sweep.study_name=moons-mlp      # another study (same overrides as ann-sweep)
+
+Both compose the root config ``conf/ann_sweep.yaml`` (the groups of ``ann-train`` plus
+``sweep``), so a status command takes the very overrides its sweep was started with.
+``ann-sweep`` prints a progress bar (trials done / pruned / failed, best so far) on a
+terminal -- one line per trial otherwise --, then the leaderboard, the champion model
+and the commands that show the results.
+
+Exit status: 0 when the sweep ran (trials that failed or were pruned included), 1 when it
+stopped because more than ``sweep.max_failures`` trials failed, 2 for a mistake in the
+command line or the config (one line on stderr, nothing started), 130 after Ctrl-C and
+143 after SIGTERM (the running trial is marked interrupted, the parent run KILLED).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import hydra
+from omegaconf import DictConfig
+
+PROG = "ann-sweep"
+STATUS_PROG = "ann-sweep-status"
+EXIT_USAGE = 2
+EXIT_FAILED = 1
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+CONFIG_NAME = "ann_sweep"
+#: Rows of the leaderboard printed at the end of a sweep.
+LEADERBOARD_ROWS = 10
+
+_prog = PROG
+
+
+def _fail(message: str, status: int = EXIT_USAGE) -> None:
+    print(f"{_prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+# ---------------------------------------------------------------------- formatting
+
+
+def format_value(value: Any) -> str:
+    from sweeps.objective import short_number
+
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        if 1e-3 <= abs(value) < 1e4:
+            return f"{value:.4g}"
+        return short_number(value)
+    return str(value)
+
+
+def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERBOARD_ROWS,
+                      full_run_ids: bool = False, width: int = 60) -> str:
+    """The leaderboard as a plain-text table (the first ``limit`` rows)."""
+    if board is None or board.empty:
+        return "(no trials)"
+    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "reason", "run_id",
+             "run_name", "run_status", "model_uri", "seconds"}
+    params = [c for c in board.columns if c not in fixed]
+    columns = ["rank", "trial", "state", *metrics, *params, "epochs", "fit", "run_id", "reason"]
+    rows = board.head(limit) if limit else board
+    table = [[str(c) for c in columns]]
+    for _, row in rows.iterrows():
+        cells = []
+        for column in columns:
+            value = row[column]
+            if column == "run_id" and isinstance(value, str) and not full_run_ids:
+                value = value[:8]
+            text = format_value(value)
+            if column == "reason" and len(text) > width:
+                text = text[: width - 1] + "…"
+            cells.append(text)
+        table.append(cells)
+    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
+    lines = []
+    for index, cells in enumerate(table):
+        line = "  ".join(cell.ljust(widths[i]) if i >= 2 and columns[i] in ("state", "fit", "run_id", "reason", "activation", *params) and not _numeric(cell) else cell.rjust(widths[i])
+                         for i, cell in enumerate(cells))
+        lines.append(line.rstrip())
+        if index == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    more = len(board) - len(rows)
+    if more > 0:
+        lines.append(f"... and {more} more (the parent run's leaderboard/leaderboard.csv has them all)")
+    return "\n".join(lines)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+class ProgressPrinter:
+    """A tqdm bar on a terminal (trials done / pruned / failed, best so far), else one line per trial."""
+
+    def __init__(self, target: int, initial: int, metric: str, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.metric = metric
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.bar = None
+        self.seen: set[int] = set()
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=target, initial=initial, desc="trials", unit="trial", file=self.stream,
+                            dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:24}| {elapsed}<{remaining} {postfix}")
+
+    def __call__(self, progress) -> None:
+        best = (f"best {self.metric}={format_value(progress.best_value)} (t{progress.best_trial})"
+                if progress.best_value is not None else "best -")
+        postfix = f"pruned {progress.pruned} · failed {progress.failed} · {best}"
+        trial = progress.last
+        if self.bar is not None:
+            self.bar.n = min(progress.finished, self.bar.total)
+            self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.refresh()
+            if trial is not None and trial.state.name == "FAIL":
+                reason = trial.user_attrs.get("fail_reason") or "interrupted"
+                self.bar.write(f"trial {trial.number} failed: {reason}", file=self.stream)
+            return
+        if trial is not None and trial.number not in self.seen:
+            self.seen.add(trial.number)
+            state = trial.state.name.lower()
+            value = f" {self.metric}={format_value(trial.values[0])}" if trial.values else ""
+            why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
+            why = f" ({why})" if why and state != "complete" else ""
+            print(f"[{progress.finished}/{progress.target}] trial {trial.number} {state}{value}{why}; "
+                  f"pruned {progress.pruned}, failed {progress.failed}, {best}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------- ann-sweep
+
+
+def _quiet_console() -> None:
+    """Keep the terminal for the progress bar: the console shows warnings, the log file everything."""
+    import mlflow  # noqa: F401 - configures its loggers on import: do it before changing them
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.disable_default_handler()
+    optuna.logging.enable_propagation()
+    logging.getLogger("optuna").setLevel(logging.ERROR)  # failed trials are reported by us, in one line
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setLevel(logging.WARNING)
+    for noisy in ("alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
+def _app(cfg: DictConfig) -> None:
+    import ann
+    from sweeps.errors import UserError
+    from sweeps.runner import prepare, run_sweep
+    from sweeps.train import hydra_overrides
+    from sweeps.train_cli import _remove_job_output_dir
+
+    _quiet_console()
+    try:
+        prepared = prepare(cfg, hydra_overrides())
+    except (UserError, ann.AnnError) as error:
+        _remove_job_output_dir()
+        _fail(str(error))
+    settings = prepared.settings
+    dataset = prepared.spec.dataset
+    printer: dict[str, ProgressPrinter] = {}
+
+    def started(info: dict) -> None:
+        print(
+            f"{PROG}: study {settings.study_name!r} in {_shown(settings.storage)}: {settings.n_trials} trials on "
+            f"{dataset} ({prepared.task}), {' and '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}, "
+            f"{settings.sampler} sampler, {settings.pruner} pruner, {settings.workers} worker{'s' if settings.workers > 1 else ''}",
+            flush=True,
+        )
+        if info["resumed"]:
+            print(f"resuming: {info['finished_before']} trials done, {info['remaining']} to go", flush=True)
+        if info["parent_run_id"]:
+            from sweeps.tracking import run_url
+
+            print(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}: "
+                  f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}", flush=True)
+        printer["bar"] = ProgressPrinter(settings.n_trials, info["finished_before"], settings.metric)
+
+    def progress(state) -> None:
+        if "bar" in printer:
+            printer["bar"](state)
+
+    try:
+        outcome = run_sweep(prepared, progress=progress, started=started)
+    except (UserError, ann.AnnError) as error:
+        if "bar" in printer:
+            printer["bar"].close()
+        _remove_job_output_dir()
+        _fail(str(error))
+    finally:
+        if "bar" in printer:
+            printer["bar"].close()
+    _print_outcome(prepared, outcome)
+    if outcome.status == "FAILED":
+        _fail(f"stopped after {outcome.failures} failed trials (more than sweep.max_failures={settings.max_failures}); "
+              "the leaderboard above gives their reasons", EXIT_FAILED)
+
+
+def trials_url(uri: str, experiment_id: str, ascending: bool = True) -> str:
+    """The experiment's chart view listing the trial runs flat, best objective first.
+
+    A search filter plus a sort other than by start time makes the MLflow UI show child
+    runs on their own rather than folded under the parent; its charts then overlay the
+    curves of the first ten (the best trials).
+    """
+    from urllib.parse import quote, urlencode
+
+    from sweeps.objective import OBJECTIVE_METRIC, TAG_ROLE
+    from sweeps.tracking import ui_base
+
+    query = urlencode({
+        "workflowType": "machine_learning",
+        "compareRunsMode": "CHART",
+        "searchFilter": f"tags.`{TAG_ROLE}` = 'trial'",
+        "orderByKey": f"metrics.`{OBJECTIVE_METRIC}`",
+        "orderByAsc": "true" if ascending else "false",
+    }, quote_via=quote)
+    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{query}"
+
+
+def _shown(url: str) -> str:
+    from sweeps.study import redact
+
+    return redact(url)
+
+
+def _print_outcome(prepared, outcome) -> None:
+    settings = prepared.settings
+    p = outcome.progress
+    lines = [
+        "",
+        f"{p.finished}/{settings.n_trials} trials finished in {outcome.seconds:.0f} s: {p.complete} complete, "
+        f"{p.pruned} pruned, {p.failed} failed; {outcome.epochs_total} epochs trained"
+        + (f" (stopped: {outcome.stop_reason})" if outcome.stop_reason and outcome.stop_reason != "interrupted" else ""),
+    ]
+    for error in outcome.worker_errors:
+        lines.append(f"warning: {error}")
+    lines += ["", leaderboard_table(outcome.leaderboard, settings.metrics), ""]
+    board = outcome.leaderboard
+    done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None
+    if done is not None and not done.empty:
+        best = done.iloc[0]
+        values = ", ".join(f"{m}={format_value(best[m])}" for m in settings.metrics)
+        name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
+        lines.append(f"best: {name}  {values}  (fit: {best['fit']})")
+    if outcome.registered:
+        model, version = outcome.registered
+        uri = f"models:/{model}@{settings.register_alias}"
+        lines.append(f"model: {uri} (version {version}); load it with mlflow.pyfunc.load_model({uri!r})")
+    if outcome.parent_run_id:
+        from sweeps.tracking import run_url, ui_command
+
+        uri = prepared.tracking.uri
+        lines.append(f"parent run (leaderboard, plots/optuna.html, plots/top_trials_curves.png): "
+                     f"{run_url(uri, outcome.experiment_id, outcome.parent_run_id)}")
+        command = ui_command(uri)
+        compare = trials_url(uri, outcome.experiment_id, settings.directions[0] == "minimize")
+        if command:
+            lines.append(f"look at it: {command}")
+            lines.append(f"  then compare the trials' curves (best first): {compare}")
+        else:
+            lines.append(f"compare the trials' curves (best first): {compare}")
+    from sweeps.study import storage_kind
+
+    if storage_kind(settings.storage) in ("sqlite", "journal"):
+        lines.append(f"Optuna dashboard: optuna-dashboard {settings.storage}")
+    status = [STATUS_PROG, *[o for o in _hydra_task_overrides() if not o.startswith("hydra")]]
+    lines.append(f"trials and orphans: {' '.join(status)}")
+    print("\n".join(lines), flush=True)
+
+
+def _hydra_task_overrides() -> list[str]:
+    from sweeps.train import hydra_overrides
+
+    return hydra_overrides()
+
+
+def _run(app, prog: str, argv: list[str] | None) -> None:
+    global _prog
+    _prog = prog
+    if argv is not None:
+        sys.argv = [prog, *argv]
+    previous = os.environ.get("HYDRA_FULL_ERROR")
+    debug = bool(previous)
+    # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        _run_app(app, prog, debug)
+    finally:
+        if previous is None:
+            os.environ.pop("HYDRA_FULL_ERROR", None)
+        else:
+            os.environ["HYDRA_FULL_ERROR"] = previous
+
+
+def _run_app(app, prog: str, debug: bool) -> None:
+    from sweeps.train import Terminated
+    from sweeps.train_cli import _config_error_message
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted (the running trials are marked interrupted, the parent run KILLED)", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Terminated:
+        print(f"{prog}: terminated (the running trials are marked interrupted, the parent run KILLED)", file=sys.stderr)
+        raise SystemExit(143) from None
+    except Exception as error:
+        message = _space_override_message(error) or _config_error_message(error)
+        if message is None or debug:
+            raise
+        _fail(message.replace("ann-train --cfg job", f"{prog} --cfg job"))
+
+
+def _space_override_message(error: BaseException) -> str | None:
+    """A search-space entry given a new shape (``sweep.params.lr={choices:[...]}``) cannot be merged."""
+    import re
+
+    found = re.search(r"Could not override '(sweep\.params\.[A-Za-z_]+)'", str(error))
+    if not found or "not in struct" not in str(error.__cause__ or error):
+        return None
+    from sweeps.space import SETTINGS
+
+    key = found.group(1)
+    if key.count(".") != 2 or key.rsplit(".", 1)[1] not in SETTINGS:
+        return None
+    return (f"{key} cannot take that shape by merging: replace the whole entry with "
+            f"'~{key}' '+{key}={{choices: [...]}}' (or {{low: ..., high: ...}}), or set its keys one by one "
+            f"({key}.low=..., {key}.high=...)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The ``ann-sweep`` console script."""
+    from sweeps.train import sigterm_raises
+
+    with sigterm_raises():
+        _run(_app, PROG, argv)
+
+
+# ---------------------------------------------------------------- ann-sweep-status
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
+def _status_app(cfg: DictConfig) -> None:
+    import ann
+    from sweeps.config import to_container
+    from sweeps.errors import UserError
+    from sweeps.status import study_status
+    from sweeps.study import parse_settings
+
+    try:
+        config = to_container(cfg)
+        settings = parse_settings(config.get("sweep") or {})
+        tracking = config.get("tracking") or {}
+        uri = tracking.get("uri") if tracking.get("enabled", True) else None
+        report = study_status(settings, uri, tracking.get("experiment_name"))
+    except (UserError, ann.AnnError) as error:
+        _fail(str(error))
+    c = report.counts
+    lines = [
+        f"study {report.study_name!r} in {_shown(report.storage)}: "
+        + ", ".join(f"{d} {m}" for m, d in zip(report.metrics, report.directions)),
+        f"{report.finished} finished (counting toward sweep.n_trials): {c.get('COMPLETE', 0)} complete, "
+        f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed, {c.get('RUNNING', 0)} running",
+    ]
+    if report.parent_run_id:
+        lines.append(f"MLflow parent run: {report.parent_run_id} (experiment {report.experiment_id})")
+    others = [name for name in report.studies if name != report.study_name]
+    if others:
+        lines.append("other studies in this storage: " + ", ".join(others))
+    lines += ["", leaderboard_table(report.leaderboard, report.metrics, limit=None, full_run_ids=True, width=80), ""]
+    if report.orphans:
+        lines.append(f"orphans ({len(report.orphans)}):")
+        lines += [f"  {line}" for line in report.orphans]
+    else:
+        lines.append("orphans: none")
+    print("\n".join(lines), flush=True)
+
+
+def status_main(argv: list[str] | None = None) -> None:
+    """The ``ann-sweep-status`` console script (writes no Hydra output folder)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    quiet = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
+    if not any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith("--cfg") for a in args):
+        args += quiet
+    _run(_status_app, STATUS_PROG, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,507 @@
+"""One tracked training run: validated config -> data -> ``ann.MLP`` -> MLflow.
+
+:func:`train` is what ``ann-train`` runs and what a sweep calls for every trial. It
+validates everything it can before a run exists (config, data, tracking store), so a
+user's mistake creates no run; once the run exists it always ends it: FINISHED,
+FAILED (with the error as the ``error`` tag) or KILLED (Ctrl-C, SIGTERM, a pruned
+Optuna trial).
+
+What a run records (metric names put training and validation of one quantity in the
+same MLflow chart section):
+
+* params: the flattened config (``model.hidden_layers``, ``model.n_hidden_layers``,
+  ``model.layer_1_units``, ``optimizer.lr``, ``training.batch_size``, ``dataset.name``,
+  ...), plus what the data decided (``dataset.task``, ``dataset.n_train``, ...);
+* per epoch, ``step=epoch``: ``loss/train``, ``loss/val``, ``accuracy/train``,
+  ``accuracy/val`` (or ``mae/*``, ``rmse/*``, ``r2/*``) and ``time/epoch_seconds``;
+* at the end: ``loss/test`` and the task's metrics on the test set, ``best/loss_val``
+  and the best epoch's other validation metrics, ``best_epoch``, ``epochs_run``,
+  ``n_parameters``, ``time/fit_seconds``, the diagnosis numbers ``fit/*``;
+* tags: ``fit`` (good / overfit / underfit / diverged), ``fit_reason``, ``seed``,
+  ``versions.*``, ``git.commit``, ``command``, ``dataset``, ``task``;
+* artifacts: ``config/config.yaml`` (resolved), ``config/overrides.yaml``,
+  ``plots/learning_curve.png``, and the network as a logged pyfunc model ``model``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+import ann
+from ann import params as P
+from ann.data import Dataset, load_dataset, split_dataset
+from sweeps import diagnosis as D
+from sweeps.config import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
+from sweeps.errors import ConfigError, TrackingError, UserError
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[int, Mapping[str, float]], Any]
+
+
+class Terminated(BaseException):
+    """Raised in the main thread when the process receives SIGTERM during a run."""
+
+    def __init__(self, signum: int = signal.SIGTERM) -> None:
+        self.signum = signum
+        super().__init__(f"terminated by signal {signum}")
+
+
+@dataclass
+class PreparedData:
+    dataset: Dataset
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray | None
+    y_val: np.ndarray | None
+    X_test: np.ndarray | None
+    y_test: np.ndarray | None
+
+    @property
+    def task(self) -> str:
+        return self.dataset.task
+
+
+def metric_name(engine_key: str) -> str:
+    """``train_loss`` -> ``loss/train``, ``val_accuracy`` -> ``accuracy/val``."""
+    for split in ("train", "val", "test"):
+        if engine_key.startswith(split + "_"):
+            return f"{engine_key[len(split) + 1:]}/{split}"
+    if engine_key == "epoch_seconds":
+        return "time/epoch_seconds"
+    return engine_key
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def prepare_data(spec: RunSpec) -> PreparedData:
+    """Load and split the data set; problems are one-line :class:`UserError`s."""
+    try:
+        dataset = load_dataset(spec.dataset, **spec.dataset_options)
+        splits = split_dataset(dataset, val_size=spec.val_size, test_size=spec.test_size, seed=spec.split_seed)
+    except ann.InvalidParameterError as error:
+        key = error.name if error.name in ("val_size", "test_size", "val_size + test_size") else None
+        if key is not None:
+            raise ConfigError(f"training.{key.split()[0]}", error.value, error.allowed) from None
+        raise ConfigError(f"dataset.{error.name}", error.value, error.allowed) from None
+    except ann.DataError as error:
+        raise UserError(_data_error(spec, str(error))) from None
+    X_val = splits.X_val if len(splits.X_val) else None
+    X_test = splits.X_test if len(splits.X_test) else None
+    return PreparedData(
+        dataset=dataset,
+        X_train=splits.X_train,
+        y_train=splits.y_train,
+        X_val=X_val,
+        y_val=splits.y_val if X_val is not None else None,
+        X_test=X_test,
+        y_test=splits.y_test if X_test is not None else None,
+    )
+
+
+def _data_error(spec: RunSpec, message: str) -> str:
+    options = spec.dataset_options
+    if "target column" in message and "target" in options:
+        return f"dataset.target={options['target']!r} cannot be used: {message}"
+    if "feature column" in message and options.get("features") is not None:
+        return f"dataset.features={format_value(options['features'])} cannot be used: {message}"
+    if "path" in options:
+        return f"dataset.path={options['path']!r} cannot be used: {message}"
+    return f"dataset={spec.dataset} cannot be used: {message}"
+
+
+def build_model(spec: RunSpec, data: PreparedData) -> ann.MLP:
+    """The engine's estimator for this data, with the checks that need the data."""
+    kwargs = dict(spec.model_kwargs)
+    task = data.task
+    try:
+        P.check_task_fit(task, kwargs.get("loss"), kwargs.get("output_activation"))
+    except ann.InvalidParameterError as error:
+        raise ConfigError(f"model.{error.name}", error.value, error.allowed) from None
+    n_train = len(data.X_train)
+    if kwargs.get("batch_size", 32) > n_train:
+        raise ConfigError(
+            "training.batch_size", kwargs["batch_size"],
+            f"an integer in [1, {n_train}] (the training set has {n_train} samples)",
+        )
+    return ann.MLP(**kwargs, task=task)
+
+
+def resolved_params(spec: RunSpec, data: PreparedData) -> dict[str, Any]:
+    """Params known once the data is loaded: what ``null`` in the config became."""
+    task = data.task
+    model = spec.model_kwargs
+    values = {
+        "model.output_activation": model.get("output_activation") or P.OUTPUT_ACTIVATIONS_FOR_TASK[task][0],
+        "model.loss": model.get("loss") or P.LOSSES_FOR_TASK[task][0],
+        "dataset.task": task,
+        "dataset.n_features": data.X_train.shape[1],
+        "dataset.n_train": len(data.X_train),
+        "dataset.n_val": 0 if data.X_val is None else len(data.X_val),
+        "dataset.n_test": 0 if data.X_test is None else len(data.X_test),
+    }
+    if task != "regression":
+        values["dataset.n_classes"] = data.dataset.n_classes
+    return values
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterable[None]:
+    """Turn SIGTERM into :class:`Terminated` in the main thread while the block runs.
+
+    Left alone when not in the main thread or when someone else handles SIGTERM.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def handler(signum, frame):
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _is_pruned(error: BaseException) -> bool:
+    exceptions = sys.modules.get("optuna.exceptions")
+    return exceptions is not None and isinstance(error, exceptions.TrialPruned)
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    name = type(error).__name__
+    return f"{name}: {text}" if text else name
+
+
+# ----------------------------------------------------------------------------- train
+
+
+class _Stopwatch:
+    """Adds up the wall time of ``with watch(phase):`` blocks: the training thread's tracking work."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.phases.values())
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str):
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.phases[phase] = self.phases.get(phase, 0.0) + time.perf_counter() - started
+
+
+class _Recorder:
+    """The first fit callback: keeps the history and hands each epoch to MLflow."""
+
+    def __init__(self, metric_logger, epochs: int, watch: _Stopwatch | None = None) -> None:
+        self.watch = watch or _Stopwatch()
+        self.metric_logger = metric_logger
+        self.history: dict[str, list[float]] = {}
+        self.epochs_seen = 0
+        self.every = max(1, epochs // 20)
+        self.epochs = epochs
+
+    def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
+        self.epochs_seen = epoch
+        for key, value in logs.items():
+            if key != "epoch_seconds":
+                self.history.setdefault(key, []).append(float(value))
+        if self.metric_logger is not None:
+            with self.watch("epochs"):
+                self.metric_logger.log({metric_name(k): v for k, v in logs.items()}, step=epoch)
+        if epoch == 1 or epoch % self.every == 0 or epoch == self.epochs:
+            shown = "  ".join(
+                f"{metric_name(k)}={v:.4g}" for k, v in logs.items() if k != "epoch_seconds"
+            )
+            log.info("epoch %d/%d  %s", epoch, self.epochs, shown)
+
+
+def train(
+    cfg,
+    *,
+    callbacks: Sequence[Callback] = (),
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    overrides: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Train one network as configured by ``cfg`` and track it in MLflow.
+
+    Args:
+        cfg: the composed config (``DictConfig`` from Hydra, or a plain mapping).
+        callbacks: extra ``callback(epoch, logs)`` run after each epoch, after the metrics
+            were handed to MLflow (a sweep's pruning callback may raise
+            ``optuna.TrialPruned``: the run then ends KILLED with tag ``pruned=true``
+            and the exception propagates).
+        parent_run_id: make the run a nested child of this run.
+        run_name: the run's name (default ``tracking.run_name``, else MLflow's choice).
+        tags: extra run tags.
+        overrides: the command-line overrides, logged as ``config/overrides.yaml``
+            (default: Hydra's, when called from a Hydra app).
+
+    Returns:
+        ``run_id``, ``experiment_id``, ``model_uri`` (None without tracking), ``fit``,
+        ``fit_reason``, and every final metric by its MLflow name (``loss/test``,
+        ``best/loss_val``, ``best_epoch``, ``epochs_run``, ``fit/gap_best``, ...).
+
+    Raises:
+        UserError: bad config, data or tracking store (no run was created).
+        Anything raised during training (the run is marked FAILED or KILLED first).
+    """
+    spec = build_run_spec(cfg)
+    data = prepare_data(spec)
+    model = build_model(spec, data)
+    settings = spec.tracking
+
+    client = experiment_id = run_id = None
+    watch = _Stopwatch()  # the main thread's time spent on tracking
+    if settings.enabled:
+        with watch("start"):
+            client, experiment_id = connect(spec)
+    if overrides is None:
+        overrides = hydra_overrides()
+
+    if client is not None:
+        from sweeps import tracking
+        from sweeps.reproducibility import reproducibility_tags
+
+        with watch("start"):
+            run_tags = {
+                **reproducibility_tags(spec.model_kwargs.get("seed")),
+                "dataset": spec.dataset,
+                "task": data.task,
+                **{str(k): str(v) for k, v in (tags or {}).items()},
+            }
+            run = tracking.create_run(
+                client, experiment_id, run_name=run_name or settings.run_name, tags=run_tags,
+                parent_run_id=parent_run_id,
+            )
+            run_id = run.info.run_id
+        log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_name, run_id,
+                 settings.experiment_name, _shown_uri(settings.uri))
+
+    if run_id is None:
+        return _train_untracked(spec, data, model, callbacks)
+    return _train_tracked(spec, data, model, client, experiment_id, run_id, callbacks, overrides, watch)
+
+
+def connect(spec: RunSpec):
+    """Probe the tracking store and get (or create) the experiment; ``(client, id)``."""
+    from mlflow.exceptions import MlflowException
+
+    from sweeps import tracking
+
+    settings = spec.tracking
+    tracking.probe(settings.uri, settings.probe_timeout, settings.experiment_name)
+    try:
+        client = _client(settings.uri)
+        experiment_id = tracking.get_or_create_experiment(client, settings.experiment_name, settings.artifact_location)
+    except (MlflowException, OSError, ImportError) as error:
+        raise TrackingError(
+            f"tracking.uri={_shown_uri(settings.uri)!r} cannot be used: {_one_line(error)[:300]}"
+        ) from None
+    return client, experiment_id
+
+
+def _client(uri: str):
+    """An MlflowClient for ``uri``; a store that cannot be opened is a :class:`TrackingError`."""
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except Exception as error:  # e.g. a database whose tables cannot be created or upgraded
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(error, MlflowException):
+            raise
+        raise TrackingError(f"tracking.uri={_shown_uri(uri)!r} cannot be used: {_one_line(error)[:300]}") from None
+
+
+def hydra_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            return list(HydraConfig.get().overrides.task)
+    except Exception:  # not inside a Hydra app
+        pass
+    return []
+
+
+def _shown_uri(uri: str | None) -> str | None:
+    from sweeps.config import redact_uri
+
+    return redact_uri(uri)
+
+
+def _fit(model: ann.MLP, data: PreparedData, callbacks: Sequence[Callback]):
+    """Run ``fit``; returns ``(history or None, NonFiniteLossError or None)``."""
+    validation = (data.X_val, data.y_val) if data.X_val is not None else None
+    try:
+        return model.fit(data.X_train, data.y_train, validation_data=validation, callbacks=list(callbacks)), None
+    except ann.NonFiniteLossError as error:
+        return None, error
+
+
+def _summaries(
+    model: ann.MLP, data: PreparedData, recorder: _Recorder, history, non_finite
+) -> tuple[D.Diagnosis, dict[str, float], int]:
+    """Diagnosis, final metrics and the epoch the final weights belong to."""
+    curves = history.history if history is not None else recorder.history
+    baseline = None if data.task == "regression" else D.majority_share(data.y_train)
+    diagnosis = D.diagnose(curves, data.task, baseline=baseline, non_finite=non_finite is not None)
+    metrics: dict[str, float] = {}
+    if history is not None:
+        epochs_run, best = history.epochs, history.best_epoch
+        metrics["time/fit_seconds"] = history.fit_seconds
+        metrics["stopped_early"] = float(history.stopped_early)
+    else:
+        epochs_run, best = recorder.epochs_seen, diagnosis.best_epoch
+    metrics["epochs_run"] = float(epochs_run)
+    metrics["best_epoch"] = float(best)
+    metrics["n_parameters"] = float(model.n_parameters_) if model.network_ is not None else math.nan
+    if best:
+        for key, values in curves.items():
+            if key.startswith("val_") and len(values) >= best:
+                metrics[f"best/{metric_name(key)}"] = values[best - 1]
+    if history is not None and data.X_test is not None:
+        for key, value in model.evaluate(data.X_test, data.y_test).items():
+            metrics[f"{key}/test"] = value
+    metrics.update(diagnosis.metrics())
+    restored = model.early_stopping and model.restore_best_weights and history is not None
+    model_epoch = best if restored else epochs_run
+    return diagnosis, {k: v for k, v in metrics.items() if math.isfinite(v)}, model_epoch
+
+
+def _result(diagnosis: D.Diagnosis, metrics: Mapping[str, float], **extra) -> dict[str, Any]:
+    return {**extra, "fit": diagnosis.label, "fit_reason": diagnosis.reason, **metrics}
+
+
+def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callbacks) -> dict[str, Any]:
+    recorder = _Recorder(None, spec.model_kwargs.get("epochs", 100))
+    with sigterm_raises():
+        history, non_finite = _fit(model, data, [recorder, *callbacks])
+    diagnosis, metrics, _ = _summaries(model, data, recorder, history, non_finite)
+    if non_finite is not None:
+        log.warning("%s", non_finite)
+    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason)
+    return _result(diagnosis, metrics, run_id=None, experiment_id=None, model_uri=None)
+
+
+def _train_tracked(
+    spec: RunSpec, data: PreparedData, model: ann.MLP, client, experiment_id: str, run_id: str,
+    callbacks: Sequence[Callback], overrides: Sequence[str], watch: _Stopwatch,
+) -> dict[str, Any]:
+    from sweeps import tracking
+    from sweeps.plots import save_learning_curve
+
+    settings = spec.tracking
+    metric_logger = None
+    scratch = tempfile.TemporaryDirectory(prefix="ann-train-")
+    try:
+        with sigterm_raises():
+            # Params and config files go out from the background thread while training runs.
+            with watch("start"):
+                metric_logger = tracking.MetricLogger(client, run_id, settings.flush_interval)
+                params = run_params(spec, resolved_params(spec, data))
+                metric_logger.submit(tracking.log_params, client, run_id, params)
+                metric_logger.submit(client.log_text, run_id, resolved_yaml(spec), "config/config.yaml")
+                metric_logger.submit(client.log_text, run_id, _overrides_yaml(overrides), "config/overrides.yaml")
+
+            recorder = _Recorder(metric_logger, spec.model_kwargs.get("epochs", 100), watch)
+            history, non_finite = _fit(model, data, [recorder, *callbacks])
+
+            diagnosis, metrics, model_epoch = _summaries(model, data, recorder, history, non_finite)
+            final_step = max(1, model_epoch)
+            final_tags = {"fit": diagnosis.label, "fit_reason": diagnosis.reason}
+            if non_finite is not None:
+                final_tags["stop_reason"] = str(non_finite)
+                log.warning("%s", non_finite)
+            elif history is not None and history.stop_reason:
+                final_tags["stop_reason"] = history.stop_reason
+            with watch("end"):
+                # The training thread prepares the model and draws the curves while the
+                # background thread uploads what is ready; then it waits for the uploads.
+                model_uri = None
+                if settings.log_model and history is not None:
+                    from sweeps.model_logging import prepare_logged_model, upload_logged_model
+
+                    prepared = prepare_logged_model(
+                        client, run_id, experiment_id, model, scratch.name,
+                        feature_names=data.dataset.feature_names,
+                        class_names=data.dataset.class_names,
+                        X_example=data.X_train,
+                        params=params,
+                    )
+                    model_uri = final_tags["model_uri"] = prepared.uri
+                metric_logger.submit(tracking.log_final, client, run_id, metrics, final_tags, final_step)
+                if model_uri is not None:
+                    metric_logger.submit(upload_logged_model, client, run_id, prepared, final_step)
+                png = Path(scratch.name) / "learning_curve.png"
+                save_learning_curve(png, history.history if history else recorder.history, data.task,
+                                    diagnosis.best_epoch or None, f"{spec.dataset}: fit = {diagnosis.label}")
+                metric_logger.submit(client.log_artifact, run_id, str(png), "plots")
+                metric_logger.close()
+    except BaseException as error:
+        if metric_logger is not None:
+            with contextlib.suppress(BaseException):
+                metric_logger.close()  # keep the curves of a killed or failed run
+        if isinstance(error, (KeyboardInterrupt, Terminated, SystemExit)) or _is_pruned(error):
+            status = "KILLED"
+            extra = {"pruned": "true"} if _is_pruned(error) else {"killed_by": _one_line(error)}
+        else:
+            status = "FAILED"
+            extra = {"error": _one_line(error)[:5000]}
+        with contextlib.suppress(Exception):
+            tracking.set_tags(client, run_id, extra)
+        with contextlib.suppress(Exception):
+            tracking.terminate(client, run_id, status)
+        raise
+    finally:
+        scratch.cleanup()
+    with watch("end"):
+        tracking.terminate(client, run_id, "FINISHED")
+
+    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason)
+    log.info("view the run at %s", tracking.run_url(settings.uri, experiment_id, run_id))
+    return _result(
+        diagnosis, metrics, run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
+        tracking_seconds=watch.seconds,
+        tracking_phases=dict(watch.phases),
+        run_url=tracking.run_url(settings.uri, experiment_id, run_id),
+        experiment_url=tracking.experiment_url(settings.uri, experiment_id),
+    )
+
+
+def _overrides_yaml(overrides: Sequence[str]) -> str:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_yaml(OmegaConf.create(list(overrides))) if overrides else "[]\n"

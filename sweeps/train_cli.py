@@ -1,0 +1,165 @@
+"""``ann-train``: train one network as configured by Hydra and track it in MLflow.
+
+    ann-train                                   # moons, MLP [32], adam, SQLite ./mlflow.db
+    ann-train dataset=digits model.hidden_layers=[64,32] optimizer=adam optimizer.lr=3e-3
+    ann-train dataset=csv dataset.path=data.csv dataset.target=label
+    ann-train tracking=server tracking.uri=http://127.0.0.1:5000
+    ann-train --cfg job                         # print the composed config
+    ann-train -m optimizer.lr=1e-3,1e-2         # Hydra multirun: one MLflow run each
+
+The configs are the package's ``conf`` directory (``sweeps/conf``, a link to the
+repository's ``conf/``); ``--config-dir DIR`` adds a directory of your own configs.
+
+Exit status: 0 on success, 2 for a user's mistake (one line on stderr, no run created,
+or the run marked FAILED if it had started), 130 after Ctrl-C and 143 after SIGTERM
+(the run is marked KILLED), 1 for anything else (a bug: with its traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+PROG = "ann-train"
+EXIT_USAGE = 2
+#: An absolute path, so Hydra reads the files directly (the package has no __init__ there).
+CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
+
+
+def _fail(message: str, status: int = EXIT_USAGE) -> None:
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+def _app(cfg: DictConfig) -> dict:
+    import ann
+    from sweeps.errors import UserError
+    from sweeps.train import train
+
+    try:
+        result = train(cfg)
+    except (UserError, ann.AnnError) as error:
+        _remove_job_output_dir()
+        _fail(str(error))
+    _print_summary(result, cfg)
+    return result
+
+
+def _remove_job_output_dir() -> None:
+    """Remove the output folder Hydra made for a job that never ran (nothing half-written).
+
+    Only a folder that holds nothing but Hydra's own ``.hydra/`` and the job's log is removed.
+    """
+    import shutil
+
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        hydra_cfg = HydraConfig.get()
+        directory = Path(hydra_cfg.runtime.output_dir)
+        own = {".hydra", f"{hydra_cfg.job.name}.log"}
+    except Exception:  # not inside a Hydra job
+        return
+    if directory.is_dir() and directory.resolve() != Path.cwd().resolve():
+        if {entry.name for entry in directory.iterdir()} <= own:
+            shutil.rmtree(directory, ignore_errors=True)
+            cwd = Path.cwd().resolve()
+            for parent in directory.resolve().parents:  # outputs/<date>/, outputs/ when empty
+                if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
+                    break
+                parent.rmdir()
+
+
+def _print_summary(result: dict, cfg: DictConfig) -> None:
+    lines = [f"fit: {result['fit']} ({result['fit_reason']})"]
+    epochs = int(result.get("epochs_run", 0))
+    best = int(result.get("best_epoch", 0))
+    lines.append(f"epochs: {epochs}, best epoch: {best}")
+    test = {key.split("/")[0]: value for key, value in result.items() if key.endswith("/test")}
+    if test:
+        lines.append("test: " + "  ".join(f"{name}={value:.4g}" for name, value in test.items()))
+    if result.get("run_id"):
+        lines.append(f"run: {result['run_id']}  {result['run_url']}")
+        if result.get("model_uri"):
+            lines.append(f"model: {result['model_uri']}")
+        from sweeps.tracking import ui_command
+
+        command = ui_command(str(cfg.tracking.uri))
+        if command:
+            lines.append(f"look at it: {command}  then open {result['experiment_url']}")
+        else:
+            lines.append(f"look at it: {result['experiment_url']}")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: Hydra's command line, with one-line errors and exit status 2."""
+    if argv is not None:
+        sys.argv = [PROG, *argv]
+    debug = bool(os.environ.get("HYDRA_FULL_ERROR"))
+    # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    # MLflow's per-file download bars while it checks the logged model are noise here.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from sweeps.train import Terminated
+
+    try:
+        _app()
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted (the run, if any, is marked KILLED)", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Terminated:
+        print(f"{PROG}: terminated (the run, if any, is marked KILLED)", file=sys.stderr)
+        raise SystemExit(143) from None
+    except Exception as error:
+        message = _config_error_message(error)
+        if message is None or debug:
+            raise
+        _fail(message)
+
+
+def _config_error_message(error: BaseException) -> str | None:
+    """One line for Hydra/OmegaConf composition errors; None for anything else."""
+    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+    from omegaconf.errors import OmegaConfBaseException
+
+    import ann
+    from sweeps.errors import UserError
+
+    if isinstance(error, (UserError, ann.AnnError)):
+        return str(error)
+    if isinstance(error, MissingConfigException):
+        found = re.search(r"Could not find '([^']+)/([^'/]+)'", str(error))
+        if found and error.options:
+            group, option = found.groups()
+            return f"{group}={option} is not allowed: expected one of {', '.join(sorted(error.options))}"
+        return _first_lines(error)
+    if isinstance(error, OverrideParseException):
+        return f"cannot parse the command line: {_first_lines(error)}"
+    if isinstance(error, (HydraException, OmegaConfBaseException)):
+        text = _first_lines(error)
+        key = re.search(r"Could not override '([^']+)'", str(error))
+        if key and "not in struct" in str(error.__cause__ or error):
+            name = key.group(1)
+            group = name.rsplit(".", 1)[0] if "." in name else "the root config"
+            return f"{name} is not allowed: expected a key of {group} (see `{PROG} --cfg job`; to add a new key write +{name}=...)"
+        cause = error.__cause__
+        if cause is not None and str(cause).strip():
+            text += ": " + _first_lines(cause)
+        return text
+    return None
+
+
+def _first_lines(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""``ann-sweep`` / ``ann-sweep-status`` as a user runs them: one-line errors, exit 2, nothing started."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sweeps.sweep_cli import leaderboard_table, main, status_main
+from sweep_helpers import cli_overrides
+
+
+def _run(capsys, entry, argv):
+    with pytest.raises(SystemExit) as caught:
+        entry(argv)
+    out, err = capsys.readouterr()
+    return caught.value.code, out, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "start"),
+    [
+        (["sweep.params.lr.low=0.5", "sweep.params.lr.high=0.1"], "sweep.params.lr.low=0.5 is not allowed"),
+        (["sweep.params.units.low=64", "sweep.params.units.high=64"], "sweep.params.units.low=64 is not allowed"),
+        (["sweep.params.lr.low=0", "sweep.params.lr.log=true"], "sweep.params.lr.low=0 is not allowed"),
+        (["sweep.sampler.name=bayes"], "sweep.sampler.name='bayes' is not allowed"),
+        (["sweep.pruner.name=patient"], "sweep.pruner.name='patient' is not allowed"),
+        (["+sweep.params.width={low:1,high:2}"], "sweep.params.width="),
+        (["sweep.params.width={low:1,high:2}"], "sweep.params.width is not allowed"),
+        (["sweep.n_trials=0"], "sweep.n_trials=0 is not allowed"),
+        (["sweep.storage=sqlite:////no/such/folder/optuna.db"], "sweep.storage='sqlite:////no/such/folder/optuna.db' cannot be opened"),
+        (["sweep.storage=mongodb://localhost/x"], "sweep.storage='mongodb://localhost/x' cannot be opened"),
+        (["sweep=nope"], "sweep=nope is not allowed"),
+        (["sweep.metric=r2/val"], "sweep.metric='r2/val' is not allowed"),
+        (["sweep.params.batch_size.choices=[16,100000]"], "sweep.params.batch_size.choices[1]=100000 is not allowed"),
+        (["sweep.params.lr={choices:[0.01,0.1]}"], "sweep.params.lr cannot take that shape by merging: replace"),
+        (["sweep.params.lr.foo=1"], "sweep.params.lr.foo is not allowed: expected a key of sweep.params.lr"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_starts_nothing(capsys, tmp_path, monkeypatch, argv, start):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, main, argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"ann-sweep: error: {start}"), err
+    assert sorted(os.listdir(tmp_path)) == []  # no storage, no MLflow store, no Hydra output folder
+
+
+def test_resuming_with_another_direction_or_metric_is_refused(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    from sweeps import study as S
+
+    settings = S.parse_settings({"study_name": "digits-quick", "storage": storage, "n_trials": 1})
+    S.create_or_resume(settings, S.open_storage(storage))
+    base = cli_overrides(storage, None)
+    code, _, err = _run(capsys, main, [*base, "sweep.study_name=digits-quick", "sweep.metric=accuracy/val"])
+    assert code == 2 and "sweep.direction=maximize does not match study 'digits-quick'" in err
+    code, _, err = _run(capsys, main, [*base, "sweep.study_name=digits-quick", "sweep.metric=accuracy/val",
+                                       "sweep.direction=minimize"])
+    assert code == 2 and "sweep.metric=accuracy/val does not match" in err
+    assert sorted(os.listdir(tmp_path)) == ["optuna.db"]
+
+
+def test_help_lists_the_groups():
+    result = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0
+    for group in ("sweep:", "dataset:", "model:", "optimizer:", "training:", "tracking:", "digits, moons, multiobjective, quick"):
+        assert group in result.stdout
+    assert "ann-sweep-status" in result.stdout
+
+
+def test_status_of_a_missing_study_names_the_ones_there(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    code, _, err = _run(capsys, status_main, [f"sweep.storage={storage}", "tracking=off"])
+    assert code == 2 and "holds no study yet" in err
+    assert os.listdir(tmp_path) == ["optuna.db"]
+
+
+def test_leaderboard_table_of_no_trials():
+    assert leaderboard_table(None, ["loss/val"]) == "(no trials)"

@@ -1,0 +1,249 @@
+"""Real sweeps on SQLite: parent and child runs, curves, artifacts, links, resume, workers, failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from sweeps import study as S
+from sweeps.runner import prepare, run_sweep
+from sweeps.status import study_status
+from sweep_helpers import cli_overrides, sweep_cfg
+
+pytestmark = pytest.mark.slow
+
+
+def _children(client, parent_run_id):
+    return client.search_runs(
+        [client.get_run(parent_run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+    )
+
+
+def _study(storage, name):
+    return optuna.load_study(study_name=name, storage=S.open_storage(storage))
+
+
+@pytest.fixture(scope="module")
+def six(tmp_path_factory):
+    """One real 6-trial sweep on SQLite, shared by the tests that read it."""
+    tmp = tmp_path_factory.mktemp("six")
+    storage, tracking_uri = f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db"
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=6"))
+    seen = []
+    outcome = run_sweep(prepared, progress=seen.append)
+    return prepared, outcome, storage, tracking_uri, seen, tmp
+
+
+def test_six_trials_under_one_parent(six):
+    prepared, outcome, storage, tracking_uri, seen, _ = six
+    client = MlflowClient(tracking_uri)
+    assert outcome.status == "FINISHED" and outcome.progress.finished == 6
+    parent = client.get_run(outcome.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "sweep moons-quick"
+    children = _children(client, outcome.parent_run_id)
+    assert len(children) == 6
+    study = _study(storage, "moons-quick")
+    assert len(study.trials) == 6
+    assert seen[0].finished == 0 and seen[-1].finished == 6  # progress at the start and after every trial
+    assert parent.data.metrics["best/loss/val"] == pytest.approx(study.best_value)
+    assert parent.data.tags["best.trial"] == str(study.best_trial.number)
+    assert parent.data.tags["best.param.lr"] == str(study.best_params["lr"])
+
+
+def test_links_both_ways_and_run_names(six):
+    _, outcome, storage, tracking_uri, _, _ = six
+    client = MlflowClient(tracking_uri)
+    runs = {run.info.run_id: run for run in _children(client, outcome.parent_run_id)}
+    for trial in _study(storage, "moons-quick").trials:
+        run = runs[trial.user_attrs[S.TRIAL_RUN_ID]]
+        assert run.data.tags["sweep.trial_number"] == str(trial.number)
+        assert run.data.tags["sweep.study_name"] == "moons-quick"
+        assert run.data.tags["sweep.state"] == trial.state.name
+        assert run.info.run_name.startswith(f"t{trial.number:03d} ")
+        assert f"lr={run.info.run_name.split('lr=')[1].split()[0]}" in run.info.run_name
+
+
+def test_curves_have_one_point_per_epoch_and_pruned_runs_stop_early(six):
+    _, outcome, storage, tracking_uri, _, _ = six
+    client = MlflowClient(tracking_uri)
+    states = []
+    for trial in _study(storage, "moons-quick").trials:
+        run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss/val")]
+        states.append(trial.state.name)
+        if trial.state.name == "COMPLETE":
+            assert steps == [1, 2, 3, 4, 5] and run.info.status == "FINISHED"
+            assert run.data.tags["fit"] in ("good", "overfit", "underfit", "diverged")
+        else:
+            assert trial.state.name == "PRUNED"
+            at = trial.user_attrs[S.TRIAL_PRUNED_AT]
+            assert steps == list(range(1, at + 1)) and at < 5
+            assert run.info.status == "KILLED" and run.data.tags["pruned_at_epoch"] == str(at)
+            assert run.data.tags["prune_reason"]
+    assert "PRUNED" in states and "COMPLETE" in states  # the seeded sweep prunes some trials
+
+
+def test_artifacts_leaderboard_and_champion(six, tmp_path, global_tracking_uri):
+    _, outcome, storage, tracking_uri, _, _ = six
+    client = MlflowClient(tracking_uri)
+    parent_id = outcome.parent_run_id
+    listed = {a.path for folder in ("plots", "leaderboard", "sweep") for a in client.list_artifacts(parent_id, folder)}
+    assert {"plots/optuna.html", "plots/top_trials_curves.png", "leaderboard/leaderboard.csv",
+            "sweep/config.yaml", "sweep/overrides.yaml"} <= listed
+    html = open(client.download_artifacts(parent_id, "plots/optuna.html", str(tmp_path))).read()
+    for heading in ("Optimization history", "Parameter importances", "Parallel coordinates", "Intermediate values"):
+        assert heading in html
+    board = pd.read_csv(client.download_artifacts(parent_id, "leaderboard/leaderboard.csv", str(tmp_path)))
+    assert len(board) == 6 and list(board["rank"]) == list(range(1, 7))
+    assert set(board["run_id"]) == {run.info.run_id for run in _children(client, parent_id)}
+    assert board.loc[0, "state"] == "COMPLETE" and board.loc[0, "fit"] in ("good", "overfit", "underfit")
+    for run in _children(client, parent_id):
+        if run.info.status == "FINISHED":
+            assert {"plots/learning_curve.png"} <= {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    name, version = outcome.registered
+    assert name == "moons-quick"
+    import mlflow
+
+    global_tracking_uri(tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{name}@champion")
+    labels = model.predict(pd.DataFrame({"x1": [0.0, 1.0], "x2": [0.5, -0.5]}))
+    assert len(labels) == 2
+    version_info = client.get_model_version_by_alias(name, "champion")
+    assert version_info.run_id == board.loc[0, "run_id"] and str(version_info.version) == version
+
+
+def test_status_report_finds_no_orphans_then_finds_them(six):
+    prepared, outcome, storage, tracking_uri, _, _ = six
+    report = study_status(prepared.settings, tracking_uri, "moons-quick")
+    assert report.finished == 6 and report.orphans == [] and report.parent_run_id == outcome.parent_run_id
+    assert list(report.leaderboard["run_id"].notna()) == [True] * 6
+    # A trial left RUNNING (its process died) and a run without a trial are orphans.
+    study = _study(storage, "moons-quick")
+    study.ask()
+    client = MlflowClient(tracking_uri)
+    stray = client.create_run(outcome.experiment_id, run_name="stray",
+                              tags={"sweep.role": "trial", "sweep.study_name": "moons-quick", "sweep.trial_number": "99"})
+    report = study_status(prepared.settings, tracking_uri, "moons-quick")
+    assert any("trial 6 left RUNNING" in line for line in report.orphans)
+    assert any(stray.info.run_id in line and "has no trial" in line for line in report.orphans)
+
+
+def test_a_huge_learning_rate_is_pruned_with_its_reason_and_the_sweep_completes(uris):
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=3", "optimizer=sgd",
+                                 "sweep.params.lr.high=1e6", "sweep.params.activation.choices=[relu]"))
+    study, _ = S.create_or_resume(prepared.settings, S.open_storage(storage))
+    study.enqueue_trial({"n_layers": 1, "units_l1": 4, "activation": "relu", "lr": 1e6, "batch_size": 16})
+    outcome = run_sweep(prepared)
+    assert outcome.status == "FINISHED" and outcome.progress.finished == 3
+    trial = _study(storage, "moons-quick").trials[0]
+    assert trial.state.name == "PRUNED" and "non-finite" in trial.user_attrs[S.TRIAL_PRUNE_REASON]
+    run = MlflowClient(tracking_uri).get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+    assert run.info.status == "KILLED" and "non-finite" in run.data.tags["prune_reason"]
+    assert "non-finite" in outcome.leaderboard.set_index("trial").loc[0, "reason"]
+
+
+def test_failed_trials_stop_the_sweep_at_the_failure_budget(uris, tmp_path):
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=6", "sweep.max_failures=1"))
+    prepared.base["dataset"] = {"name": "csv", "path": str(tmp_path / "gone.csv"), "target": "y"}
+    outcome = run_sweep(prepared)
+    assert outcome.status == "FAILED" and outcome.stop_reason == "failure budget"
+    trials = _study(storage, "moons-quick").trials
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    assert all("gone.csv" in t.user_attrs[S.TRIAL_FAIL_REASON] for t in trials)
+    assert MlflowClient(tracking_uri).get_run(outcome.parent_run_id).info.status == "FAILED"
+
+
+def test_two_workers_make_exactly_n_trials(uris):
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=6", "sweep.workers=2"))
+    outcome = run_sweep(prepared)
+    assert outcome.worker_errors == [] and outcome.status == "FINISHED"
+    trials = _study(storage, "moons-quick").trials
+    assert len(trials) == 6 and S.finished_count(_study(storage, "moons-quick")) == 6
+    assert {t.user_attrs[S.TRIAL_WORKER] for t in trials} == {0, 1}
+    client = MlflowClient(tracking_uri)
+    assert len(_children(client, outcome.parent_run_id)) == 6
+    assert {t.user_attrs[S.TRIAL_RUN_ID] for t in trials} == {r.info.run_id for r in _children(client, outcome.parent_run_id)}
+
+
+def test_resume_after_an_interrupted_sweep(tmp_path):
+    storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    argv = cli_overrides(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=40", "sweep.pruner.name=none")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "sweeps.sweep_cli", *argv], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            if (tmp_path / "optuna.db").exists():
+                try:
+                    done = S.finished_count(_study(storage, "moons-quick"))
+                except Exception:  # the study is not created yet
+                    continue
+                if done >= 2:
+                    break
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, (out + err)[-4000:]
+    assert "interrupted" in err
+    study = _study(storage, "moons-quick")
+    before = S.finished_count(study)
+    assert 2 <= before < 5
+    parent_id = study.user_attrs[S.ATTR_PARENT_RUN]
+    client = MlflowClient(tracking_uri)
+    assert client.get_run(parent_id).info.status == "KILLED"
+    numbers_before = [t.number for t in study.trials]
+
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=40",
+                                 "sweep.pruner.name=none"))
+    outcome = run_sweep(prepared)
+    assert outcome.resumed and outcome.finished_before == before
+    study = _study(storage, "moons-quick")
+    assert S.finished_count(study) == 5
+    numbers = [t.number for t in study.trials]
+    assert numbers == list(range(len(numbers))) and numbers[: len(numbers_before)] == numbers_before
+    assert outcome.parent_run_id == parent_id and client.get_run(parent_id).info.status == "FINISHED"
+    interrupted = [t for t in study.trials if t.user_attrs.get(S.TRIAL_INTERRUPTED)]
+    for trial in interrupted:  # the trial Ctrl-C stopped: FAILED, not counted, its run KILLED
+        assert trial.state.name == "FAIL"
+        assert client.get_run(trial.user_attrs[S.TRIAL_RUN_ID]).info.status == "KILLED"
+
+
+def test_a_sweep_without_tracking(uris):
+    storage, _ = uris
+    outcome = run_sweep(prepare(sweep_cfg(storage, None, "sweep.n_trials=3")))
+    assert outcome.progress.finished == 3 and outcome.parent_run_id is None and outcome.registered is None
+    assert len(outcome.leaderboard) == 3 and outcome.leaderboard["run_id"].isna().all()
+
+
+def test_the_command_line_prints_the_leaderboard_and_how_to_look(tmp_path):
+    storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    result = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli",
+                             *cli_overrides(storage, tracking_uri, "sweep.n_trials=3")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert "3/3 trials finished" in out and "rank  trial  state" in out
+    assert "models:/moons-quick@champion" in out and f"mlflow ui --backend-store-uri {tracking_uri}" in out
+    assert "[3/3] trial 2" in result.stderr  # one progress line per trial when stderr is not a terminal
+    status = subprocess.run([sys.executable, "-c", "from sweeps.sweep_cli import status_main; status_main()",
+                             *cli_overrides(storage, tracking_uri)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert "3 finished" in status.stdout and "orphans: none" in status.stdout
+    assert not (tmp_path / "outputs" / "status").exists()

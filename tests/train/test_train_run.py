@@ -1,0 +1,257 @@
+"""Tracked training runs against a real SQLite store: what a user looks for in MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import matplotlib.image as mpimg
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+import ann
+from sweeps.errors import ConfigError, TrackingError, UserError
+from sweeps.train import train
+from train_helpers import all_runs, history, make_cfg
+
+CLASSIFICATION_METRICS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val"]
+
+
+@pytest.fixture
+def finished(sqlite_uri):
+    """One small finished run: (client, result)."""
+    result = train(make_cfg(sqlite_uri, "model.hidden_layers=[8,4]", "optimizer=momentum", "optimizer.lr=0.05"),
+                   overrides=["model.hidden_layers=[8,4]", "optimizer=momentum"])
+    return MlflowClient(sqlite_uri), result
+
+
+def test_run_finishes_with_params_a_user_can_read(finished):
+    client, result = finished
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["model.n_hidden_layers"] == "2"
+    assert params["model.layer_1_units"] == "8" and params["model.layer_2_units"] == "4"
+    assert params["model.activation"] == "relu"
+    assert params["model.output_activation"] == "sigmoid"  # chosen from the task
+    assert params["optimizer.name"] == "momentum"
+    assert params["optimizer.lr"] == "0.05"
+    assert params["optimizer.momentum"] == "0.9"
+    assert params["training.batch_size"] == "32"
+    assert params["training.seed"] == "0"
+    assert params["dataset.name"] == "moons"
+    assert params["dataset.task"] == "binary"
+    assert int(params["dataset.n_train"]) + int(params["dataset.n_val"]) + int(params["dataset.n_test"]) == 200
+
+
+def test_per_epoch_histories_have_one_value_per_epoch(finished):
+    client, result = finished
+    run_id = result["run_id"]
+    for key in CLASSIFICATION_METRICS + ["time/epoch_seconds"]:
+        assert [step for step, _ in history(client, run_id, key)] == [1, 2, 3, 4], key
+
+
+def test_final_metrics_and_fit_tags(finished):
+    client, result = finished
+    run = client.get_run(result["run_id"])
+    metrics, tags = run.data.metrics, run.data.tags
+    for key in ("loss/test", "accuracy/test", "epochs_run", "best_epoch", "n_parameters",
+                "time/fit_seconds", "best/loss/val", "best/accuracy/val", "fit/gap_best", "fit/gap_last"):
+        assert key in metrics, key
+    assert metrics["epochs_run"] == 4
+    assert metrics["n_parameters"] == 2 * 8 + 8 + 8 * 4 + 4 + 4 + 1
+    assert 1 <= metrics["best_epoch"] <= 4
+    assert tags["fit"] in ("good", "overfit", "underfit", "diverged")
+    assert tags["fit"] == result["fit"] and tags["fit_reason"]
+    assert metrics["loss/test"] == pytest.approx(result["loss/test"])
+
+
+def test_reproducibility_tags(finished):
+    client, result = finished
+    tags = client.get_run(result["run_id"]).data.tags
+    assert tags["seed"] == "0"
+    assert tags["versions.numpy"] == np.__version__
+    assert tags["versions.mlflow"] == mlflow.__version__
+    assert tags["versions.python"]
+    assert "command" in tags
+    assert tags["dataset"] == "moons" and tags["task"] == "binary"
+    assert len(tags["git.commit"]) == 40  # the tests run from a checkout
+    assert tags["mlflow.source.git.commit"] == tags["git.commit"]
+
+
+def test_experiment_is_a_model_training_experiment(finished):
+    client, result = finished
+    experiment = client.get_experiment(result["experiment_id"])
+    assert experiment.name == "ann"
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert result["experiment_url"].endswith("?workflowType=machine_learning&compareRunsMode=CHART")
+
+
+def test_artifacts_config_overrides_and_learning_curve(finished, tmp_path):
+    client, result = finished
+    run_id = result["run_id"]
+    names = {f.path for f in client.list_artifacts(run_id)} | {
+        f.path for d in ("config", "plots") for f in client.list_artifacts(run_id, d)
+    }
+    assert {"config/config.yaml", "config/overrides.yaml", "plots/learning_curve.png"} <= names
+    local = client.download_artifacts(run_id, "", str(tmp_path))
+    config = yaml.safe_load(open(f"{local}/config/config.yaml"))
+    assert config["model"]["hidden_layers"] == [8, 4]
+    assert config["optimizer"]["name"] == "momentum"
+    assert yaml.safe_load(open(f"{local}/config/overrides.yaml")) == ["model.hidden_layers=[8,4]", "optimizer=momentum"]
+    image = mpimg.imread(f"{local}/plots/learning_curve.png")
+    assert image.ndim == 3 and image.shape[1] > 800
+
+
+def test_pyfunc_model_predicts_like_the_engine(finished, tmp_path, global_tracking_uri, sqlite_uri):
+    client, result = finished
+    global_tracking_uri(sqlite_uri)
+    model_uri = result["model_uri"]
+    assert model_uri.startswith("models:/")
+    assert client.get_run(result["run_id"]).data.tags["model_uri"] == model_uri
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    signature = pyfunc.metadata.get_input_schema()
+    assert signature.input_names() == ["x1", "x2"]
+    assert pyfunc.metadata.get_params_schema().to_dict()[0]["name"] == "output"
+
+    local = mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model"))
+    engine = ann.MLP.load(f"{local}/artifacts/network/model")  # the engine's own .npz + .json
+    X = np.random.default_rng(1).normal(size=(50, 2))
+    frame = pd.DataFrame(X, columns=["x1", "x2"])
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(frame)), engine.predict(X))
+    proba = pyfunc.predict(frame, params={"output": "proba"})
+    np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(X))
+    # The run's artifact URI form works too, and the input example is stored.
+    again = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/model")
+    np.testing.assert_array_equal(np.asarray(again.predict(frame)), engine.predict(X))
+    example = json.load(open(f"{local}/input_example.json"))
+    assert example["columns"] == ["x1", "x2"]
+
+
+def test_regression_run_logs_mae_rmse_r2_and_predicts_values(sqlite_uri, global_tracking_uri, tmp_path):
+    result = train(make_cfg(sqlite_uri, "dataset=regression", "dataset.n_samples=150"))
+    client = MlflowClient(sqlite_uri)
+    run_id = result["run_id"]
+    for key in ("loss/train", "loss/val", "mae/train", "mae/val", "rmse/train", "rmse/val", "r2/train", "r2/val"):
+        assert len(history(client, run_id, key)) == 4, key
+    metrics = client.get_run(run_id).data.metrics
+    assert {"mae/test", "rmse/test", "r2/test", "loss/test"} <= set(metrics)
+    assert client.get_run(run_id).data.params["model.output_activation"] == "linear"
+    global_tracking_uri(sqlite_uri)
+    local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "model"))
+    engine = ann.MLP.load(f"{local}/artifacts/network/model")
+    X = np.linspace(-2, 2, 20).reshape(-1, 1)
+    predictions = mlflow.pyfunc.load_model(result["model_uri"]).predict(pd.DataFrame(X, columns=["x1"]))
+    np.testing.assert_allclose(np.asarray(predictions, dtype=float), engine.predict(X))
+
+
+def test_same_config_and_seed_give_identical_metrics(sqlite_uri):
+    first = train(make_cfg(sqlite_uri, "model.dropout=0.2"))
+    second = train(make_cfg(sqlite_uri, "model.dropout=0.2"))
+    client = MlflowClient(sqlite_uri)
+    one, two = client.get_run(first["run_id"]).data.metrics, client.get_run(second["run_id"]).data.metrics
+    keys = [key for key in one if not key.startswith("time/")]
+    assert sorted(keys) == sorted(key for key in two if not key.startswith("time/"))
+    assert {key: one[key] for key in keys} == {key: two[key] for key in keys}
+    for key in CLASSIFICATION_METRICS:
+        assert history(client, first["run_id"], key) == history(client, second["run_id"], key)
+    other = train(make_cfg(sqlite_uri, "model.dropout=0.2", "training.seed=1"))
+    assert history(client, other["run_id"], "loss/train") != history(client, first["run_id"], "loss/train")
+
+
+def test_child_run_of_a_parent(sqlite_uri):
+    client = MlflowClient(sqlite_uri)
+    from sweeps.tracking import get_or_create_experiment
+
+    parent = client.create_run(get_or_create_experiment(client, "ann"), run_name="sweep")
+    result = train(make_cfg(sqlite_uri, "tracking.log_model=false"), parent_run_id=parent.info.run_id,
+                   run_name="trial-0", tags={"trial": "0"})
+    run = client.get_run(result["run_id"])
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert run.info.run_name == "trial-0" and run.data.tags["trial"] == "0"
+    assert result["model_uri"] is None
+    assert client.get_run(parent.info.run_id).info.status == "RUNNING"  # the parent is the caller's
+
+
+def test_callbacks_see_every_epoch_after_it_was_logged(sqlite_uri):
+    seen = []
+    train(make_cfg(sqlite_uri, "tracking.log_model=false"), callbacks=[lambda epoch, logs: seen.append((epoch, dict(logs)))])
+    assert [epoch for epoch, _ in seen] == [1, 2, 3, 4]
+    assert {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= set(seen[0][1])
+
+
+def test_error_in_a_callback_marks_the_run_failed(sqlite_uri):
+    def explode(epoch, logs):
+        if epoch == 2:
+            raise RuntimeError("the pruner's database went away")
+
+    with pytest.raises(RuntimeError):
+        train(make_cfg(sqlite_uri), callbacks=[explode])
+    (run,) = all_runs(MlflowClient(sqlite_uri))
+    assert run.info.status == "FAILED"
+    assert run.data.tags["error"] == "RuntimeError: the pruner's database went away"
+    assert [step for step, _ in history(MlflowClient(sqlite_uri), run.info.run_id, "loss/train")] == [1, 2]
+
+
+def test_interrupt_marks_the_run_killed(sqlite_uri):
+    def interrupt(epoch, logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(make_cfg(sqlite_uri), callbacks=[interrupt])
+    (run,) = all_runs(MlflowClient(sqlite_uri))
+    assert run.info.status == "KILLED"
+
+
+def test_pruned_trial_marks_the_run_killed(sqlite_uri):
+    import optuna
+
+    def prune(epoch, logs):
+        if epoch == 3:
+            raise optuna.TrialPruned()
+
+    with pytest.raises(optuna.TrialPruned):
+        train(make_cfg(sqlite_uri), callbacks=[prune])
+    (run,) = all_runs(MlflowClient(sqlite_uri))
+    assert run.info.status == "KILLED"
+    assert run.data.tags["pruned"] == "true"
+    assert len(history(MlflowClient(sqlite_uri), run.info.run_id, "loss/val")) == 3
+
+
+def test_divergence_is_diagnosed_and_the_run_finishes(sqlite_uri):
+    result = train(make_cfg(sqlite_uri, "optimizer=sgd", "optimizer.lr=1e6"))
+    run = MlflowClient(sqlite_uri).get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["fit"] == "diverged"
+    assert "non-finite" in run.data.tags["stop_reason"]
+    assert result["model_uri"] is None  # no model with NaN weights
+
+
+def test_tracking_off_trains_without_mlflow():
+    result = train(make_cfg(None))
+    assert result["run_id"] is None
+    assert result["fit"] in ("good", "overfit", "underfit", "diverged")
+    assert "accuracy/test" in result
+
+
+@pytest.mark.parametrize("overrides,error,message", [
+    (["optimizer.lr=-0.1"], ConfigError, "optimizer.lr=-0.1 is not allowed"),
+    (["training.batch_size=0"], ConfigError, "training.batch_size=0 is not allowed"),
+    (["training.batch_size=1000"], ConfigError, "training.batch_size=1000 is not allowed: expected an integer in [1, 140]"),
+    (["model.hidden_layers=[0]"], ConfigError, "model.hidden_layers[0]=0 is not allowed"),
+    (["model.activation=bogus"], ConfigError, "model.activation='bogus' is not allowed"),
+    (["model.loss=categorical_crossentropy"], ConfigError, "model.loss='categorical_crossentropy' is not allowed"),
+])
+def test_user_mistakes_create_no_run(sqlite_uri, overrides, error, message):
+    with pytest.raises(error) as caught:
+        train(make_cfg(sqlite_uri, *overrides))
+    assert message in str(caught.value)
+    assert all_runs(MlflowClient(sqlite_uri)) == []
+
+
+def test_unreachable_tracking_server_creates_nothing(tmp_path):
+    with pytest.raises(TrackingError):
+        train(make_cfg("http://127.0.0.1:9", "tracking.probe_timeout=2"))
