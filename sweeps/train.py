@@ -14,7 +14,7 @@ same MLflow chart section):
   ...), plus what the data decided (``dataset.task``, ``dataset.n_train``, ...);
 * per epoch, ``step=epoch``: ``loss/train``, ``loss/val``, ``accuracy/train``,
   ``accuracy/val`` (or ``mae/*``, ``rmse/*``, ``r2/*``) and ``time/epoch_seconds``;
-* at the end: ``loss/test`` and the task's metrics on the test set, ``best/loss_val``
+* at the end: ``loss/test`` and the task's metrics on the test set, ``best/loss/val``
   and the best epoch's other validation metrics, ``best_epoch``, ``epochs_run``,
   ``n_parameters``, ``time/fit_seconds``, the diagnosis numbers ``fit/*``;
 * tags: ``fit`` (good / overfit / underfit / diverged), ``fit_reason``, ``seed``,
@@ -270,7 +270,9 @@ def train(
     Returns:
         ``run_id``, ``experiment_id``, ``model_uri`` (None without tracking), ``fit``,
         ``fit_reason``, and every final metric by its MLflow name (``loss/test``,
-        ``best/loss_val``, ``best_epoch``, ``epochs_run``, ``fit/gap_best``, ...).
+        ``best/loss/val``, ``best_epoch``, ``epochs_run``, ``fit/gap_best``, ...); tracked
+        runs add ``run_url``, ``experiment_url`` and ``tracking_seconds`` /
+        ``tracking_phases`` (the training thread's wall time spent on tracking).
 
     Raises:
         UserError: bad config, data or tracking store (no run was created).

@@ -12,7 +12,8 @@ repository's ``conf/``); ``--config-dir DIR`` adds a directory of your own confi
 
 Exit status: 0 on success, 2 for a user's mistake (one line on stderr, no run created,
 or the run marked FAILED if it had started), 130 after Ctrl-C and 143 after SIGTERM
-(the run is marked KILLED), 1 for anything else (a bug: with its traceback).
+(the run is marked KILLED), 1 when the tracking store fails during the run (one line)
+and for anything else (a bug: with its traceback).
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
 def _app(cfg: DictConfig) -> dict:
+    from mlflow.exceptions import MlflowException
+
     import ann
     from sweeps.errors import UserError
     from sweeps.train import train
@@ -47,6 +50,11 @@ def _app(cfg: DictConfig) -> dict:
     except (UserError, ann.AnnError) as error:
         _remove_job_output_dir()
         _fail(str(error))
+    except MlflowException as error:
+        # The tracking store failed during the run (e.g. the server went away): one line,
+        # exit 1; the run is marked FAILED if the store still answered.
+        message = " ".join(str(error).split())
+        _fail(f"tracking failed during the run: {message[:400]}", status=1)
     _print_summary(result, cfg)
     return result
 
@@ -107,6 +115,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     # MLflow's per-file download bars while it checks the logged model are noise here.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A server that goes away during a run: give up after seconds, not after the client's
+    # default minutes of retries (7 retries, backoff factor 2, 120 s timeout). Yours win.
+    for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
+                        ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
+                        ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
+        os.environ.setdefault(name, value)
     from sweeps.train import Terminated
 
     try:

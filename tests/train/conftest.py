@@ -85,6 +85,8 @@ def mlflow_server(postgres_database, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("mlflow-server")
     log_path = workdir / "server.log"
     env = {key: value for key, value in os.environ.items() if not key.startswith("MLFLOW_")}
+    # A tracking-only server: MLflow 3's GenAI job runner would start eight more processes.
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     command = [
         sys.executable, "-m", "mlflow", "server",
         "--backend-store-uri", postgres_database,

@@ -21,9 +21,13 @@ def run_cli(tmp_path, monkeypatch, capsys):
     """Run ``ann-train`` in this process from ``tmp_path``; returns (status, stdout, stderr)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # main(argv) replaces sys.argv
+    for name, value in (("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"), ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
+                        ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"), ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
+        monkeypatch.setenv(name, value)  # what main() would set, restored after the test
 
     def run(*argv: str):
-        monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+        monkeypatch.setenv("HYDRA_FULL_ERROR", "")  # main() sets it; restored after the test
         try:
             main(list(argv))
             status = 0
@@ -101,7 +105,11 @@ def test_mnist_folder_without_idx_files(run_cli, tmp_path):
     assert_one_line_error(status, err, "dataset.path=", "train-images-idx3-ubyte")
 
 
-def test_mnist_folder_with_idx_files_trains(run_cli, tmp_path, sqlite_uri):
+def test_mnist_folder_with_idx_files_trains(run_cli, tmp_path, sqlite_uri, global_tracking_uri):
+    import mlflow
+    import pandas as pd
+
+    import ann
     from ann.data import write_idx
 
     folder = tmp_path / "mnist"
@@ -111,11 +119,20 @@ def test_mnist_folder_with_idx_files_trains(run_cli, tmp_path, sqlite_uri):
         write_idx(folder / f"{part}-images-idx3-ubyte.gz", rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8))
         write_idx(folder / f"{part}-labels-idx1-ubyte.gz", (np.arange(n) % 10).astype(np.uint8))
     status, out, err = run_cli("dataset=mnist", f"dataset.path={folder}", "training.epochs=2",
-                               "model.hidden_layers=[16]", f"tracking.uri={sqlite_uri}", "tracking.log_model=false")
+                               "model.hidden_layers=[16]", f"tracking.uri={sqlite_uri}")
     assert status == 0, err
     (run,) = all_runs(MlflowClient(sqlite_uri))
     assert run.data.params["dataset.n_test"] == "40"  # the t10k files are the test set
     assert run.data.params["dataset.n_features"] == "784"
+    # 784 inputs get a tensor signature; a DataFrame of pixels still works.
+    global_tracking_uri(sqlite_uri)
+    model_uri = run.data.tags["model_uri"]
+    pyfunc = mlflow.pyfunc.load_model(model_uri)
+    assert pyfunc.metadata.get_input_schema().is_tensor_spec()
+    local = mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model"))
+    engine = ann.MLP.load(f"{local}/artifacts/network/model")
+    X = rng.uniform(0, 1, size=(7, 784))
+    np.testing.assert_array_equal(np.asarray(pyfunc.predict(pd.DataFrame(X))), engine.predict(X))
 
 
 def test_unreachable_tracking_server_exits_2_within_10_seconds(run_cli):
@@ -197,3 +214,53 @@ def test_console_script_end_to_end(tmp_path):
     out, err = bad.communicate(timeout=120)
     assert bad.returncode == 2
     assert err.strip() == "ann-train: error: optimizer.lr=-1 is not allowed: expected a finite number > 0"
+
+
+@pytest.mark.slow
+def test_server_that_goes_away_during_a_run_fails_it_in_seconds(tmp_path):
+    """Not the client's minutes of retries: one line on stderr and exit 1 within a minute."""
+    import requests
+
+    from train_helpers import free_port
+
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
+    )
+    process = None
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
+            time.sleep(0.5)
+        process = _start(tmp_path, *LONG_RUN, f"tracking.uri=http://127.0.0.1:{port}", "tracking.flush_interval=0.5")
+        client = MlflowClient(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + 90
+        while not all_runs(client) or not history(client, all_runs(client)[0].info.run_id, "loss/train"):
+            assert time.monotonic() < deadline and process.poll() is None, "the run did not start"
+            time.sleep(0.5)
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+        gone = time.monotonic()
+        out, err = process.communicate(timeout=120)
+        assert time.monotonic() - gone < 60
+    finally:
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    assert process.returncode == 1
+    errors = [line for line in err.splitlines() if line.startswith("ann-train: error: ")]
+    assert len(errors) == 1 and "tracking failed during the run" in errors[0]
+    assert "Traceback" not in err
