@@ -30,6 +30,15 @@ INITS = ("auto", "small", "xavier", "he")
 TASKS = ("auto", "regression", "binary", "multiclass")
 DTYPES = ("float32", "float64")
 
+#: Which arguments each optimizer reads (its learning rate and its own settings).
+OPTIMIZER_SETTINGS = {
+    "sgd": ("lr",),
+    "momentum": ("lr", "momentum"),
+    "nesterov": ("lr", "momentum"),
+    "adam": ("lr", "beta1", "beta2", "eps"),
+    "rmsprop": ("lr", "rho", "eps"),
+}
+
 #: Which losses fit which task; the first one is the default.
 LOSSES_FOR_TASK = {
     "regression": ("mse", "half_squared_error", "mae"),

@@ -60,14 +60,8 @@ OPTIMIZER_KEYS = {
     "eps": "eps",
 }
 #: Which settings each optimizer of the engine reads (a setting of another optimizer is
-#: refused rather than silently ignored).
-OPTIMIZER_SETTINGS = {
-    "sgd": ("lr",),
-    "momentum": ("lr", "momentum"),
-    "nesterov": ("lr", "momentum"),
-    "adam": ("lr", "beta1", "beta2", "eps"),
-    "rmsprop": ("lr", "rho", "eps"),
-}
+#: refused rather than silently ignored): the engine's own table.
+OPTIMIZER_SETTINGS = P.OPTIMIZER_SETTINGS
 #: training.<key> -> ann.MLP argument.
 TRAINING_KEYS = {
     "epochs": "epochs",

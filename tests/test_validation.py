@@ -106,3 +106,14 @@ def test_the_table_covers_every_constructor_argument():
     for name, default in params.PARAMETERS_DEFAULTS.items():
         assert inspect.signature(ann.MLP).parameters[name].default == default
         params.check(name, default)  # every default is itself allowed
+
+
+def test_optimizer_settings_table_matches_the_optimizers():
+    import inspect
+
+    from ann.optimizers import OPTIMIZERS
+
+    assert set(params.OPTIMIZER_SETTINGS) == set(OPTIMIZERS) == set(params.OPTIMIZERS)
+    for name, settings in params.OPTIMIZER_SETTINGS.items():
+        accepted = set(inspect.signature(OPTIMIZERS[name]).parameters) - {"theta", "_"}
+        assert set(settings) == accepted, name
