@@ -68,6 +68,42 @@ class TrialFailed(Exception):
     """A trial failed; ``str()`` is the one-line reason (also the trial's ``fail_reason``)."""
 
 
+class StopRequest:
+    """A stop asked for by a signal, acted on at the next safe point.
+
+    ``ann-sweep`` turns its first Ctrl-C / SIGTERM into a request instead of an exception
+    raised wherever the main thread happens to be (possibly inside a database write of
+    the Optuna storage or the MLflow store, which would leave a lock behind). The request
+    is acted on at the end of the running epoch (:class:`EpochReporter`) or before the
+    next trial: :meth:`check` raises ``KeyboardInterrupt`` (SIGINT) or
+    :class:`sweeps.train.Terminated` (SIGTERM) there.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def request(self, signum: int) -> None:
+        self.signum = signum
+
+    def clear(self) -> None:
+        self.signum = None
+
+    def check(self) -> None:
+        if self.signum is None:
+            return
+        import signal
+
+        from sweeps.train import Terminated
+
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Terminated(self.signum)
+
+
+#: The process's stop request (see :class:`StopRequest`).
+STOP = StopRequest()
+
+
 # ------------------------------------------------------------------------- config
 
 
@@ -167,6 +203,7 @@ class EpochReporter:
     def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
         import optuna
 
+        STOP.check()
         self.epochs = epoch
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))

@@ -224,9 +224,10 @@ def work(study, objective, budget: Budget, deadline: float | None, on_trial: Cal
     """Run trials until the tickets are gone or the sweep stops (in one process)."""
     import optuna
 
-    from sweeps.objective import TrialFailed
+    from sweeps.objective import STOP, TrialFailed
 
     while True:
+        STOP.check()
         if deadline is not None and time.time() >= deadline:
             budget.stop(Budget.TIMEOUT)
             return
@@ -273,9 +274,17 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         pass
     import optuna
 
-    from sweeps.objective import Objective
+    from sweeps.objective import STOP, Objective
 
+    # Ctrl-C in a terminal reaches every process of the group: the main process alone
+    # decides, and asks the workers to stop with SIGTERM, acted on at the end of an epoch.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: STOP.request(signum))
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    import mlflow  # noqa: F401 - configures its loggers on import: quiet them afterwards
+
+    for name in ("mlflow", "alembic"):
+        _logging.getLogger(name).setLevel(_logging.WARNING)
     config = payload["config"]
     settings = S.parse_settings(config["sweep"])
     space = parse_space(config["sweep"].get("params"))
@@ -287,11 +296,13 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
     )
     objective = Objective(base, space, settings, parent_run_id=payload["parent_run_id"],
                           overrides=payload["overrides"], worker=index)
+    from sweeps.train import Terminated
+
     try:
         work(study, objective, budget, deadline)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated):
         budget.stop(Budget.INTERRUPTED)
-        raise SystemExit(130) from None
+        raise SystemExit(143) from None
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -443,16 +454,19 @@ def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: floa
     ]
     for process in processes:
         process.start()
+    from sweeps.objective import STOP
+
     try:
         while any(process.is_alive() for process in processes):
             time.sleep(POLL_SECONDS)
+            STOP.check()
             report()
     except BaseException:
         budget.stop(Budget.INTERRUPTED)
-        for process in processes:  # Ctrl-C in a terminal reached them too; a lone signal did not
+        for process in processes:  # each ends its running trial at the end of the epoch
             if process.is_alive() and process.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(process.pid, signal.SIGINT)
+                    os.kill(process.pid, signal.SIGTERM)
         for process in processes:
             process.join(timeout=60)
             if process.is_alive():

@@ -17,11 +17,14 @@ and the commands that show the results.
 Exit status: 0 when the sweep ran (trials that failed or were pruned included), 1 when it
 stopped because more than ``sweep.max_failures`` trials failed, 2 for a mistake in the
 command line or the config (one line on stderr, nothing started), 130 after Ctrl-C and
-143 after SIGTERM (the running trial is marked interrupted, the parent run KILLED).
+143 after SIGTERM. The first Ctrl-C / SIGTERM stops at the end of the running epoch (a
+second one at once): the running trials are marked interrupted, their runs and the parent
+run KILLED, and no database write is cut in half; the same command resumes the sweep.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -69,8 +72,12 @@ def format_value(value: Any) -> str:
 
 
 def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERBOARD_ROWS,
-                      full_run_ids: bool = False, width: int = 60) -> str:
-    """The leaderboard as a plain-text table (the first ``limit`` rows)."""
+                      full_run_ids: bool = False, width: int | None = None) -> str:
+    """The leaderboard as a plain-text table (the first ``limit`` rows).
+
+    The ``reason`` column (last) is cut to fit ``width`` characters in all (default: the
+    terminal's width), keeping at least 24 of it.
+    """
     if board is None or board.empty:
         return "(no trials)"
     fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "reason", "run_id",
@@ -85,11 +92,17 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
             value = row[column]
             if column == "run_id" and isinstance(value, str) and not full_run_ids:
                 value = value[:8]
-            text = format_value(value)
-            if column == "reason" and len(text) > width:
-                text = text[: width - 1] + "…"
-            cells.append(text)
+            cells.append(format_value(value))
         table.append(cells)
+    if width is None:
+        import shutil
+
+        width = shutil.get_terminal_size((160, 40)).columns
+    used = sum(max(len(r[i]) for r in table) + 2 for i in range(len(columns) - 1))
+    room = max(24, width - used - 1)
+    for cells in table[1:]:
+        if len(cells[-1]) > room:
+            cells[-1] = cells[-1][: room - 1] + "…"
     widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
     lines = []
     for index, cells in enumerate(table):
@@ -125,7 +138,7 @@ class ProgressPrinter:
             from tqdm import tqdm
 
             self.bar = tqdm(total=target, initial=initial, desc="trials", unit="trial", file=self.stream,
-                            dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:24}| {elapsed}<{remaining} {postfix}")
+                            dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:24}| {elapsed}<{remaining}{postfix}")
 
     def __call__(self, progress) -> None:
         best = (f"best {self.metric}={format_value(progress.best_value)} (t{progress.best_trial})"
@@ -332,10 +345,12 @@ def _run_app(app, prog: str, debug: bool) -> None:
     try:
         app()
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted (the running trials are marked interrupted, the parent run KILLED)", file=sys.stderr)
+        print(f"{prog}: interrupted (the running trials are marked interrupted, the parent run KILLED); "
+              "run the same command again to resume", file=sys.stderr)
         raise SystemExit(130) from None
     except Terminated:
-        print(f"{prog}: terminated (the running trials are marked interrupted, the parent run KILLED)", file=sys.stderr)
+        print(f"{prog}: terminated (the running trials are marked interrupted, the parent run KILLED); "
+              "run the same command again to resume", file=sys.stderr)
         raise SystemExit(143) from None
     except Exception as error:
         message = _space_override_message(error) or _config_error_message(error)
@@ -361,11 +376,43 @@ def _space_override_message(error: BaseException) -> str | None:
             f"({key}.low=..., {key}.high=...)")
 
 
+@contextlib.contextmanager
+def graceful_signals():
+    """The first Ctrl-C / SIGTERM asks the sweep to stop at the end of the running epoch
+    (:data:`sweeps.objective.STOP`); a second one stops at once."""
+    import signal
+    import threading
+
+    from sweeps.objective import STOP
+    from sweeps.train import Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        if STOP.signum is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise Terminated(signum)
+        STOP.request(signum)
+        print(f"\n{_prog}: stopping at the end of this epoch (again to stop at once)", file=sys.stderr, flush=True)
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    STOP.clear()
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+        STOP.clear()
+
+
 def main(argv: list[str] | None = None) -> None:
     """The ``ann-sweep`` console script."""
-    from sweeps.train import sigterm_raises
-
-    with sigterm_raises():
+    with graceful_signals():
         _run(_app, PROG, argv)
 
 
@@ -400,7 +447,7 @@ def _status_app(cfg: DictConfig) -> None:
     others = [name for name in report.studies if name != report.study_name]
     if others:
         lines.append("other studies in this storage: " + ", ".join(others))
-    lines += ["", leaderboard_table(report.leaderboard, report.metrics, limit=None, full_run_ids=True, width=80), ""]
+    lines += ["", leaderboard_table(report.leaderboard, report.metrics, limit=None, full_run_ids=True), ""]
     if report.orphans:
         lines.append(f"orphans ({len(report.orphans)}):")
         lines += [f"  {line}" for line in report.orphans]

@@ -83,3 +83,16 @@ def test_status_of_a_missing_study_names_the_ones_there(capsys, tmp_path, monkey
 
 def test_leaderboard_table_of_no_trials():
     assert leaderboard_table(None, ["loss/val"]) == "(no trials)"
+
+
+def test_the_compare_link_lists_the_trials_flat_best_first():
+    from urllib.parse import parse_qs, urlparse
+
+    from sweeps.sweep_cli import trials_url
+
+    url = trials_url("sqlite:///mlflow.db", "3", ascending=False)
+    assert url.startswith("http://127.0.0.1:5000/#/experiments/3/runs?")
+    query = parse_qs(urlparse(url.split("#", 1)[1]).query)
+    assert query["searchFilter"] == ["tags.`sweep.role` = 'trial'"]
+    assert query["orderByKey"] == ["metrics.`sweep/objective`"] and query["orderByAsc"] == ["false"]
+    assert query["compareRunsMode"] == ["CHART"]
