@@ -26,7 +26,15 @@ How trials end:
 * **any other exception** fails the trial: its message is the trial's ``fail_reason``
   and the run (if it had started) is FAILED with the ``error`` tag; the objective raises
   :class:`TrialFailed`, which the sweep catches and counts against ``sweep.max_failures``;
-* **Ctrl-C / SIGTERM** -- the trial is marked ``interrupted`` and the exception propagates.
+* **Ctrl-C / SIGTERM** -- the trial is marked ``interrupted`` and the exception propagates;
+* **the tracking server does not answer** (each request is retried for about a minute
+  first, see ``docs/distributed.md``) -- the trial fails *retryable*: ``fail_reason``
+  says what failed, ``retryable=true``, it does not count toward ``n_trials``, and a
+  re-run with the same values is queued (WAITING) before the trial ends, up to
+  ``sweep.max_retries`` times. A pruned trial whose curves cannot be confirmed on the
+  server is treated the same way, so no finished trial lacks its metrics;
+* **its trial was failed by another worker** (no heartbeat within the grace period while
+  this process was stalled) -- :class:`TrialLost`: the run ends, the sweep goes on.
 
 Links both ways: the trial's user attributes hold ``mlflow_run_id`` (set as soon as the
 first epoch ended), ``mlflow_experiment_id``, ``mlflow_model_uri``, ``fit``,
@@ -40,6 +48,7 @@ import copy
 import logging
 import math
 import re
+import time
 import uuid
 from typing import Any, Mapping, Sequence
 
@@ -65,7 +74,63 @@ OBJECTIVE_METRIC = "sweep/objective"
 
 
 class TrialFailed(Exception):
-    """A trial failed; ``str()`` is the one-line reason (also the trial's ``fail_reason``)."""
+    """A trial failed; ``str()`` is the one-line reason (also the trial's ``fail_reason``).
+
+    ``retryable``: the failure was not the trial's (the tracking server did not answer);
+    it does not count toward ``n_trials`` and a re-run is queued.
+    """
+
+    def __init__(self, reason: str, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.retryable = retryable
+
+
+class TrialLost(Exception):
+    """The trial was ended by another process (declared dead for a stale heartbeat) while it ran."""
+
+
+class TrackingOutage(Exception):
+    """The tracking server stopped answering for longer than ``sweep.outage_wait``; ``str()`` is one line."""
+
+
+#: Substrings of errors that mean "the tracking store did not answer", not "the trial is bad".
+_OUTAGE_MARKERS = (
+    "API request to", "Max retries exceeded", "Connection refused", "Connection aborted", "Connection reset",
+    "RemoteDisconnected", "timed out", "Temporarily Unavailable", "TEMPORARILY_UNAVAILABLE", "Bad Gateway",
+    "Service Unavailable", "Gateway Timeout", "could not connect to server", "server closed the connection",
+    "no MLflow server answers",
+)
+
+
+def is_tracking_failure(error: BaseException) -> bool:
+    """Whether ``error`` says the tracking store (or the network to it) failed, rather than the trial."""
+    from sweeps.errors import TrackingError
+
+    if isinstance(error, (TrackingError, ConnectionError, TimeoutError)):
+        return True
+    try:
+        import requests
+
+        if isinstance(error, requests.exceptions.RequestException):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(error, MlflowException):
+            text = str(error)
+            return any(marker in text for marker in _OUTAGE_MARKERS)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import sqlalchemy.exc
+
+        if isinstance(error, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return False
 
 
 class StopRequest:
@@ -217,7 +282,11 @@ class EpochReporter:
             raise optuna.TrialPruned(f"{name} became non-finite ({value}) in epoch {epoch}")
         if not self.report:
             return
-        self.trial.report(value, epoch)
+        try:
+            self.trial.report(value, epoch)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            raise TrialLost(f"trial {self.trial.number} was failed by another worker while it ran "
+                            "(no heartbeat within sweep.grace_period); this run is abandoned") from None
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
 
@@ -266,6 +335,7 @@ class Objective:
         self._client = None
         self._experiment_id: str | None = None
         self.current_trial = None  # the live trial being run (for the sweep loop to end it on SIGTERM)
+        self.lost = False          # the current trial was failed by another worker while it ran
 
     # MLflow client of this process, made on first use (each worker process has its own).
     @property
@@ -287,7 +357,11 @@ class Objective:
 
         from sweeps.train import Terminated, train
 
-        self.current_trial = trial if isinstance(trial, optuna.Trial) else None
+        live = isinstance(trial, optuna.Trial)
+        self.current_trial = trial if live else None
+        self.lost = False
+        if live:
+            self._start_retry(trial)
         base_layers = tuple(self.base["model"].get("hidden_layers") or ())
         values = self.space.suggest(trial, base_layers)
         cfg, trial_overrides = trial_config(self.base, self.space, values)
@@ -329,8 +403,18 @@ class Objective:
             )
         except optuna.TrialPruned as pruned:
             reason = str(pruned) or f"pruned at epoch {reporter.epochs}"
-            reason = self._mark_pruned(trial, link(), reporter.epochs, reason, already_killed=True)
+            run_id = link()
+            if self.tracking_enabled and live:
+                missing = self._curves_missing(run_id, reporter.epochs)
+                if missing:
+                    self._fail_retryable(trial, f"pruned at epoch {reporter.epochs}, but {missing}", run_id,
+                                         reporter.epochs)
+            reason = self._mark_pruned(trial, run_id, reporter.epochs, reason, already_killed=True)
             raise optuna.TrialPruned(reason) from None
+        except TrialLost as lost:
+            self.lost = True
+            self._tag(link_state["run_id"], {TAG_STATE: "FAIL", TAG_FAIL_REASON: str(lost)})
+            raise
         except (KeyboardInterrupt, Terminated):
             trial.set_user_attr(S.TRIAL_INTERRUPTED, True)
             trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
@@ -339,6 +423,8 @@ class Objective:
             raise
         except Exception as error:
             reason = _one_line(error)
+            if live and self.tracking_enabled and is_tracking_failure(error):
+                self._fail_retryable(trial, f"tracking failed: {reason}", link(), reporter.epochs)
             trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
             trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
             run_id = link() if self.tracking_enabled else None
@@ -376,10 +462,106 @@ class Objective:
         if run_id:
             from sweeps import tracking
 
-            self._tag(run_id, {TAG_STATE: "COMPLETE"})
-            tracking.log_metrics(self.client, run_id, {OBJECTIVE_METRIC: objective_values[0]},
-                                 step=int(result.get("epochs_run", reporter.epochs)))
+            try:  # a complete trial's run must say so: these two writes are not optional
+                tracking.set_tags(self.client, run_id, {TAG_STATE: "COMPLETE"})
+                tracking.log_metrics(self.client, run_id, {OBJECTIVE_METRIC: objective_values[0]},
+                                     step=int(result.get("epochs_run", reporter.epochs)))
+            except Exception as error:
+                reason = f"tracking failed after training: {_one_line(error)}"
+                if live and is_tracking_failure(error):
+                    self._fail_retryable(trial, reason, run_id, reporter.epochs)
+                trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
+                raise TrialFailed(reason) from None
         return objective_values[0] if len(objective_values) == 1 else tuple(objective_values)
+
+    # ---------------------------------------------------------- faults and retries
+
+    def wait_for_tracking(self) -> None:
+        """Before a trial starts: wait (up to ``sweep.outage_wait`` s) for a tracking server that does not answer.
+
+        Only HTTP tracking URIs are probed (a local store has no outages to wait for).
+
+        Raises:
+            TrackingOutage: the server did not answer for ``sweep.outage_wait`` seconds.
+        """
+        if not self.tracking_enabled:
+            return
+        uri = str(self.base["tracking"].get("uri") or "")
+        if not uri.startswith(("http://", "https://")):
+            return
+        from sweeps import tracking
+        from sweeps.errors import TrackingError
+
+        timeout = float(self.base["tracking"].get("probe_timeout", 5.0))
+        started = time.monotonic()
+        pause = 1.0
+        warned = False
+        while True:
+            try:
+                tracking.probe(uri, timeout, self.base["tracking"].get("experiment_name", "ann"))
+                if warned:
+                    log.warning("the tracking server answers again after %.0f s; the sweep goes on",
+                                time.monotonic() - started)
+                return
+            except TrackingError as error:
+                waited = time.monotonic() - started
+                if waited >= self.settings.outage_wait:
+                    raise TrackingOutage(
+                        f"the tracking server {redact_uri(uri)} has not answered for {waited:.0f} s "
+                        f"(sweep.outage_wait={self.settings.outage_wait:g}): {str(error).split(': ', 1)[-1]}; "
+                        "the study and the finished trials are intact: run the same command again to resume"
+                    ) from None
+                if not warned:
+                    log.warning("the tracking server %s does not answer; waiting up to %g s before the next trial",
+                                redact_uri(uri), self.settings.outage_wait)
+                    warned = True
+                STOP.check()
+                time.sleep(min(pause, max(0.1, self.settings.outage_wait - waited)))
+                pause = min(pause * 2, 10.0)
+
+    def _start_retry(self, trial) -> None:
+        """A re-run (Optuna copied the failed trial's attributes): forget its old run, note what it repeats."""
+        if "sweep.trial_uid" not in trial.user_attrs:
+            return
+        for key in (S.TRIAL_RUN_ID, S.TRIAL_EXPERIMENT_ID, S.TRIAL_MODEL_URI, S.TRIAL_FIT, S.TRIAL_METRICS,
+                    S.TRIAL_EPOCHS, S.TRIAL_FAIL_REASON, S.TRIAL_RETRYABLE, S.TRIAL_PRUNED_AT, S.TRIAL_PRUNE_REASON,
+                    S.TRIAL_INTERRUPTED):
+            if trial.user_attrs.get(key) is not None:
+                trial.set_user_attr(key, None)
+        frozen = _frozen(trial)
+        origin = S.retried_from(frozen) if frozen is not None else None
+        if origin is not None:
+            trial.set_user_attr(S.TRIAL_RETRY_OF, origin)
+            log.info("trial %d re-runs trial %d", trial.number, origin)
+
+    def _fail_retryable(self, trial, reason: str, run_id: str | None, epochs: int) -> None:
+        """Fail the trial as not its own fault: queue its re-run first (while it still holds its slot), then raise."""
+        frozen = _frozen(trial)
+        queued = frozen is not None and S.retry_trial(trial.study, frozen, self.settings.max_retries)
+        reason = reason + ("; re-run queued" if queued else f"; not re-run (sweep.max_retries={self.settings.max_retries} used up)")
+        trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
+        trial.set_user_attr(S.TRIAL_RETRYABLE, True)
+        trial.set_user_attr(S.TRIAL_EPOCHS, int(epochs))
+        self._tag(run_id, {TAG_STATE: "FAIL", TAG_FAIL_REASON: reason})
+        log.warning("trial %d: %s", trial.number, reason)
+        raise TrialFailed(reason, retryable=True)
+
+    def _curves_missing(self, run_id: str | None, epochs: int) -> str | None:
+        """Why a pruned trial's run cannot be confirmed to hold its curves (None: it does)."""
+        if not epochs:
+            return None
+        if run_id is None:
+            return "its run could not be found on the tracking server"
+        from sweeps.train import metric_name
+
+        key = metric_name(self.settings.epoch_key or "val_loss")
+        try:
+            steps = {m.step for m in self.client.get_metric_history(run_id, key)}
+        except Exception as error:
+            return f"its curves could not be read back ({_one_line(error)[:200]})"
+        if len(steps) < epochs:
+            return f"its run holds {len(steps)} of {epochs} epochs of {key}"
+        return None
 
     # -------------------------------------------------------------------- helpers
 
@@ -465,6 +647,14 @@ class Objective:
             tracking.set_tags(self.client, run_id, tags)
         except Exception as error:
             log.warning("could not tag run %s: %s", run_id, error)
+
+
+def _frozen(trial):
+    """The stored state of a live trial (a FrozenTrial), or None."""
+    try:
+        return trial.study._storage.get_trial(trial._trial_id)
+    except Exception:
+        return None
 
 
 def _one_line(error: BaseException) -> str:

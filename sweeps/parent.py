@@ -4,12 +4,17 @@ One parent run per study, in the experiment the trials go to; every trial is its
 (``mlflow.parentRunId``). :func:`find_or_create_parent` finds it in this order:
 
 1. the study's user attribute ``mlflow.parent_run_id`` (set once the parent is known);
-2. a live run of the experiment tagged ``sweep.role=parent`` and
-   ``sweep.study_name=<study>``, the earliest one if there are several;
+2. a live run of the experiment tagged ``sweep.role=parent``, ``sweep.study_name=<study>``
+   and ``sweep.storage=<the storage URL, password hidden>`` (a study of the same name in
+   another storage is another sweep), the earliest one if there are several;
 3. a new run, created with those tags. Then the candidates are searched again and the
    earliest one (start time, then run id) wins; a process whose own new run lost deletes
-   it and uses the winner. Every process that starts at the same time therefore ends up
-   with the same parent without a lock, and the study attribute records it for the rest.
+   it and uses the winner.
+
+:func:`sweeps.runner.run_sweep` calls it under the study's storage lock
+(:mod:`sweeps.claims`), so processes that start at the same time -- on one machine or
+several -- run the lookup one after the other and all get the run the first one made;
+the re-search after creating is a second line of defence for callers without the lock.
 
 What the parent records (refreshed by :meth:`ParentRun.refresh` every
 ``sweep.refresh_every`` finished trials, and by :meth:`ParentRun.finish` at the end):
@@ -60,10 +65,11 @@ _STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 
 # ------------------------------------------------------------------------- parent
 
 
-def _candidates(client, experiment_id: str, study_name: str) -> list:
+def _candidates(client, experiment_id: str, study_name: str, storage: str) -> list:
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_STUDY}` = '{_quote(study_name)}'",
+        filter_string=(f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_STUDY}` = '{_quote(study_name)}' "
+                       f"and tags.`{TAG_STORAGE}` = '{_quote(S.redact(storage))}'"),
         max_results=50,
     )
     return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
@@ -87,16 +93,17 @@ def find_or_create_parent(
                 return stored, False
         except Exception:  # another tracking store, or deleted for good
             pass
-    existing = _candidates(client, experiment_id, settings.study_name)
+    existing = _candidates(client, experiment_id, settings.study_name, settings.storage)
     if existing:
         run_id = existing[0].info.run_id
         study.set_user_attr(S.ATTR_PARENT_RUN, run_id)
         study.set_user_attr(S.ATTR_EXPERIMENT, experiment_id)
         return run_id, False
-    run_tags = {TAG_ROLE: "parent", TAG_STUDY: settings.study_name, **(tags or {})}
+    run_tags = {TAG_ROLE: "parent", TAG_STUDY: settings.study_name, TAG_STORAGE: S.redact(settings.storage),
+                **(tags or {})}
     run = tracking.create_run(client, experiment_id, run_name=f"sweep {settings.study_name}", tags=run_tags)
     mine = run.info.run_id
-    winner = _candidates(client, experiment_id, settings.study_name)[0].info.run_id
+    winner = _candidates(client, experiment_id, settings.study_name, settings.storage)[0].info.run_id
     if winner != mine:  # another process created one at the same time and was first
         with contextlib.suppress(Exception):
             client.delete_run(mine)
@@ -155,9 +162,15 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
     by_uid = {run.data.tags.get(TAG_TRIAL_UID): run for run in runs.values() if run.data.tags.get(TAG_TRIAL_UID)}
     param_names: list[str] = []
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    retried_as = {}
+    for trial in trials:
+        origin = S.retried_from(trial)
+        if origin is not None:
+            retried_as[origin] = trial.number
+    for trial in trials:
         attrs = trial.user_attrs
-        run = runs.get(attrs.get(S.TRIAL_RUN_ID, "")) or by_uid.get(attrs.get("sweep.trial_uid", ""))
+        run = runs.get(attrs.get(S.TRIAL_RUN_ID) or "") or by_uid.get(attrs.get("sweep.trial_uid") or "")
         tags = run.data.tags if run is not None else {}
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         values = trial.values or [None] * len(settings.metrics)
@@ -174,6 +187,13 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
             attrs.get(S.TRIAL_PRUNE_REASON) or attrs.get(S.TRIAL_FAIL_REASON)
             or ("interrupted" if attrs.get(S.TRIAL_INTERRUPTED) else None) or tags.get("fit_reason")
         )
+        if trial.state.name == "FAIL" and not row["reason"]:
+            row["reason"] = "no heartbeat: its worker died or stalled"
+        if trial.number in retried_as and trial.state.name == "FAIL":
+            row["reason"] = f"{row['reason']}; re-run as trial {retried_as[trial.number]}"
+        origin = S.retried_from(trial)
+        if origin is not None:
+            row["reason"] = f"re-run of trial {origin}" + (f": {row['reason']}" if row["reason"] else "")
         row["run_id"] = run.info.run_id if run is not None else attrs.get(S.TRIAL_RUN_ID)
         row["run_name"] = run.info.run_name if run is not None else None
         row["run_status"] = run.info.status if run is not None else None
@@ -420,6 +440,16 @@ def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] |
         description=f"Trial {int(best['trial'])} of study {settings.study_name!r}: {metric}={float(best[metric]):.6g}",
     )
     client.set_registered_model_alias(name, alias, version.version)
+    return name, str(version.version)
+
+
+def registered_champion(client, settings: S.SweepSettings) -> tuple[str, str] | None:
+    """``(name, version)`` behind the sweep's alias, None if there is none (yet)."""
+    name = settings.register_name or settings.study_name
+    try:
+        version = client.get_model_version_by_alias(name, settings.register_alias)
+    except Exception:
+        return None
     return name, str(version.version)
 
 

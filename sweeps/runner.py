@@ -7,14 +7,18 @@ space, the sweep settings, the training config, the data, the tracking store -- 
 1. opens the Optuna storage and creates the study, or resumes it toward ``n_trials``
    (trials that count: see :func:`sweeps.study.counts_toward_budget`; numbering continues);
 2. finds or creates the MLflow parent run (:mod:`sweeps.parent`);
-3. runs the remaining trials: in this process (``sweep.workers=1``) or in ``workers``
-   processes of their own, each with its own sampler seed (``sweep.seed + worker``) and
-   ``cores // workers`` BLAS threads. The processes share a ticket counter, so exactly
-   ``n_trials`` trials end up counted however they interleave; the storage (SQLite with
-   a long busy timeout, a journal file, PostgreSQL) keeps them consistent;
-4. stops starting trials after ``sweep.timeout`` seconds, when a grid is exhausted, or
-   when more than ``sweep.max_failures`` trials failed in this run;
-5. finishes the parent run: leaderboard, plots, curve overlay, champion model.
+3. runs trials: in this process (``sweep.workers=1``) or in ``workers`` processes of
+   their own, each with its own worker number (handed out by the study, so that other
+   ``ann-sweep`` processes joining the same study get others), sampler seed
+   (``sweep.seed + worker``) and ``cores // workers`` BLAS threads. Every trial is
+   claimed through the storage (:mod:`sweeps.claims`), so the study ends with exactly
+   ``n_trials`` counted trials however many processes, on however many machines, run it;
+4. stops starting trials after ``sweep.timeout`` seconds, when a grid is exhausted, when
+   more than ``sweep.max_failures`` trials failed in this process, or when the tracking
+   server has not answered for ``sweep.outage_wait`` seconds;
+5. finishes the parent run: leaderboard, plots, curve overlay, champion model -- done
+   once, by the first process that sees the study complete (or, when the sweep stops
+   early, by the last process still running trials).
 """
 
 from __future__ import annotations
@@ -134,25 +138,21 @@ def _check_space_fits_data(space: SearchSpace, n_train: int) -> None:
 
 
 class Budget:
-    """Tickets (trials still to start), failures and a stop flag, shared by worker processes."""
+    """Failures and a stop flag, shared by this process's worker processes.
+
+    How many trials to start is not decided here but by the storage
+    (:class:`sweeps.claims.Coordinator`), so that any number of processes, on any
+    number of machines, end the study with exactly ``n_trials`` counted trials.
+    """
 
     TIMEOUT, GRID, FAILURES, INTERRUPTED = 1, 2, 3, 4
     REASONS = {TIMEOUT: "timeout", GRID: "grid exhausted", FAILURES: "failure budget", INTERRUPTED: "interrupted"}
 
-    def __init__(self, tickets: int, max_failures: int | None, context=None) -> None:
+    def __init__(self, max_failures: int | None, context=None) -> None:
         context = context or multiprocessing.get_context("spawn")
-        self._tickets = context.Value("i", int(tickets))
         self._failures = context.Value("i", 0)
         self._stop = context.Value("i", 0)
         self.max_failures = max_failures
-
-    def take(self) -> bool:
-        """Take a ticket to start one trial; False when none are left or the sweep stops."""
-        with self._tickets.get_lock():
-            if self._stop.value or self._tickets.value <= 0:
-                return False
-            self._tickets.value -= 1
-            return True
 
     def fail(self) -> bool:
         """Count a failed trial; True (and stop) when the failure budget is exceeded."""
@@ -167,6 +167,10 @@ class Budget:
         with self._stop.get_lock():
             if not self._stop.value:
                 self._stop.value = reason
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._stop.value)
 
     @property
     def failures(self) -> int:
@@ -220,14 +224,22 @@ def progress_of(study, settings: S.SweepSettings, last=None) -> Progress:
 # ---------------------------------------------------------------------------- loop
 
 
-def work(study, objective, budget: Budget, deadline: float | None, on_trial: Callable | None = None) -> None:
-    """Run trials until the tickets are gone or the sweep stops (in one process)."""
+def work(study, objective, budget: Budget, deadline: float | None, coordinator,
+         on_trial: Callable | None = None, on_idle: Callable | None = None) -> None:
+    """Run trials in this process until the study has ``n_trials`` or the sweep stops.
+
+    Each trial is claimed through ``coordinator`` (:meth:`sweeps.claims.Coordinator.run_one`);
+    when every slot is taken by trials still running elsewhere, the worker waits
+    (``on_idle`` is called) rather than leaving, in case one of them dies and must be re-run.
+    """
     import optuna
 
     from sweeps.objective import STOP, TrialFailed
 
     while True:
         STOP.check()
+        if budget.stopped:
+            return
         if deadline is not None and time.time() >= deadline:
             budget.stop(Budget.TIMEOUT)
             return
@@ -235,22 +247,31 @@ def work(study, objective, budget: Budget, deadline: float | None, on_trial: Cal
         if isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
             budget.stop(Budget.GRID)
             return
-        if not budget.take():
-            return
+        objective.wait_for_tracking()
         finished: list = []
+        objective.current_trial = None
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                study.optimize(objective, n_trials=1, catch=(TrialFailed,),
-                               callbacks=[lambda _study, trial: finished.append(trial)])
+            outcome = coordinator.run_one(objective, catch=(TrialFailed,),
+                                          callbacks=[lambda _study, trial: finished.append(trial)])
         except BaseException as error:
+            current = getattr(objective, "current_trial", None)
+            if isinstance(error, Exception) and current is not None and _lost(objective, current, error):
+                log.warning("trial %d was failed by another worker while it ran here (its heartbeat was stale); "
+                            "its re-run takes its place", current.number)
+                continue
             # Optuna ends the trial FAILED for an Exception or Ctrl-C; SIGTERM (Terminated)
             # and SystemExit pass through it and would leave the trial RUNNING.
-            current = getattr(objective, "current_trial", None)
             if not isinstance(error, (Exception, KeyboardInterrupt)) and current is not None:
                 with contextlib.suppress(Exception):
                     study.tell(current, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
+        if outcome == "done":
+            return
+        if outcome == "wait":
+            if on_idle is not None:
+                on_idle()
+            time.sleep(POLL_SECONDS)
+            continue
         trial = finished[-1] if finished else None
         if trial is not None and trial.state.name == "FAIL" and budget.fail():
             if on_trial is not None:
@@ -258,6 +279,20 @@ def work(study, objective, budget: Budget, deadline: float | None, on_trial: Cal
             return
         if on_trial is not None:
             on_trial(trial)
+
+
+def _lost(objective, trial, error: BaseException) -> bool:
+    """Whether ``error`` came from telling Optuna about a trial another worker had already failed."""
+    import optuna
+
+    if getattr(objective, "lost", False):
+        return True
+    if not isinstance(error, (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError)):
+        return False
+    from sweeps.objective import _frozen
+
+    frozen = _frozen(trial)
+    return frozen is not None and frozen.state.name == "FAIL"
 
 
 def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | None, threads: int) -> None:
@@ -274,7 +309,8 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         pass
     import optuna
 
-    from sweeps.objective import STOP, Objective
+    from sweeps.claims import Coordinator
+    from sweeps.objective import STOP, Objective, TrackingOutage
 
     # Ctrl-C in a terminal reaches every process of the group: the main process alone
     # decides, and asks the workers to stop with SIGTERM, acted on at the end of an epoch.
@@ -289,20 +325,27 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
     settings = S.parse_settings(config["sweep"])
     space = parse_space(config["sweep"].get("params"))
     base = {key: value for key, value in config.items() if key != "sweep"}
-    storage = S.open_storage(settings.storage, settings.heartbeat_interval)
+    storage = S.open_sweep_storage(settings)
     study = optuna.load_study(
         study_name=settings.study_name, storage=storage,
         sampler=S.make_sampler(settings, space, worker=index), pruner=S.make_pruner(settings, payload["epochs"]),
     )
     objective = Objective(base, space, settings, parent_run_id=payload["parent_run_id"],
                           overrides=payload["overrides"], worker=index)
+    coordinator = Coordinator(settings, study, worker=index)
     from sweeps.train import Terminated
 
     try:
-        work(study, objective, budget, deadline)
+        work(study, objective, budget, deadline, coordinator)
     except (KeyboardInterrupt, Terminated):
         budget.stop(Budget.INTERRUPTED)
         raise SystemExit(143) from None
+    except TrackingOutage as error:
+        budget.stop(Budget.INTERRUPTED)
+        _logging.getLogger(__name__).error("%s", error)
+        raise SystemExit(3) from None
+    finally:
+        coordinator.close()
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -327,6 +370,8 @@ class SweepOutcome:
     epochs_total: int = 0
     failures: int = 0
     worker_errors: list[str] = field(default_factory=list)
+    finished_parent: bool = False     # this process ended the parent run (else: another worker does)
+    first_worker: int = 0             # this process's first worker number in the study
 
 
 def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] | None = None,
@@ -337,106 +382,147 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         progress: called with a :class:`Progress` at the start and after every trial.
         started: called once the study and the parent run are known, with ``study``,
             ``resumed``, ``finished_before``, ``remaining``, ``parent_run_id``,
-            ``experiment_id``.
+            ``experiment_id``, ``first_worker``.
 
     Raises:
         UserError: the storage cannot be opened, or the stored study optimises something else.
-        KeyboardInterrupt / sweeps.train.Terminated: after the parent run was ended KILLED.
+        sweeps.objective.TrackingOutage: the tracking server stopped answering for longer
+            than ``sweep.outage_wait`` (the parent run is left as it is).
+        KeyboardInterrupt / sweeps.train.Terminated: after the parent run was ended KILLED
+            (or left to the workers still running elsewhere).
     """
-    import optuna
-
-    from sweeps.parent import ParentRun, find_or_create_parent, leaderboard
+    from sweeps.claims import Coordinator
+    from sweeps.objective import TrackingOutage
+    from sweeps.parent import ParentRun, find_or_create_parent, leaderboard, registered_champion
 
     settings, space = prepared.settings, prepared.space
     t0 = time.time()
-    storage = S.open_storage(settings.storage, settings.heartbeat_interval)
-    study, resumed = S.create_or_resume(
-        settings, storage, S.make_sampler(settings, space, worker=0), S.make_pruner(settings, prepared.epochs)
-    )
-    finished_before = S.finished_count(study)
-    remaining = max(0, settings.n_trials - finished_before)
-
-    parent: ParentRun | None = None
-    if prepared.tracking.enabled:
-        from sweeps.train import connect
-
-        client, experiment_id = connect(prepared.spec)
-        run_id, created = find_or_create_parent(client, experiment_id, study, settings,
-                                                tags=_reproducibility(prepared))
-        parent = ParentRun(client, run_id, experiment_id, settings, prepared.task)
-        _describe_parent(parent, prepared, created)
-        if not created:
-            parent.reopen()
-    if started is not None:
-        started({
-            "study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,
-            "parent_run_id": parent.run_id if parent else None,
-            "experiment_id": parent.experiment_id if parent else None,
-        })
-
-    budget = Budget(remaining, settings.max_failures)
-    deadline = t0 + settings.timeout if settings.timeout is not None else None
-    state = {"refreshed_at": S.finished_count(study)}
-
-    def report(last=None) -> None:
-        current = progress_of(study, settings, last)
-        if progress is not None:
-            progress(current)
-        if parent is not None and current.finished - state["refreshed_at"] >= settings.refresh_every:
-            state["refreshed_at"] = current.finished
-            try:
-                parent.refresh(study)
-            except Exception as error:  # a refresh is a courtesy; the sweep goes on
-                log.warning("refreshing the parent run failed: %s", error)
-
-    report()
-    status, interrupted = "FINISHED", None
-    worker_errors: list[str] = []
+    storage = S.open_sweep_storage(settings)
+    study, resumed = S.create_or_resume(settings, storage, S.make_sampler(settings, space, worker=0),
+                                        S.make_pruner(settings, prepared.epochs))
+    coordinator = Coordinator(settings, study)
     try:
-        if remaining > 0:
-            if settings.workers == 1:
-                from sweeps.objective import Objective
+        first_worker = coordinator.join(settings.workers)
+        coordinator.worker = first_worker
+        study.sampler = S.make_sampler(settings, space, worker=first_worker)
+        finished_before = S.finished_count(study)
+        remaining = max(0, settings.n_trials - finished_before)
 
-                objective = Objective(prepared.base, space, settings,
-                                      parent_run_id=parent.run_id if parent else None,
-                                      overrides=prepared.overrides, worker=0)
-                work(study, objective, budget, deadline, on_trial=report)
-            else:
-                worker_errors = _run_workers(prepared, parent, budget, deadline, report)
-        if budget.stop_reason == "failure budget":
-            status = "FAILED"
-    except BaseException as error:
-        interrupted = error
-        status = "KILLED"
-        budget.stop(Budget.INTERRUPTED)
-    outcome_parent: dict[str, Any] = {}
-    if parent is not None:
+        parent: ParentRun | None = None
+        if prepared.tracking.enabled:
+            from sweeps.train import connect
+
+            client, experiment_id = connect(prepared.spec)
+            with coordinator.lock:  # one parent per study, whoever starts first
+                run_id, created = find_or_create_parent(client, experiment_id, study, settings,
+                                                        tags=_reproducibility(prepared))
+                parent = ParentRun(client, run_id, experiment_id, settings, prepared.task)
+                if not created and coordinator.census().counted < settings.n_trials:
+                    parent.reopen()
+            _describe_parent(parent, prepared, created)
+        if started is not None:
+            started({
+                "study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,
+                "parent_run_id": parent.run_id if parent else None,
+                "experiment_id": parent.experiment_id if parent else None,
+                "first_worker": first_worker,
+            })
+
+        budget = Budget(settings.max_failures)
+        deadline = t0 + settings.timeout if settings.timeout is not None else None
+        state = {"refreshed_at": S.finished_count(study)}
+
+        def report(last=None) -> None:
+            current = progress_of(study, settings, last)
+            if progress is not None:
+                progress(current)
+            if parent is not None and current.finished - state["refreshed_at"] >= settings.refresh_every:
+                state["refreshed_at"] = current.finished
+                try:
+                    parent.refresh(study)
+                except Exception as error:  # a refresh is a courtesy; the sweep goes on
+                    log.warning("refreshing the parent run failed: %s", error)
+
+        report()
+        status, interrupted, outage = "FINISHED", None, None
+        worker_errors: list[str] = []
         try:
-            outcome_parent = parent.finish(study, status)
-        except Exception as error:
-            log.warning("finishing the parent run failed: %s", error)
-            with contextlib.suppress(Exception):
-                from sweeps import tracking
+            if remaining > 0:
+                if settings.workers == 1:
+                    from sweeps.objective import Objective
 
-                tracking.terminate(parent.client, parent.run_id, status)
-    if interrupted is not None:
-        raise interrupted
-    board = outcome_parent.get("leaderboard")
-    if board is None:
-        board = leaderboard(study, settings, None)
-    final = progress_of(study, settings)
-    epochs_total = sum(int(t.user_attrs.get(S.TRIAL_EPOCHS) or 0) for t in study.get_trials(deepcopy=False))
-    return SweepOutcome(
-        study_name=settings.study_name, storage=settings.storage, resumed=resumed, finished_before=finished_before,
-        progress=final, status=status, stop_reason=budget.stop_reason, seconds=time.time() - t0,
-        leaderboard=board, parent_run_id=parent.run_id if parent else None,
-        experiment_id=parent.experiment_id if parent else None, registered=outcome_parent.get("registered"),
-        epochs_total=epochs_total, failures=budget.failures, worker_errors=worker_errors,
-    )
+                    objective = Objective(prepared.base, space, settings,
+                                          parent_run_id=parent.run_id if parent else None,
+                                          overrides=prepared.overrides, worker=first_worker)
+                    work(study, objective, budget, deadline, coordinator, on_trial=report, on_idle=report)
+                else:
+                    worker_errors = _run_workers(prepared, parent, budget, deadline, report, first_worker)
+            if budget.stop_reason == "failure budget":
+                status = "FAILED"
+        except TrackingOutage as error:
+            outage, status = error, "KILLED"
+            budget.stop(Budget.INTERRUPTED)
+        except BaseException as error:
+            interrupted = error
+            status = "KILLED"
+            budget.stop(Budget.INTERRUPTED)
+        if outage is None and any("tracking server" in e for e in worker_errors):
+            outage = TrackingOutage(next(e for e in worker_errors if "tracking server" in e))
+
+        outcome_parent: dict[str, Any] = {}
+        finisher = False
+        others_running = 0
+        if parent is not None and outage is None:
+            census = coordinator.census()
+            complete = census.counted >= settings.n_trials
+            others_running = len(census.alive)
+            if complete:
+                finisher = coordinator.elect_finisher(lambda: parent.client.get_run(parent.run_id).info.status)
+            else:
+                # Stopped early (Ctrl-C, timeout, failures, grid): end the parent only if no
+                # other worker still runs trials of this study; the last one ends it.
+                finisher = others_running == 0
+            if finisher:
+                try:
+                    outcome_parent = parent.finish(study, "FINISHED" if complete else status)
+                except Exception as error:
+                    log.warning("finishing the parent run failed: %s", error)
+                    with contextlib.suppress(Exception):
+                        from sweeps import tracking
+
+                        tracking.terminate(parent.client, parent.run_id, "FINISHED" if complete else status)
+        if outage is not None:
+            raise outage
+        if interrupted is not None:
+            raise interrupted
+        board = outcome_parent.get("leaderboard")
+        registered = outcome_parent.get("registered")
+        if board is None:
+            runs = None
+            if parent is not None:
+                with contextlib.suppress(Exception):
+                    from sweeps.parent import trial_runs
+
+                    runs = trial_runs(parent.client, parent.experiment_id, settings.study_name)
+            board = leaderboard(study, settings, runs)
+            if parent is not None and not finisher:
+                registered = registered_champion(parent.client, settings)
+        final = progress_of(study, settings)
+        epochs_total = sum(int(t.user_attrs.get(S.TRIAL_EPOCHS) or 0) for t in study.get_trials(deepcopy=False))
+        return SweepOutcome(
+            study_name=settings.study_name, storage=settings.storage, resumed=resumed,
+            finished_before=finished_before, progress=final, status=status, stop_reason=budget.stop_reason,
+            seconds=time.time() - t0, leaderboard=board, parent_run_id=parent.run_id if parent else None,
+            experiment_id=parent.experiment_id if parent else None, registered=registered,
+            epochs_total=epochs_total, failures=budget.failures, worker_errors=worker_errors,
+            finished_parent=finisher, first_worker=first_worker,
+        )
+    finally:
+        coordinator.close()
 
 
 def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: float | None,
-                 report: Callable[[], None]) -> list[str]:
+                 report: Callable[[], None], first_worker: int = 0) -> list[str]:
     """Start ``sweep.workers`` processes and watch them until they are done."""
     settings = prepared.settings
     context = multiprocessing.get_context("spawn")
@@ -448,8 +534,8 @@ def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: floa
         "epochs": prepared.epochs,
     }
     processes = [
-        context.Process(target=_worker_main, args=(payload, index, budget, deadline, threads),
-                        name=f"ann-sweep-worker-{index}", daemon=False)
+        context.Process(target=_worker_main, args=(payload, first_worker + index, budget, deadline, threads),
+                        name=f"ann-sweep-worker-{first_worker + index}", daemon=False)
         for index in range(settings.workers)
     ]
     for process in processes:
@@ -476,8 +562,14 @@ def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: floa
     for process in processes:
         process.join()
     report()
-    return [f"worker {index} exited with status {process.exitcode}"
-            for index, process in enumerate(processes) if process.exitcode not in (0, None)]
+    errors = []
+    for index, process in enumerate(processes):
+        if process.exitcode == 3:
+            errors.append(f"worker {first_worker + index} stopped: the tracking server did not answer "
+                          f"for sweep.outage_wait={settings.outage_wait:g} s")
+        elif process.exitcode not in (0, None):
+            errors.append(f"worker {first_worker + index} exited with status {process.exitcode}")
+    return errors
 
 
 def _reproducibility(prepared: PreparedSweep) -> dict[str, str]:

@@ -1,16 +1,29 @@
-"""What a study holds: its trials with state, value and MLflow run, and its orphans.
+"""What a study holds -- its trials with state, value and MLflow run, its orphans -- and reconciling them.
 
 :func:`study_status` reads the Optuna storage and, when tracking is on, the MLflow
 experiment of the sweep. Orphans are what a killed process leaves behind:
 
 * **trials left RUNNING** -- a trial whose process died (SIGKILL, a lost machine) stays
-  RUNNING in the storage. While a sweep is running, its current trials are RUNNING too:
-  the report gives each one's age and its run's status, so a stale one stands out (a
-  RUNNING trial whose run has ended is certainly orphaned). With
-  ``sweep.heartbeat_interval`` set, Optuna fails such trials by itself.
+  RUNNING in the storage until its heartbeat is found stale. While a sweep is running,
+  its current trials are RUNNING too: the report gives each one's age, who runs it (host,
+  pid, worker) and its run's status, so a stale one stands out.
 * **runs without a trial** -- an MLflow run tagged with the study whose trial does not
-  point to it (the trial was lost, or the storage was reset while the runs stayed).
+  exist (the storage was reset while the runs stayed).
 * **trials whose run is missing** -- a trial links to a run the tracking store lacks.
+
+**Reconciling** (the default; ``reconcile=False`` / ``ann-sweep-status --dry-run`` only
+says what it would do):
+
+* a RUNNING trial whose heartbeat is older than ``sweep.grace_period`` is failed, and its
+  re-run queued (``sweep.max_retries``), exactly as a sweep's worker would -- under the
+  study's storage lock, so the trial counts stay exact (:mod:`sweeps.claims`);
+* an MLflow run still RUNNING whose trial has ended (FAIL, PRUNED -- or stale, above) is
+  ended KILLED (FINISHED for a COMPLETE trial), with ``sweep.state`` set to the trial's
+  state and ``killed_by`` saying why. The run is matched to its trial by the run's own
+  ``sweep.trial_number`` tag: a re-run of a trial is a new trial with a new run, so the
+  dead worker's run keeps pointing at the trial that failed.
+
+Every change is listed in :attr:`StatusReport.reconciled`.
 """
 
 from __future__ import annotations
@@ -37,20 +50,22 @@ class StatusReport:
     experiment_id: str | None = None
     orphans: list[str] = field(default_factory=list)
     studies: list[str] = field(default_factory=list)  # every study in the storage
+    reconciled: list[str] = field(default_factory=list)  # what was (or, dry run, would be) changed
 
 
 def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
-                 experiment_name: str | None = None) -> StatusReport:
-    """The report of study ``settings.study_name`` in ``settings.storage``.
+                 experiment_name: str | None = None, *, reconcile: bool = True) -> StatusReport:
+    """The report of study ``settings.study_name`` in ``settings.storage``, reconciled unless ``reconcile=False``.
 
     Raises:
         UserError: the storage cannot be opened or holds no study of that name.
     """
     import optuna
 
+    from sweeps.claims import Coordinator, claim_of
     from sweeps.parent import leaderboard, trial_runs
 
-    storage = S.open_storage(settings.storage)
+    storage = S.open_sweep_storage(settings)
     names = sorted(optuna.study.get_all_study_names(storage))
     if settings.study_name not in names:
         held = ("one of " + ", ".join(names)) if names else "none: the storage holds no study yet"
@@ -64,6 +79,19 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
     if len(metrics) != len(directions):
         metrics = tuple(f"value_{i}" for i in range(len(directions))) if len(directions) > 1 else ("value",)
     stored = dataclasses.replace(settings, metrics=metrics, directions=directions)
+
+    reconciled: list[str] = []
+    coordinator = Coordinator(settings, study)
+    try:
+        stale = _stale_trials(coordinator, study, reconcile)
+    finally:
+        coordinator.close()
+    grace = settings.grace_seconds
+    for trial in stale:
+        reconciled.append(f"trial {trial.number} has had no heartbeat for more than {grace} s "
+                          f"({_who(claim_of(trial))}): {'failed' if reconcile else 'would be failed'}"
+                          + ("" if not settings.max_retries else f", its re-run queued (sweep.max_retries={settings.max_retries})"))
+    stale_numbers = {trial.number for trial in stale}
 
     runs: dict[str, Any] = {}
     parent_run_id = study.user_attrs.get(S.ATTR_PARENT_RUN)
@@ -82,19 +110,24 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
                 runs = trial_runs(client, experiment_id, settings.study_name)
             except Exception as error:
                 orphans.append(f"the tracking store could not be read: {' '.join(str(error).split())[:200]}")
+
+    trials = study.get_trials(deepcopy=False)
+    by_number = {trial.number: trial for trial in trials}
+    if client is not None and runs:
+        reconciled += _reconcile_runs(client, runs, by_number, stale_numbers, reconcile)
     board = leaderboard(study, stored, runs)
 
     now = datetime.datetime.now()
     linked: set[str] = set()
     uids = {}
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         run_id = trial.user_attrs.get(S.TRIAL_RUN_ID)
         uid = trial.user_attrs.get("sweep.trial_uid")
         if uid:
             uids[uid] = trial.number
         if run_id:
             linked.add(run_id)
-        if trial.state.name == "RUNNING":
+        if trial.state.name == "RUNNING" and trial.number not in stale_numbers:
             age = now - trial.datetime_start if trial.datetime_start else None
             run = runs.get(run_id or "")
             if run is None and uid:
@@ -102,22 +135,87 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
             run_status = run.info.status if run is not None else "no run"
             verdict = "orphaned" if run is not None and run.info.status != "RUNNING" else "running or orphaned"
             orphans.append(
-                f"trial {trial.number} left RUNNING ({verdict}): started {_ago(age)} ago, run {run.info.run_id if run else '-'} {run_status}"
+                f"trial {trial.number} left RUNNING ({verdict}): started {_ago(age)} ago by {_who(claim_of(trial))}, "
+                f"run {run.info.run_id if run else '-'} {run_status}"
             )
         if client is not None and run_id and runs and run_id not in runs and experiment_id is not None:
             orphans.append(f"trial {trial.number} links to run {run_id}, which the tracking store does not hold")
     for run_id, run in runs.items():
         uid = run.data.tags.get("sweep.trial_uid")
-        if run_id in linked or (uid in uids):
+        number = _number(run)
+        if run_id in linked or (uid in uids) or number in by_number:
             continue
-        number = run.data.tags.get("sweep.trial_number", "?")
-        orphans.append(f"run {run_id} ({run.info.run_name}, {run.info.status}) has no trial: it says trial {number}")
+        orphans.append(f"run {run_id} ({run.info.run_name}, {run.info.status}) has no trial: it says trial "
+                       f"{run.data.tags.get('sweep.trial_number', '?')}")
     counts = S.state_counts(study)
     return StatusReport(
         study_name=settings.study_name, storage=settings.storage, metrics=metrics, directions=directions,
         counts=counts, finished=S.finished_count(study), leaderboard=board, parent_run_id=parent_run_id,
-        experiment_id=experiment_id, orphans=orphans, studies=names,
+        experiment_id=experiment_id, orphans=orphans, studies=names, reconciled=reconciled,
     )
+
+
+def _stale_trials(coordinator, study, reconcile: bool) -> list:
+    """RUNNING trials with a stale heartbeat: failed (and re-run queued) when reconciling."""
+    if not coordinator.heartbeats:
+        return []
+    if reconcile:
+        with coordinator.lock:
+            return coordinator.fail_stale()
+    try:  # a dry run: ask the storage which ones it would fail
+        backend = getattr(study._storage, "_backend", study._storage)
+        ids = set(backend._get_stale_trial_ids(study._study_id))
+    except Exception:
+        return []
+    return [trial for trial in study.get_trials(deepcopy=False) if trial._trial_id in ids]
+
+
+def _number(run) -> int | None:
+    try:
+        return int(run.data.tags.get("sweep.trial_number"))
+    except (TypeError, ValueError):
+        return None
+
+
+def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool) -> list[str]:
+    """End the RUNNING runs whose trial has ended (see the module docstring)."""
+    from sweeps import tracking
+
+    done = []
+    for run_id, run in sorted(runs.items(), key=lambda item: _number(item[1]) or -1):
+        if run.info.status != "RUNNING":
+            continue
+        number = _number(run)
+        trial = by_number.get(number)
+        if trial is None:
+            continue
+        state = "FAIL" if number in stale else trial.state.name
+        if state in ("RUNNING", "WAITING"):
+            continue
+        status = "FINISHED" if state == "COMPLETE" else "KILLED"
+        why = (trial.user_attrs.get(S.TRIAL_FAIL_REASON) or trial.user_attrs.get(S.TRIAL_PRUNE_REASON)
+               or ("interrupted" if trial.user_attrs.get(S.TRIAL_INTERRUPTED) else None)
+               or "no heartbeat: its worker died")
+        line = f"run {run_id} ({run.info.run_name}) was RUNNING but trial {number} is {state} ({why}): " + (
+            f"marked {status}" if apply else f"would be marked {status}")
+        if apply:
+            try:
+                tracking.set_tags(client, run_id, {"sweep.state": state,
+                                                   "killed_by": f"ann-sweep-status: trial {number} is {state} ({why})"})
+                tracking.terminate(client, run_id, status)
+            except Exception as error:
+                line = f"run {run_id} ({run.info.run_name}): could not be marked {status}: {' '.join(str(error).split())[:160]}"
+        done.append(line)
+    return done
+
+
+def _who(claim: dict) -> str:
+    if not claim:
+        return "an unknown process"
+    parts = [f"host {claim.get('host', '?')}", f"pid {claim.get('pid', '?')}"]
+    if claim.get("worker") is not None:
+        parts.append(f"worker {claim['worker']}")
+    return " ".join(parts)
 
 
 def _ago(delta: datetime.timedelta | None) -> str:

@@ -18,8 +18,17 @@
 
 What counts toward ``n_trials`` (:func:`counts_toward_budget`): COMPLETE and PRUNED
 trials, and FAILED ones that failed with a reason (the training raised). Trials that were
-interrupted (Ctrl-C, SIGTERM) or left RUNNING by a killed process do not: re-running
-the sweep runs that many more.
+interrupted (Ctrl-C, SIGTERM), failed because their worker died (no heartbeat) or because
+the tracking server did not answer (``retryable``), or are left RUNNING by a killed
+process do not: they are re-run (see :func:`retry_trial`) or replaced, so that the study
+ends with exactly ``n_trials`` counted trials (:mod:`sweeps.claims`).
+
+Heartbeats (:func:`open_storage`): with an RDB storage (SQLite, PostgreSQL, MySQL) every
+running trial writes a heartbeat every ``sweep.heartbeat_interval`` seconds; a RUNNING
+trial whose heartbeat is older than ``sweep.grace_period`` is failed by the next worker
+that looks (or by ``ann-sweep-status``) and re-run with the same values, up to
+``sweep.max_retries`` times (Optuna's ``RetryHeartbeatStaleTrialCallback``, formerly
+``RetryFailedTrialCallback``). A journal file has no heartbeats.
 """
 
 from __future__ import annotations
@@ -86,6 +95,11 @@ TRIAL_FAIL_REASON = "fail_reason"
 TRIAL_INTERRUPTED = "interrupted"
 TRIAL_WORKER = "worker"
 TRIAL_METRICS = "metrics"
+#: True on a trial that failed for a reason that is not the trial's fault (the tracking
+#: server did not answer): it does not count toward n_trials and is re-run.
+TRIAL_RETRYABLE = "retryable"
+#: The number of the trial a retried trial repeats (set when the retry starts).
+TRIAL_RETRY_OF = "retry_of"
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,9 @@ class SweepSettings:
     register_name: str | None = None
     register_alias: str = "champion"
     heartbeat_interval: int | None = None
+    grace_period: int | None = None
+    max_retries: int = 2
+    outage_wait: float = 120.0
     plotlyjs: str = "embed"
 
     @property
@@ -130,13 +147,25 @@ class SweepSettings:
     def prunes(self) -> bool:
         return self.pruner != "none"
 
+    @property
+    def heartbeats(self) -> bool:
+        """Whether running trials write heartbeats (an RDB storage and an interval)."""
+        return self.heartbeat_interval is not None and storage_kind(self.storage) != "journal"
+
+    @property
+    def grace_seconds(self) -> int | None:
+        """Seconds without a heartbeat after which a RUNNING trial is failed (None: no heartbeats)."""
+        if not self.heartbeats:
+            return None
+        return self.grace_period if self.grace_period is not None else 2 * int(self.heartbeat_interval)
+
 
 # ----------------------------------------------------------------------------- parse
 
 _KNOWN_KEYS = (
     "study_name", "storage", "metric", "direction", "n_trials", "timeout", "workers", "max_failures",
     "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
-    "plotlyjs",
+    "grace_period", "max_retries", "outage_wait", "plotlyjs",
 )
 
 
@@ -199,6 +228,16 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
     heartbeat = section.get("heartbeat_interval")
     if heartbeat is not None:
         heartbeat = _integer(section, "heartbeat_interval", 1, default=None)
+    grace = section.get("grace_period")
+    if grace is not None:
+        grace = _integer(section, "grace_period", 1, default=None)
+        if heartbeat is not None and grace <= heartbeat:
+            raise ConfigError("sweep.grace_period", grace, f"more seconds than sweep.heartbeat_interval={heartbeat} "
+                              "(a live trial writes one heartbeat per interval), or null for twice the interval")
+    max_retries = _integer(section, "max_retries", 0, default=2, high=100)
+    outage_wait = section.get("outage_wait", 120)
+    if isinstance(outage_wait, bool) or not isinstance(outage_wait, numbers.Real) or not 0 <= outage_wait < math.inf:
+        raise ConfigError("sweep.outage_wait", outage_wait, "a number of seconds >= 0")
     plotlyjs = section.get("plotlyjs", "embed")
     if plotlyjs not in ("embed", "cdn"):
         raise ConfigError("sweep.plotlyjs", plotlyjs, "embed (the plots work offline, ~2 MB) or cdn (small, needs the internet to show)")
@@ -245,6 +284,9 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
         register_name=register_name.strip() if register_name else None,
         register_alias=alias,
         heartbeat_interval=heartbeat,
+        grace_period=grace,
+        max_retries=max_retries,
+        outage_wait=float(outage_wait),
         plotlyjs=plotlyjs,
     )
 
@@ -346,8 +388,18 @@ def redact(url: str) -> str:
     return redact_uri(url) or url
 
 
-def open_storage(url: str, heartbeat_interval: int | None = None):
+def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
+                 max_retries: int | None = None):
     """Open (and create if needed) the Optuna storage at ``url``.
+
+    With an RDB storage and ``heartbeat_interval``, running trials write heartbeats and a
+    trial without one for ``grace_period`` seconds (default: twice the interval) is failed
+    by the next worker that looks, then re-run with the same values up to ``max_retries``
+    times (Optuna's ``RetryHeartbeatStaleTrialCallback``). A journal file keeps no
+    heartbeats: the settings are ignored there.
+
+    Several processes may open a fresh PostgreSQL or MySQL database at once: the first one
+    creates Optuna's tables while the others wait on a database lock.
 
     Raises:
         UserError: ``sweep.storage=... cannot be opened: <why>`` (one line).
@@ -369,8 +421,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None):
             raise fail("it is a folder; give a journal file such as optuna.log, or a URL such as sqlite:///optuna.db")
         if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
             raise fail("it is not writable")
-        if heartbeat_interval is not None:
-            raise ConfigError("sweep.heartbeat_interval", heartbeat_interval, "null with a journal file (Optuna keeps heartbeats only in an RDB storage)")
         try:
             from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -395,13 +445,66 @@ def open_storage(url: str, heartbeat_interval: int | None = None):
         engine_kwargs["pool_pre_ping"] = True
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
     if heartbeat_interval is not None:
-        kwargs.update(heartbeat_interval=heartbeat_interval, grace_period=2 * heartbeat_interval)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
-    except Exception as error:  # driver missing, refused, not a database, ...
-        raise fail(_cause(error)) from None
+        kwargs.update(heartbeat_interval=int(heartbeat_interval),
+                      grace_period=int(grace_period) if grace_period is not None else 2 * int(heartbeat_interval))
+        if max_retries:
+            kwargs["heartbeat_stale_trial_callback"] = retry_callback(max_retries)
+    from sweeps.claims import database_lock
+
+    for attempt in range(4):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                with database_lock(_with_driver(url), "ann-sweep:create-tables"):
+                    return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
+        except Exception as error:  # driver missing, refused, not a database, ...
+            text = _cause(error)
+            if attempt < 3 and any(m in text for m in ("already exists", "duplicate key", "UNIQUE constraint", "Duplicate entry")):
+                import random
+                import time
+
+                time.sleep(0.2 + random.random())  # another process created the tables meanwhile
+                continue
+            raise fail(text) from None
+    raise AssertionError("unreachable")
+
+
+def open_sweep_storage(settings: "SweepSettings"):
+    """:func:`open_storage` with the sweep's heartbeat, grace period and retry settings."""
+    heartbeat = settings.heartbeat_interval if settings.heartbeats else None
+    return open_storage(settings.storage, heartbeat, settings.grace_period, settings.max_retries)
+
+
+def retry_callback(max_retries: int):
+    """Optuna's callback that re-runs a failed trial with the same values (``max_retries`` times)."""
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        warnings.simplefilter("ignore", FutureWarning)
+        cls = getattr(optuna.storages, "RetryHeartbeatStaleTrialCallback", None) or optuna.storages.RetryFailedTrialCallback
+        return cls(max_retry=max_retries)
+
+
+def retry_trial(study, trial, max_retries: int) -> bool:
+    """Queue a re-run of ``trial`` (same values, state WAITING); False when its retries are used up.
+
+    The new trial carries Optuna's system attributes ``failed_trial`` (the first trial of
+    the series) and ``retry_history`` (every trial of the series so far).
+    """
+    history = list(trial.system_attrs.get("retry_history", []))
+    if max_retries <= 0 or len(history) + 1 > max_retries:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        retry_callback(max_retries)(study, trial)
+    return True
+
+
+def retried_from(trial) -> int | None:
+    """The number of the trial that ``trial`` re-runs (the last of its retry history), or None."""
+    history = trial.system_attrs.get("retry_history") or []
+    return int(history[-1]) if history else None
 
 
 def _with_driver(url: str) -> str:
@@ -437,7 +540,9 @@ def make_sampler(settings: SweepSettings, space=None, worker: int = 0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         if name == "tpe":
-            options.setdefault("constant_liar", settings.workers > 1)
+            # Trials running in other workers count as bad for the model until they end, so
+            # parallel workers do not all sample the same point.
+            options.setdefault("constant_liar", settings.workers > 1 or storage_kind(settings.storage) in ("postgresql", "mysql"))
             return optuna.samplers.TPESampler(seed=seed, **options)
         if name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
@@ -489,21 +594,22 @@ def create_or_resume(settings: SweepSettings, storage, sampler=None, pruner=None
     """
     import optuna
 
-    names = set(optuna.study.get_all_study_names(storage))
-    resumed = settings.study_name in names
-    if resumed:
+    def load():
         study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
         check_resumable(study, settings)
         return study, True
+
+    # Several workers may start at once: whoever creates the study first wins, the others
+    # get DuplicatedStudyError from the storage's unique constraint and load it.
+    if settings.study_name in set(optuna.study.get_all_study_names(storage)):
+        return load()
     try:
         study = optuna.create_study(
             study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner,
             directions=list(settings.directions),
         )
     except optuna.exceptions.DuplicatedStudyError:  # created meanwhile by another process
-        study = optuna.load_study(study_name=settings.study_name, storage=storage, sampler=sampler, pruner=pruner)
-        check_resumable(study, settings)
-        return study, True
+        return load()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(settings.metrics))
@@ -541,7 +647,8 @@ def counts_toward_budget(trial) -> bool:
 
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
-    return trial.state == TrialState.FAIL and TRIAL_FAIL_REASON in trial.user_attrs
+    attrs = trial.user_attrs
+    return trial.state == TrialState.FAIL and bool(attrs.get(TRIAL_FAIL_REASON)) and not attrs.get(TRIAL_RETRYABLE)
 
 
 def finished_count(study) -> int:

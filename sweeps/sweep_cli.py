@@ -43,6 +43,12 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "ann_sweep"
 #: Rows of the leaderboard printed at the end of a sweep.
 LEADERBOARD_ROWS = 10
+#: MLflow's HTTP client settings for sweeps (see docs/distributed.md, "Tracking server outages").
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
 
 _prog = PROG
 
@@ -213,6 +219,11 @@ def _app(cfg: DictConfig) -> None:
         )
         if info["resumed"]:
             print(f"resuming: {info['finished_before']} trials done, {info['remaining']} to go", flush=True)
+        if info.get("first_worker"):
+            last = info["first_worker"] + settings.workers - 1
+            numbers = f"{info['first_worker']}" if last == info["first_worker"] else f"{info['first_worker']}-{last}"
+            print(f"joining the study as worker {numbers} (sampler seed {settings.seed}+worker)"
+                  if settings.seed is not None else f"joining the study as worker {numbers}", flush=True)
         if info["parent_run_id"]:
             from sweeps.tracking import run_url
 
@@ -224,8 +235,14 @@ def _app(cfg: DictConfig) -> None:
         if "bar" in printer:
             printer["bar"](state)
 
+    from sweeps.objective import TrackingOutage
+
     try:
         outcome = run_sweep(prepared, progress=progress, started=started)
+    except TrackingOutage as error:
+        if "bar" in printer:
+            printer["bar"].close()
+        _fail(str(error), EXIT_FAILED)
     except (UserError, ann.AnnError) as error:
         if "bar" in printer:
             printer["bar"].close()
@@ -279,6 +296,10 @@ def _print_outcome(prepared, outcome) -> None:
     ]
     for error in outcome.worker_errors:
         lines.append(f"warning: {error}")
+    if outcome.parent_run_id and not outcome.finished_parent:
+        lines.append("the parent run is finished by another worker of this study (the one that ended last)"
+                     if p.finished < settings.n_trials else
+                     "the parent run was finished by another worker of this study (leaderboard, plots, champion)")
     lines += ["", leaderboard_table(outcome.leaderboard, settings.metrics), ""]
     board = outcome.leaderboard
     done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None
@@ -329,6 +350,12 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
     # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A tracking server that goes away for a while (a restart): every request is retried
+    # for about a minute (0 + 2 + 4 + 8 + 16 + 32 s of back-off) before a trial gives up
+    # on it; the metrics of a running trial wait in its queue meanwhile. Yours win.
+    if prog == PROG:
+        for name, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(name, value)
     try:
         _run_app(app, prog, debug)
     finally:
@@ -432,7 +459,7 @@ def _status_app(cfg: DictConfig) -> None:
         settings = parse_settings(config.get("sweep") or {})
         tracking = config.get("tracking") or {}
         uri = tracking.get("uri") if tracking.get("enabled", True) else None
-        report = study_status(settings, uri, tracking.get("experiment_name"))
+        report = study_status(settings, uri, tracking.get("experiment_name"), reconcile=not _status_options["dry_run"])
     except (UserError, ann.AnnError) as error:
         _fail(str(error))
     c = report.counts
@@ -453,12 +480,27 @@ def _status_app(cfg: DictConfig) -> None:
         lines += [f"  {line}" for line in report.orphans]
     else:
         lines.append("orphans: none")
+    if report.reconciled:
+        lines.append(f"{'would reconcile' if _status_options['dry_run'] else 'reconciled'} ({len(report.reconciled)}):")
+        lines += [f"  {line}" for line in report.reconciled]
+        if _status_options["dry_run"]:
+            lines.append(f"  (--dry-run: nothing was changed; run {STATUS_PROG} without it to apply)")
     print("\n".join(lines), flush=True)
 
 
+#: Options of ann-sweep-status that are not Hydra overrides.
+_status_options = {"dry_run": False}
+
+
 def status_main(argv: list[str] | None = None) -> None:
-    """The ``ann-sweep-status`` console script (writes no Hydra output folder)."""
+    """The ``ann-sweep-status`` console script (writes no Hydra output folder).
+
+    ``--dry-run`` reports what would be reconciled (stale trials failed, orphan runs
+    KILLED) without changing anything.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
+    _status_options["dry_run"] = "--dry-run" in args
+    args = [a for a in args if a != "--dry-run"]
     quiet = ["hydra.run.dir=.", "hydra.output_subdir=null", "hydra/job_logging=none", "hydra/hydra_logging=none"]
     if not any(a in ("--help", "-h", "--hydra-help", "--info") or a.startswith("--cfg") for a in args):
         args += quiet

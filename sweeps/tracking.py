@@ -8,7 +8,7 @@
   thread with one ``log_batch`` call every ``flush_interval`` seconds, so a running run
   shows its curves within seconds while training never waits for the network.
 * :func:`experiment_url` / :func:`run_url` build UI links that open the model-training
-  view (``?workflowType=machine_learning``).
+  view (``?workflowType=machine_learning``), the former in a saved view if given one.
 
 Every call names its run explicitly; nothing here uses MLflow's global active run.
 """
@@ -368,8 +368,16 @@ def ui_base(uri: str) -> str:
     return "http://127.0.0.1:5000"
 
 
-def experiment_url(uri: str, experiment_id: str) -> str:
-    """The experiment's runs with their metric charts, in the model-training view."""
+def experiment_url(uri: str, experiment_id: str, view_id: str | None = None) -> str:
+    """The experiment's runs with their metric charts, in the model-training view.
+
+    With ``view_id``: opened in that saved view (:mod:`sweeps.ui_views`), whose first
+    charts are training vs validation loss.
+    """
+    if view_id:
+        from sweeps.ui_views import view_url
+
+        return view_url(uri, experiment_id, view_id)
     return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&compareRunsMode=CHART"
 
 

@@ -18,9 +18,13 @@ same MLflow chart section):
   and the best epoch's other validation metrics, ``best_epoch``, ``epochs_run``,
   ``n_parameters``, ``time/fit_seconds``, the diagnosis numbers ``fit/*``;
 * tags: ``fit`` (good / overfit / underfit / diverged), ``fit_reason``, ``seed``,
-  ``versions.*``, ``git.commit``, ``command``, ``dataset``, ``task``;
+  ``versions.*``, ``git.commit``, ``command``, ``dataset``, ``task``, and the run's
+  description (``mlflow.note.content``: the fit verdict, best epoch, test scores);
 * artifacts: ``config/config.yaml`` (resolved), ``config/overrides.yaml``,
-  ``plots/learning_curve.png``, and the network as a logged pyfunc model ``model``.
+  ``plots/learning_curve.png``, and the network as a logged pyfunc model ``model``;
+* once per experiment (or per sweep, for a child run): a saved view of the MLflow UI
+  whose first chart is ``loss/train`` vs ``loss/val`` of every run (:mod:`sweeps.ui_views`);
+  ``experiment_url`` opens it.
 """
 
 from __future__ import annotations
@@ -312,7 +316,7 @@ def train(
 
     if run_id is None:
         return _train_untracked(spec, data, model, callbacks)
-    return _train_tracked(spec, data, model, client, experiment_id, run_id, callbacks, overrides, watch)
+    return _train_tracked(spec, data, model, client, experiment_id, run_id, callbacks, overrides, watch, parent_run_id)
 
 
 def connect(spec: RunSpec):
@@ -420,13 +424,14 @@ def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callback
 
 def _train_tracked(
     spec: RunSpec, data: PreparedData, model: ann.MLP, client, experiment_id: str, run_id: str,
-    callbacks: Sequence[Callback], overrides: Sequence[str], watch: _Stopwatch,
+    callbacks: Sequence[Callback], overrides: Sequence[str], watch: _Stopwatch, parent_run_id: str | None = None,
 ) -> dict[str, Any]:
-    from sweeps import tracking
+    from sweeps import tracking, ui_views
     from sweeps.plots import save_learning_curve
 
     settings = spec.tracking
     metric_logger = None
+    view: dict[str, str | None] = {}  # the id of the saved UI view, once written
     scratch = tempfile.TemporaryDirectory(prefix="ann-train-")
     try:
         with sigterm_raises():
@@ -437,13 +442,17 @@ def _train_tracked(
                 metric_logger.submit(tracking.log_params, client, run_id, params)
                 metric_logger.submit(client.log_text, run_id, resolved_yaml(spec), "config/config.yaml")
                 metric_logger.submit(client.log_text, run_id, _overrides_yaml(overrides), "config/overrides.yaml")
+                # The UI view that shows loss/train vs loss/val first (once per experiment or sweep).
+                metric_logger.submit(lambda: view.update(id=ui_views.ensure_run_view_quietly(
+                    client, experiment_id, data.task, parent_run_id)))
 
             recorder = _Recorder(metric_logger, spec.model_kwargs.get("epochs", 100), watch)
             history, non_finite = _fit(model, data, [recorder, *callbacks])
 
             diagnosis, metrics, model_epoch = _summaries(model, data, recorder, history, non_finite)
             final_step = max(1, model_epoch)
-            final_tags = {"fit": diagnosis.label, "fit_reason": diagnosis.reason}
+            final_tags = {"fit": diagnosis.label, "fit_reason": diagnosis.reason,
+                          NOTE_TAG: run_description(diagnosis, metrics, data.task)}
             if non_finite is not None:
                 final_tags["stop_reason"] = str(non_finite)
                 log.warning("%s", non_finite)
@@ -499,8 +508,31 @@ def _train_tracked(
         tracking_seconds=watch.seconds,
         tracking_phases=dict(watch.phases),
         run_url=tracking.run_url(settings.uri, experiment_id, run_id),
-        experiment_url=tracking.experiment_url(settings.uri, experiment_id),
+        experiment_url=tracking.experiment_url(settings.uri, experiment_id, view.get("id")),
     )
+
+
+#: The run tag MLflow shows as the run's description (markdown).
+NOTE_TAG = "mlflow.note.content"
+
+
+def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: str) -> str:
+    """The run's description on its MLflow page: the fit verdict and why, the best epoch, test scores."""
+    lines = [f"**fit: {diagnosis.label}**: {diagnosis.reason}"]
+    facts = []
+    if metrics.get("epochs_run"):
+        best = int(metrics.get("best_epoch", 0))
+        facts.append(f"best epoch {best} of {int(metrics['epochs_run'])}" if best else f"{int(metrics['epochs_run'])} epochs")
+    scores = ("loss", "mae", "rmse", "r2") if task == "regression" else ("loss", "accuracy")
+    tested = [f"{name} {metrics[f'{name}/test']:.4g}" for name in scores if f"{name}/test" in metrics]
+    if tested:
+        facts.append("test " + ", ".join(tested))
+    if metrics.get("n_parameters"):
+        facts.append(f"{int(metrics['n_parameters'])} parameters")
+    if facts:
+        lines.append(" · ".join(facts))
+    lines.append("Learning curves: Artifacts › plots/learning_curve.png (training solid, validation dashed).")
+    return "\n\n".join(lines)
 
 
 def _overrides_yaml(overrides: Sequence[str]) -> str:

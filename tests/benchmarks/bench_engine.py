@@ -21,7 +21,8 @@ What it measures, all in one process so the three frameworks see the same machin
      validation/conversion, set-up, shuffling, the epoch, and the per-epoch running train
      loss and accuracy that ``fit`` always records.
    * ``torch``   -- the same work in PyTorch: model + optimizer built inside the timed
-     region, ``torch.randperm`` shuffle gathered once per epoch, contiguous batch slices,
+     region, ``torch.randperm`` per epoch with each batch gathered by ``index_select`` into
+     a reusable buffer (the engine's own strategy),
      ``F.cross_entropy``, ``zero_grad(set_to_none=True)``, backward, step, and a running
      loss/accuracy (accumulated as tensors, read once at the end) so its output matches
      the engine's history. The optimizer uses PyTorch's fastest CPU implementation
@@ -157,6 +158,7 @@ def environment(threads: int) -> dict:
         "cpu": cpu_description(),
         "loadavg_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
+    env["ann_revision"] = _git_revision()
     if threadpool_info is not None:
         env["blas"] = [
             {k: pool.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
@@ -172,6 +174,20 @@ def environment(threads: int) -> dict:
     return env
 
 
+def _git_revision() -> str | None:
+    """The repository's commit, '+dirty' if ann/ has local changes (read-only git calls)."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "ann"], cwd=REPO,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (head + ("+dirty" if dirty else "")) if head else None
+
+
 def print_environment(env: dict) -> None:
     cpu = env["cpu"]
     isa = ", ".join(k for k in ("avx2", "fma", "avx512f") if cpu.get(k)) or "?"
@@ -179,7 +195,8 @@ def print_environment(env: dict) -> None:
     print(f"  CPU      {cpu.get('model')} (family {cpu.get('family')}, model "
           f"{cpu.get('model_number')}), {cpu.get('logical_cpus')} logical CPUs; ISA flags: {isa}")
     print(f"  python {env['python']}  numpy {env['numpy']}  torch {env['torch'] or 'not installed'}"
-          f"  scikit-learn {env['sklearn'] or 'not installed'}  ann {env['ann']}")
+          f"  scikit-learn {env['sklearn'] or 'not installed'}  ann {env['ann']}"
+          f" (repo {env.get('ann_revision') or '?'})")
     for pool in env.get("blas", []):
         print(f"  numpy BLAS: {pool['internal_api']} {pool['version']}, kernel target "
               f"{pool['architecture']}, {pool['num_threads']} threads")
@@ -310,8 +327,8 @@ class EngineBare:
     """One epoch of the engine's own training step, without fit()'s bookkeeping.
 
     Built from the engine's public modules (Network, activations, losses, optimizers);
-    network, optimizer, one-hot targets and shuffle buffers are prepared outside the timed
-    region; the timed epoch is shuffle + forward/backward/step per batch, no metrics.
+    network, optimizer, one-hot targets and batch buffers are prepared outside the timed
+    region; the timed epoch is shuffle/gather + forward/backward/step per batch, no metrics.
     """
 
     def __init__(self, optimizer, batch, X, y, sizes=None, hidden="relu", output="softmax",
@@ -328,21 +345,27 @@ class EngineBare:
         self.batch = batch
         self.shuffle = shuffle
         self.rng = np.random.default_rng(1)
-        self.buf_x = np.empty_like(self.inputs)
-        self.buf_y = np.empty_like(self.targets)
+        self.buf_x = np.empty((batch, self.inputs.shape[1]), np.float32)
+        self.buf_y = np.empty((batch, self.targets.shape[1]), self.targets.dtype)
+
+    def batches(self):
+        """Mini-batches as the engine makes them: a permutation per epoch, each batch's
+        (sorted) rows gathered into one reusable buffer; plain slices when not shuffling."""
+        xs, ys, n, b = self.inputs, self.targets, len(self.inputs), self.batch
+        if not self.shuffle:
+            for start in range(0, n, b):
+                yield xs[start:start + b], ys[start:start + b]
+            return
+        order = self.rng.permutation(n)
+        for start in range(0, n, b):
+            index = np.sort(order[start:start + b])
+            m = len(index)
+            yield (xs.take(index, axis=0, out=self.buf_x[:m]),
+                   ys.take(index, axis=0, out=self.buf_y[:m]))
 
     def epoch(self):
         net, opt, loss, out_act = self.net, self.opt, self.loss, self.net.activations[-1]
-        if self.shuffle:
-            order = self.rng.permutation(len(self.inputs))
-            np.take(self.inputs, order, axis=0, out=self.buf_x)
-            np.take(self.targets, order, axis=0, out=self.buf_y)
-            xs, ys = self.buf_x, self.buf_y
-        else:
-            xs, ys = self.inputs, self.targets
-        n, b = len(xs), self.batch
-        for start in range(0, n, b):
-            xb, yb = xs[start:start + b], ys[start:start + b]
+        for xb, yb in self.batches():
             a = net.forward(xb, training=True)
             z = net.output_pre_activation()
             net.backward(loss.output_gradient(yb, z, a, out_act))
@@ -417,6 +440,22 @@ def torch_mlp(seed=0):
     )
 
 
+def torch_batches(Xt, yt, batch, gen):
+    """Shuffled mini-batches: torch.randperm per epoch, each batch's (sorted) rows gathered
+    with index_select into reusable buffers -- the engine's strategy, and in our measurements
+    at least as fast as gathering the whole shuffled set once or indexing a fresh tensor per
+    batch."""
+    n = Xt.shape[0]
+    buf_x = torch.empty((batch, Xt.shape[1]), dtype=Xt.dtype)
+    buf_y = torch.empty((batch,), dtype=yt.dtype)
+    perm = torch.randperm(n, generator=gen)
+    for start in range(0, n, batch):
+        index = perm[start:start + batch].sort().values
+        m = index.shape[0]
+        yield (torch.index_select(Xt, 0, index, out=buf_x[:m]),
+               torch.index_select(yt, 0, index, out=buf_y[:m]))
+
+
 def torch_fit(optimizer, batch, X, y, impl):
     """One epoch as a user would write it, with a running loss and accuracy like fit()'s."""
     model = torch_mlp()
@@ -425,13 +464,10 @@ def torch_fit(optimizer, batch, X, y, impl):
     yt = torch.from_numpy(y)
     gen = torch.Generator().manual_seed(0)
     n = Xt.shape[0]
-    perm = torch.randperm(n, generator=gen)
-    Xs, ys = Xt[perm], yt[perm]
     loss_sum = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.int64)
     model.train()
-    for start in range(0, n, batch):
-        xb, yb = Xs[start:start + batch], ys[start:start + batch]
+    for xb, yb in torch_batches(Xt, yt, batch, gen):
         out = model(xb)
         loss = TF.cross_entropy(out, yb)
         opt.zero_grad(set_to_none=True)
@@ -444,7 +480,7 @@ def torch_fit(optimizer, batch, X, y, impl):
 
 
 class TorchBare:
-    """One epoch of shuffle + forward/loss/backward/step; model built outside the timer."""
+    """One epoch of shuffle/gather + forward/loss/backward/step; model built outside the timer."""
 
     def __init__(self, optimizer, batch, X, y, impl):
         self.model = torch_mlp()
@@ -454,12 +490,9 @@ class TorchBare:
         self.batch = batch
 
     def epoch(self):
-        model, opt, b = self.model, self.opt, self.batch
-        n = self.Xt.shape[0]
-        perm = torch.randperm(n, generator=self.gen)
-        Xs, ys = self.Xt[perm], self.yt[perm]
-        for start in range(0, n, b):
-            loss = TF.cross_entropy(model(Xs[start:start + b]), ys[start:start + b])
+        model, opt = self.model, self.opt
+        for xb, yb in torch_batches(self.Xt, self.yt, self.batch, self.gen):
+            loss = TF.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -696,10 +729,12 @@ def bench_xor(steps, repeats, log):
 
 
 def profile_engine(X, y, batch=128, optimizer="sgd", top=20):
+    """cProfile of one engine fit (top functions by own time)."""
     import cProfile
     import io
     import pstats
 
+    engine_fit(optimizer, batch, X[:4096], y[:4096])  # warm-up
     profiler = cProfile.Profile()
     profiler.enable()
     engine_fit(optimizer, batch, X, y)
@@ -707,6 +742,57 @@ def profile_engine(X, y, batch=128, optimizer="sgd", top=20):
     stream = io.StringIO()
     pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(top)
     return stream.getvalue()
+
+
+def phase_breakdown(X, y, batch, optimizer, repeats=3):
+    """Seconds per epoch spent in each phase of the engine's training step.
+
+    Re-creates fit()'s per-batch work from the engine's own objects (gather, forward, loss
+    value, output gradient, backward, optimizer step, running accuracy) with a timer around
+    each phase, and splits forward/backward further into their matrix products (timed by
+    running the very same matmuls again on the same buffers afterwards).
+    """
+    phases = ["gather", "forward", "loss value", "output grad", "backward", "optimizer",
+              "accuracy"]
+    totals = {p: [] for p in phases}
+    clock = time.perf_counter
+    for _ in range(repeats):
+        job = EngineBare(optimizer, batch, X, y)
+        net, opt, loss, out_act = job.net, job.opt, job.loss, job.net.activations[-1]
+        acc = dict.fromkeys(phases, 0.0)
+        correct = 0
+        batches = job.batches()
+        gc.collect()
+        while True:
+            t0 = clock()
+            try:
+                xb, yb = next(batches)
+            except StopIteration:
+                break
+            t1 = clock()
+            a = net.forward(xb, training=True)
+            z = net.output_pre_activation()
+            t2 = clock()
+            loss.value(yb, z, a)
+            t3 = clock()
+            g = loss.output_gradient(yb, z, a, out_act)
+            t4 = clock()
+            net.backward(g)
+            t5 = clock()
+            opt.step(net.grad)
+            t6 = clock()
+            correct += int(np.count_nonzero(np.argmax(a, axis=1) == np.argmax(yb, axis=1)))
+            t7 = clock()
+            for p, dt in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5,
+                                      t7 - t6)):
+                acc[p] += dt
+        for p in phases:
+            totals[p].append(acc[p])
+    result = {p: median(v) for p, v in totals.items()}
+    floor = gemm_only_epoch(X, batch, [X.shape[1], *HIDDEN, N_CLASSES])
+    floor()
+    result["(of which matmuls, fwd+bwd)"] = median([timed(floor)[0] for _ in range(repeats)])
+    return result
 
 
 # ---------------------------------------------------------------------------- report
@@ -745,8 +831,9 @@ def print_report(env, peak, torch_peak, training, xor, repeats):
               f"{fmt_ratio(r.get('engine_over_torch')):>9} "
               f"{fmt_ratio(r.get('engine_over_sklearn')):>7} | "
               f"{r['engine_gflops']:>7.1f} {100 * r['engine_peak_fraction']:>5.1f}%")
-    print("  engine = ann.MLP.fit() wall time (validation + float64 check copy + set-up + "
-          "shuffle + epoch + running train loss/accuracy); FLOPs = 6 x params x samples.")
+    print("  engine = ann.MLP.fit() wall time (input checks + set-up + shuffle/gather + epoch "
+          "+ running train loss/accuracy);\n  torch = same work incl. model build and running "
+          "loss/accuracy; FLOPs = 6 x params x samples.")
 
     print()
     print("Where the engine's time goes (median seconds per epoch)")
@@ -770,7 +857,7 @@ def print_report(env, peak, torch_peak, training, xor, repeats):
               f"{sec(m.get('torch_bare')):>7} {fmt_ratio(r.get('bare_engine_over_torch')):>8} | "
               f"{acc:>17} {sec(r.get('other_processes_cpus'))[:5]:>5}")
     print("  fit() = wall time of fit; epoch = fit's own History.epoch_seconds (shuffle + "
-          "batches + metrics);\n  bare = shuffle + forward/backward/step only; GEMMonly = "
+          "batches + metrics);\n  bare = shuffle/gather + forward/backward/step only; GEMMonly = "
           "NumPy time for just the epoch's matmuls;\n  t-bare = torch without metrics or "
           "model construction;\n  busy = CPUs kept busy by OTHER processes while this "
           "configuration was timed (0 = quiet machine).")
@@ -924,10 +1011,27 @@ def main(argv=None):
         print("load average at end: " + " ".join(f"{x:.2f}" for x in env["loadavg_end"])
               + "  (a busy machine makes every figure noisier)")
 
-    profile_text = None
+    profile_text, breakdown = None, None
     if args.profile:
         print()
-        print("cProfile of one engine fit (SGD, batch 128), top functions by own time:")
+        print("Engine step, phase by phase (median seconds per epoch; timers add a little "
+              "overhead; 'matmuls' = the same GEMMs timed alone):")
+        breakdown = {}
+        for optimizer in OPTIMIZERS:
+            for batch in BATCHES:
+                if batch <= n:
+                    wait_quiet()
+                    breakdown[f"{optimizer}/{batch}"] = phase_breakdown(X, y, batch, optimizer)
+        names = list(next(iter(breakdown.values())))
+        print(f"  {'phase':<28}" + "".join(f"{k:>11}" for k in breakdown))
+        for name in names:
+            print(f"  {name:<28}" + "".join(f"{v[name]:>11.3f}" for v in breakdown.values()))
+        sums = {k: sum(val for p, val in v.items() if not p.startswith("(")) for k, v in breakdown.items()}
+        print(f"  {'sum of phases':<28}" + "".join(f"{v:>11.3f}" for v in sums.values()))
+        print()
+        print("cProfile of one engine fit (SGD, batch 128), top functions by own time "
+              "(np.matmul/ufunc time is charged to the calling function):")
+        wait_quiet()
         profile_text = profile_engine(X, y)
         print(profile_text)
 
@@ -937,7 +1041,7 @@ def main(argv=None):
             "torch_optimizer_impl": args.torch_impl if torch is not None else None,
             "gemm_peak": peak, "torch_gemm_gflops": torch_peak,
             "training": training, "xor": xor, "targets": verdicts,
-            "profile": profile_text,
+            "profile": profile_text, "phase_breakdown": breakdown,
         }
         Path(args.json).write_text(json.dumps(payload, indent=2, default=str))
         print(f"\nwrote {args.json}")

@@ -1,0 +1,452 @@
+"""Exactly ``n_trials``, whoever runs them: the storage-side claim of the next trial.
+
+Any number of ``ann-sweep`` processes -- on one machine or on several sharing one
+PostgreSQL study -- may work on the same study. Each one starts its next trial only
+through :meth:`Coordinator.run_one`, which
+
+1. takes the study's **lock**, a lock the storage's own database or machine hands out
+   (:class:`StorageLock`): a PostgreSQL advisory lock (``pg_advisory_lock``), a MySQL
+   ``GET_LOCK``, or an exclusive ``flock`` for an SQLite or journal file (processes of
+   one machine). The lock dies with its holder's connection or process;
+2. fails the trials whose heartbeat is stale (their worker died), which queues their
+   re-runs (Optuna's retry callback, see :func:`sweeps.study.open_storage`);
+3. counts: trials that count toward ``n_trials`` (:func:`sweeps.study.counts_toward_budget`)
+   plus trials still **alive** (:meth:`Coordinator.alive`: RUNNING with heartbeats, or
+   RUNNING in a process of this machine that still exists). A trial is started only while
+   that sum is below ``n_trials``; a queued re-run (WAITING) is taken before a new trial;
+4. creates the trial (``study.ask()`` inside ``study.optimize``), records who claimed it
+   (user attribute ``sweep.claim``: host, pid, worker, heartbeats on or off), and only
+   then releases the lock and runs the objective.
+
+So the count a worker sees can never be raced: the check and the creation happen under
+one lock, and a trial counts as taken from the moment it exists until it ends or its
+worker is declared dead (then its re-run takes the slot over). When every slot is taken
+but trials still run elsewhere, a worker **waits** instead of leaving: if one of those
+workers dies, its trial is failed after the grace period and the waiting worker runs the
+re-run, so the study still ends with exactly ``n_trials`` counted trials.
+
+Without heartbeats (a journal file, or ``sweep.heartbeat_interval=null``) a RUNNING trial
+is alive only while its process exists on this machine; a trial of another machine then
+cannot be told from a dead one and is not counted: exact counts across machines need
+heartbeats.
+
+The same lock serialises the other decisions that must be made once per study: the
+worker numbers (:meth:`Coordinator.join`, so every worker's sampler gets its own seed),
+the MLflow parent run (found or created under the lock), and which worker finishes the
+parent run when the study is complete (:meth:`Coordinator.elect_finisher`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sweeps import study as S
+
+log = logging.getLogger(__name__)
+
+#: Trial user attribute: who claimed the trial ({host, pid, worker, heartbeat, at}).
+ATTR_CLAIM = "sweep.claim"
+#: Study user attribute: how many worker numbers were handed out so far.
+ATTR_WORKER_SLOTS = "sweep.worker_slots"
+#: Study user attribute: the worker that finished the parent run of a complete study.
+ATTR_FINISHED = "sweep.finished"
+
+#: A finisher that has not ended the parent run after this many seconds is presumed dead.
+FINISH_TAKEOVER_SECONDS = 300
+
+HOST = socket.gethostname()
+
+
+# ----------------------------------------------------------------------------- locks
+
+
+class StorageLock:
+    """A lock shared by every process that opens the same storage (a context manager).
+
+    :meth:`for_storage` picks the implementation from the storage URL. Locks are not
+    re-entrant; one object is used by one thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self._thread_lock = threading.Lock()
+
+    @staticmethod
+    def for_storage(url: str, name: str) -> "StorageLock":
+        """The lock named ``name`` of the storage at ``url`` (an Optuna storage URL or journal path)."""
+        kind = S.storage_kind(url)
+        if kind == "postgresql":
+            return _PostgresLock(S._with_driver(url), name)
+        if kind == "mysql":
+            return _MySQLLock(url, name)
+        if kind == "journal":
+            from sweeps.config import absolute_path
+
+            return _FileLock(str(Path(absolute_path(url)).resolve()), name)
+        if kind == "sqlite":
+            from sweeps.tracking import sqlite_path
+
+            path = sqlite_path(url)
+            return _FileLock(str(path.resolve()) if path is not None else url, name)
+        return StorageLock()  # another database: one process at a time at least
+
+    def acquire(self) -> None:
+        self._thread_lock.acquire()
+
+    def release(self) -> None:
+        self._thread_lock.release()
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "StorageLock":
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _key64(text: str) -> int:
+    """A signed 64-bit key for ``text`` (PostgreSQL advisory locks take a bigint)."""
+    return int.from_bytes(hashlib.sha1(text.encode("utf-8")).digest()[:8], "big", signed=True)
+
+
+class _SqlLock(StorageLock):
+    """A named lock held by a connection of its own (released if the process dies)."""
+
+    acquire_sql = release_sql = ""
+
+    def __init__(self, url: str, name: str) -> None:
+        super().__init__()
+        self.url, self.name = url, name
+        self._engine = None
+        self._connection = None
+
+    def _params(self) -> dict:
+        raise NotImplementedError
+
+    def _connect(self):
+        if self._connection is None:
+            import sqlalchemy
+
+            connect_args = {"connect_timeout": 10}
+            self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool,
+                                                    isolation_level="AUTOCOMMIT", connect_args=connect_args)
+            self._connection = self._engine.connect()
+        return self._connection
+
+    def _execute(self, sql: str) -> None:
+        import sqlalchemy
+
+        self._connect().execute(sqlalchemy.text(sql), self._params())
+
+    def acquire(self) -> None:
+        super().acquire()
+        try:
+            try:
+                self._execute(self.acquire_sql)
+            except Exception:  # a connection lost since the last use (database restarted): once more
+                self._drop()
+                self._execute(self.acquire_sql)
+        except BaseException:
+            super().release()
+            raise
+
+    def release(self) -> None:
+        try:
+            self._execute(self.release_sql)
+        except Exception as error:  # the connection is gone, and with it the lock
+            log.warning("releasing the storage lock %r failed: %s", self.name, error)
+            self._drop()
+        finally:
+            super().release()
+
+    def _drop(self) -> None:
+        with contextlib.suppress(Exception):
+            if self._connection is not None:
+                self._connection.close()
+        with contextlib.suppress(Exception):
+            if self._engine is not None:
+                self._engine.dispose()
+        self._connection = self._engine = None
+
+    def close(self) -> None:
+        self._drop()
+
+
+class _PostgresLock(_SqlLock):
+    acquire_sql = "SELECT pg_advisory_lock(:key)"
+    release_sql = "SELECT pg_advisory_unlock(:key)"
+
+    def _params(self) -> dict:
+        return {"key": _key64(self.name)}
+
+
+class _MySQLLock(_SqlLock):
+    acquire_sql = "SELECT GET_LOCK(:key, 600)"
+    release_sql = "SELECT RELEASE_LOCK(:key)"
+
+    def _params(self) -> dict:
+        return {"key": "ann-sweep-" + hashlib.sha1(self.name.encode()).hexdigest()[:40]}
+
+
+class _FileLock(StorageLock):
+    """``flock`` on a file in the temporary folder, named after the storage file and the lock."""
+
+    def __init__(self, storage_path: str, name: str) -> None:
+        super().__init__()
+        folder = Path(tempfile.gettempdir()) / "ann-sweep-locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha1(f"{storage_path}\0{name}".encode("utf-8")).hexdigest()[:24]
+        self.path = folder / f"{digest}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        super().acquire()
+        try:
+            import fcntl
+
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except ImportError:  # pragma: no cover - not POSIX: one process at a time is all we get
+            pass
+        except BaseException:
+            super().release()
+            raise
+
+    def release(self) -> None:
+        try:
+            import fcntl
+
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        except ImportError:  # pragma: no cover
+            pass
+        finally:
+            super().release()
+
+    def close(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+@contextlib.contextmanager
+def database_lock(url: str, name: str):
+    """Hold lock ``name`` of the database at ``url`` for the block (PostgreSQL and MySQL only).
+
+    Used around the first opening of a storage, so that workers starting at once on a
+    fresh database do not race to create Optuna's tables.
+    """
+    kind = S.storage_kind(url)
+    if kind not in ("postgresql", "mysql"):
+        yield
+        return
+    lock = _PostgresLock(url, name) if kind == "postgresql" else _MySQLLock(url, name)
+    try:
+        with lock:
+            yield
+    finally:
+        lock.close()
+
+
+# ----------------------------------------------------------------------- coordinator
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, ValueError):
+        return True
+    return True
+
+
+@dataclass
+class Census:
+    """What the storage holds right now, as far as the budget is concerned."""
+
+    counted: int                                   # trials that count toward n_trials
+    alive: list = field(default_factory=list)      # RUNNING trials whose worker is (presumed) alive
+    leftover: list = field(default_factory=list)   # RUNNING trials of workers known or presumed dead
+    waiting: list = field(default_factory=list)    # queued trials (re-runs, enqueued by hand)
+
+    def room(self, n_trials: int) -> int:
+        return n_trials - self.counted - len(self.alive)
+
+
+class Coordinator:
+    """The storage-side coordination of one process's workers on a study (see the module docstring).
+
+    Args:
+        settings: the sweep's settings (``n_trials``, heartbeats).
+        study: the loaded study, opened with :func:`sweeps.study.open_sweep_storage`.
+        worker: this process's worker number (recorded in each claim).
+        lock: the study's lock (default: :meth:`StorageLock.for_storage`).
+    """
+
+    def __init__(self, settings: S.SweepSettings, study, worker: int = 0, lock: StorageLock | None = None) -> None:
+        self.settings = settings
+        self.study = study
+        self.worker = worker
+        self.lock = lock or StorageLock.for_storage(settings.storage, f"ann-sweep:study:{settings.study_name}")
+        self.heartbeats = settings.heartbeats and _storage_has_heartbeat(study)
+
+    # ------------------------------------------------------------------ census
+
+    def alive(self, trial) -> bool:
+        """Whether a RUNNING trial's worker is alive, as far as this process can tell."""
+        claim = trial.user_attrs.get(ATTR_CLAIM)
+        if not isinstance(claim, dict):
+            return False  # not started by a claim: left over by an older version, or by hand
+        if claim.get("heartbeat") and self.heartbeats:
+            return True  # until its heartbeat goes stale: then it is failed (fail_stale)
+        if claim.get("host") == HOST and claim.get("pid") is not None:
+            return pid_alive(claim["pid"])
+        return False
+
+    def census(self) -> Census:
+        from optuna.trial import TrialState
+
+        census = Census(counted=0)
+        for trial in self.study.get_trials(deepcopy=False):
+            if S.counts_toward_budget(trial):
+                census.counted += 1
+            elif trial.state == TrialState.RUNNING:
+                (census.alive if self.alive(trial) else census.leftover).append(trial)
+            elif trial.state == TrialState.WAITING:
+                census.waiting.append(trial)
+        return census
+
+    def fail_stale(self) -> list:
+        """Fail the RUNNING trials whose heartbeat is stale (their re-runs are queued); call under the lock.
+
+        Returns the trials it failed (as they were before).
+        """
+        if not self.heartbeats:
+            return []
+        import optuna
+        from optuna.trial import TrialState
+
+        before = {t.number: t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        if not before:
+            return []
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        after = {t.number: t.state for t in self.study.get_trials(deepcopy=False)}
+        failed = [trial for number, trial in before.items() if after.get(number) == TrialState.FAIL]
+        for trial in failed:
+            log.warning("trial %d had no heartbeat for more than %s s (its worker is gone): failed%s",
+                        trial.number, self.settings.grace_seconds,
+                        "" if self.settings.max_retries else " (sweep.max_retries=0: not re-run)")
+        return failed
+
+    # ------------------------------------------------------------------- claims
+
+    def run_one(self, objective: Callable, *, catch: tuple = (), callbacks: Sequence[Callable] = ()) -> str:
+        """Run one trial if the budget has room: ``"ran"``, ``"wait"`` (all taken, some still
+        running elsewhere: look again soon) or ``"done"`` (nothing left to run)."""
+        import optuna
+
+        self.lock.acquire()
+        held = [True]
+
+        def release() -> None:
+            if held[0]:
+                held[0] = False
+                self.lock.release()
+
+        def claimed(trial):
+            try:
+                self._stake(trial)
+            finally:
+                release()
+            return objective(trial)
+
+        try:
+            self.fail_stale()
+            census = self.census()
+            n_trials = self.settings.n_trials
+            if census.counted >= n_trials:
+                return "done"
+            if census.room(n_trials) <= 0:
+                return "wait"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                self.study.optimize(claimed, n_trials=1, catch=catch, callbacks=list(callbacks))
+            return "ran"
+        finally:
+            release()
+
+    def _stake(self, trial) -> None:
+        """Record on a new trial who runs it (still under the lock: its slot is taken from here on)."""
+        claim = {
+            "host": HOST, "pid": os.getpid(), "worker": self.worker,
+            "heartbeat": self.settings.heartbeat_interval if self.heartbeats else None,
+            "at": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        trial.set_user_attr(ATTR_CLAIM, claim)
+
+    # ------------------------------------------------------------- once per study
+
+    def join(self, n_workers: int) -> int:
+        """Hand out ``n_workers`` worker numbers; returns the first (0 for the first process)."""
+        with self.lock:
+            first = int(self.study.user_attrs.get(ATTR_WORKER_SLOTS) or 0)
+            self.study.set_user_attr(ATTR_WORKER_SLOTS, first + int(n_workers))
+        return first
+
+    def elect_finisher(self, parent_status: Callable[[], str | None] | None = None) -> bool:
+        """Whether this process finishes the parent run of the complete study (once per completion).
+
+        The first process to ask after the study reached ``n_trials`` is elected and
+        recorded in the study attribute ``sweep.finished``; later ones are not, unless the
+        elected one left the parent run RUNNING for :data:`FINISH_TAKEOVER_SECONDS`.
+        """
+        with self.lock:
+            counted = self.census().counted
+            record = self.study.user_attrs.get(ATTR_FINISHED) or {}
+            now = time.time()
+            same = record.get("trials") == counted and record.get("n_trials") == self.settings.n_trials
+            if same:
+                stuck = now - float(record.get("time", now)) > FINISH_TAKEOVER_SECONDS
+                if not (stuck and parent_status is not None and parent_status() == "RUNNING"):
+                    return False
+            self.study.set_user_attr(ATTR_FINISHED, {
+                "trials": counted, "n_trials": self.settings.n_trials, "host": HOST, "pid": os.getpid(), "time": now,
+            })
+            return True
+
+    def close(self) -> None:
+        self.lock.close()
+
+
+def _storage_has_heartbeat(study) -> bool:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    try:
+        return is_heartbeat_enabled(study._storage)
+    except Exception:  # pragma: no cover - an unusual storage object
+        return False
+
+
+def claim_of(trial) -> dict[str, Any]:
+    """The trial's claim (host, pid, worker, heartbeat, at), {} if it has none."""
+    claim = trial.user_attrs.get(ATTR_CLAIM)
+    return claim if isinstance(claim, dict) else {}

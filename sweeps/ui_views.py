@@ -1,0 +1,238 @@
+"""Saved views of the MLflow UI: what a user sees first when comparing runs.
+
+Left to itself, MLflow 3.17's experiment page builds its chart layout from the metric
+names -- one section per prefix (the name up to its last ``/``), sections in alphabetical
+order -- so ``accuracy/*``, ``best/*`` and the eight ``fit/*`` diagnosis numbers come
+before ``loss/*``; and it folds child runs under their parent, so a sweep's chart view
+shows no trial's curves until the user expands the parent run.
+
+A *saved view* fixes both. It is an experiment tag ``mlflow.sharedViewState.<id>``
+holding the page state (search filter, sort order, chart sections and cards) in the
+format of the UI's own "Views" menu, so the UI lists it there by name and opens it from a
+link with ``?viewStateShareKey=<id>``. :func:`ensure_run_view` writes one per experiment
+(``learning-curves``: every run) or per sweep (``trials-<parent run id>``: the parent's
+child runs, best first). Its first section shows, for every run in one chart each:
+
+* ``loss/train`` (solid) vs ``loss/val`` (dashed) -- the over/underfit comparison;
+* the task's score, training vs validation (``accuracy/*``, or ``r2/*`` for regression);
+* the metric the runs are sorted by (a sweep's ``sweep/objective``), as a bar per run;
+
+then one section per quantity (train, val, test, best), a summary section, and the
+``fit/*`` diagnosis numbers collapsed at the end. Metrics the layout does not name are
+added by the UI after these sections.
+
+A view is written once and never overwritten: a user who changes it in the UI and saves
+("Override saved view") keeps their version. Writing it never fails a run (see
+:func:`ensure_run_view_quietly`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import time
+import zlib
+from typing import Any, Mapping, Sequence
+from urllib.parse import quote
+
+log = logging.getLogger(__name__)
+
+#: The experiment-tag prefix the MLflow UI reads saved views from.
+VIEW_TAG_PREFIX = "mlflow.sharedViewState."
+#: The URL parameter that opens a saved view.
+VIEW_URL_PARAM = "viewStateShareKey"
+#: The view of every run of an experiment (``ann-train``'s runs).
+LEARNING_CURVES_VIEW = "learning-curves"
+#: A trial run's objective value (written by :mod:`sweeps.objective`); a sweep's trials view sorts by it.
+OBJECTIVE_METRIC = "sweep/objective"
+
+#: The score shown next to the loss, per task (the same as the learning-curve PNG's).
+SCORES = {"binary": ("accuracy",), "multiclass": ("accuracy",), "regression": ("r2", "mae", "rmse")}
+#: The fit-diagnosis numbers (``sweeps.diagnosis``), collapsed at the end of the layout.
+FIT_NUMBERS = ("gap_best", "gap_last", "val_rise", "train_trend", "val_trend", "train_skill", "val_skill", "skill_gap")
+#: Runs drawn in the charts: the first ten in the view's order (MLflow's "first 10 runs").
+RUNS_SHOWN = "FIRST_10_RUNS"
+
+_written: set[tuple[str, str, str]] = set()
+_written_lock = threading.Lock()
+
+
+# ------------------------------------------------------------------------ layout
+
+
+def _line(uuid: str, section: str, keys: Sequence[str], title: str | None = None) -> dict[str, Any]:
+    """A line chart (step on the x axis) of one metric, or of several drawn solid, dashed, ..."""
+    card = {
+        "uuid": uuid, "type": "LINE", "runsCountToCompare": 10, "metricSectionId": section,
+        "deleted": False, "isGenerated": False, "metricKey": keys[0], "selectedMetricKeys": list(keys),
+        "lineSmoothness": 0, "xAxisScaleType": "linear", "scaleType": "linear", "range": {},
+        "xAxisKey": "step", "selectedXAxisMetricKey": "", "yAxisKey": "metric", "yAxisExpressions": [],
+        "ignoreOutliers": False, "useGlobalXaxisKey": True, "useGlobalLineSmoothing": True,
+    }
+    if title:
+        card["displayName"] = title
+    return card
+
+
+def _bar(uuid: str, section: str, key: str) -> dict[str, Any]:
+    """A bar per run: the metric's last value (for metrics logged once, at the end)."""
+    return {"uuid": uuid, "type": "BAR", "runsCountToCompare": 10, "metricSectionId": section,
+            "deleted": False, "isGenerated": False, "metricKey": key}
+
+
+def _section(uuid: str, name: str, *, expanded: bool = True, **extra) -> dict[str, Any]:
+    return {"uuid": uuid, "name": name, "display": expanded, "isReordered": True, "deleted": False,
+            "isGenerated": False, **extra}
+
+
+def chart_layout(task: str, sort_metric: str | None = None) -> tuple[list[dict], list[dict]]:
+    """The chart cards and sections of a view, for a task's metric names (``sweeps.train``)."""
+    scores = SCORES.get(task, SCORES["multiclass"])
+    charts: list[dict] = []
+    sections = [_section("s-curves", "learning curves: training (solid) vs validation (dashed)",
+                         columns=3 if sort_metric else 2, cardHeight=420)]
+    charts.append(_line("c-curves-loss", "s-curves", ["loss/train", "loss/val"]))
+    charts.append(_line(f"c-curves-{scores[0]}", "s-curves", [f"{scores[0]}/train", f"{scores[0]}/val"]))
+    if sort_metric:
+        charts.append(_bar("c-curves-sorted-by", "s-curves", sort_metric))
+    for quantity in ("loss", *scores):
+        section = f"s-{quantity}"
+        sections.append(_section(section, quantity, columns=4))
+        charts += [
+            _line(f"c-{quantity}-train", section, [f"{quantity}/train"]),
+            _line(f"c-{quantity}-val", section, [f"{quantity}/val"]),
+            _bar(f"c-{quantity}-test", section, f"{quantity}/test"),
+            _bar(f"c-{quantity}-best", section, f"best/{quantity}/val"),
+        ]
+    sections.append(_section("s-summary", "epochs, size, time"))
+    charts += [_bar(f"c-summary-{key}", "s-summary", key)
+               for key in ("best_epoch", "epochs_run", "stopped_early", "n_parameters", "time/fit_seconds")]
+    charts.append(_line("c-summary-epoch-seconds", "s-summary", ["time/epoch_seconds"]))
+    sections.append(_section("s-fit", "fit diagnosis (the numbers behind the fit tag)", expanded=False, columns=4))
+    charts += [_bar(f"c-fit-{name}", "s-fit", f"fit/{name}") for name in FIT_NUMBERS]
+    return charts, sections
+
+
+def view_state(
+    task: str,
+    *,
+    search_filter: str = "",
+    order_by: str = "attributes.start_time",
+    ascending: bool = False,
+    sort_metric: str | None = None,
+) -> dict[str, Any]:
+    """The experiment page's state (search facets + UI state) that a view restores."""
+    charts, sections = chart_layout(task, sort_metric)
+    return {
+        # search facets
+        "searchFilter": search_filter,
+        "orderByKey": order_by,
+        "orderByAsc": ascending,
+        "startTime": "ALL",
+        "lifecycleFilter": "Active",
+        "datasetsFilter": [],
+        "modelVersionFilter": "All Runs",
+        # UI state
+        "compareRunCharts": charts,
+        "compareRunSections": sections,
+        "isAccordionReordered": True,  # keep these sections first; the UI appends new ones
+        "runsHiddenMode": RUNS_SHOWN,
+        "hideEmptyCharts": True,
+        "useGroupedValuesInCharts": True,
+        "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
+    }
+
+
+def encode_view(name: str, state: Mapping[str, Any], created_ms: int | None = None) -> str:
+    """The tag value: the UI's saved-view envelope, its state deflate-compressed as the UI writes it."""
+    packed = "deflate;" + base64.b64encode(zlib.compress(json.dumps(state).encode("utf-8"), 9)).decode("ascii")
+    created = int(time.time() * 1000) if created_ms is None else int(created_ms)
+    return json.dumps({"name": name, "createdAt": created, "state": packed})
+
+
+def decode_view(value: str) -> tuple[str, dict[str, Any]]:
+    """``(name, state)`` of a tag value written by :func:`encode_view` (or by the UI)."""
+    envelope = json.loads(value)
+    state = envelope["state"]
+    if state.startswith("deflate;"):
+        state = zlib.decompress(base64.b64decode(state[len("deflate;"):])).decode("utf-8")
+    return envelope["name"], json.loads(state)
+
+
+# ------------------------------------------------------------------------- links
+
+
+def trials_view_id(parent_run_id: str) -> str:
+    """The view of a sweep's trials (the child runs of ``parent_run_id``)."""
+    return f"trials-{parent_run_id}"
+
+
+def view_url(uri: str, experiment_id: str, view_id: str) -> str:
+    """A link that opens the view in the chart mode of the model-training runs page.
+
+    No search parameters may follow: the UI ignores a view when the link sets its own.
+    """
+    from sweeps.tracking import ui_base
+
+    return (f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{VIEW_URL_PARAM}={quote(view_id, safe='')}"
+            "&workflowType=machine_learning&compareRunsMode=CHART")
+
+
+# ------------------------------------------------------------------------- write
+
+
+def ensure_view(client, experiment_id: str, view_id: str, make) -> None:
+    """Write the view unless the experiment has it already.
+
+    ``make()`` returns ``(name, state)``; it is called only when the view is missing. The
+    experiment is looked up once per process and view (later calls return at once).
+    """
+    key = (str(client.tracking_uri), str(experiment_id), view_id)
+    with _written_lock:
+        if key in _written:
+            return
+    tag = VIEW_TAG_PREFIX + view_id
+    if tag not in client.get_experiment(experiment_id).tags:
+        name, state = make()
+        client.set_experiment_tag(experiment_id, tag, encode_view(name, state))
+    with _written_lock:
+        _written.add(key)
+
+
+def ensure_run_view(client, experiment_id: str, task: str, parent_run_id: str | None = None) -> str:
+    """The id of the view for a run: its sweep's trials view, or the experiment's learning curves.
+
+    A child run's view lists the parent's children (``tags.mlflow.parentRunId``), sorted by
+    ``sweep/objective`` in the parent's ``sweep.direction`` when the parent says it is a
+    sweep, else newest first.
+    """
+    if parent_run_id is None:
+        ensure_view(client, experiment_id, LEARNING_CURVES_VIEW,
+                    lambda: ("Learning curves: training vs validation", view_state(task)))
+        return LEARNING_CURVES_VIEW
+
+    def make() -> tuple[str, dict[str, Any]]:
+        parent = client.get_run(parent_run_id)
+        name = f"Trials of {parent.info.run_name or parent_run_id}: training vs validation"
+        search = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+        direction = parent.data.tags.get("sweep.direction", "")
+        if not direction:
+            return name, view_state(task, search_filter=search)
+        ascending = direction.split(",")[0].strip() != "maximize"
+        return name, view_state(task, search_filter=search, order_by=f"metrics.`{OBJECTIVE_METRIC}`",
+                                ascending=ascending, sort_metric=OBJECTIVE_METRIC)
+
+    view_id = trials_view_id(parent_run_id)
+    ensure_view(client, experiment_id, view_id, make)
+    return view_id
+
+
+def ensure_run_view_quietly(client, experiment_id: str, task: str, parent_run_id: str | None = None) -> str | None:
+    """:func:`ensure_run_view`, but a failure is only logged (a view must never fail a run)."""
+    try:
+        return ensure_run_view(client, experiment_id, task, parent_run_id)
+    except Exception as error:  # an old server, a read-only store, a permission...
+        log.warning("could not save the MLflow UI view of experiment %s: %s", experiment_id, error)
+        return None

@@ -1,0 +1,182 @@
+"""Browsing a sweep in the MLflow dashboard, checked in headless Chromium.
+
+A six-trial ``ann-sweep`` is logged to a real ``mlflow server`` (PostgreSQL backend), then
+each test does what a user does in the UI and asserts on what the page shows -- never on
+the tracking API, which only tells the tests what to expect:
+
+1. the experiment opens in the model-training runs view, the sweep's parent run is listed
+   and its trials appear as its children when it is expanded;
+2. the sweep's saved view (listed in the "Views" menu) opens on the chart of every
+   trial's training (solid) vs validation (dashed) loss, nobody having built a chart;
+3. the runs filter by ``tags.fit = "overfit"`` and sort by the sweep metric;
+4. a trial's page shows its description, its model and its learning-curve image;
+5. the parent's page shows the curve overlay and the Optuna plots (drawn offline).
+
+Every state asserted on is saved as a screenshot (see ``conftest.screenshots``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from selenium.webdriver.common.keys import Keys
+
+from sweeps import ui_views
+from sweeps.tracking import run_url
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
+
+CARD = "[data-testid='experiment-view-compare-runs-card']"
+SECTION = "[data-testid='experiment-view-compare-runs-section-header']"
+
+
+def curves(driver, card) -> list[tuple[str, str]]:
+    """``(colour, dash pattern)`` of the curves plotly drew in a chart card (its hover shadows left out)."""
+    return [tuple(line) for line in driver.execute_script(
+        "return Array.from(arguments[0].querySelectorAll('path.js-line'))"
+        ".filter(p => p.style.strokeOpacity === '1' && p.getAttribute('d'))"
+        ".map(p => [p.style.stroke, p.style.strokeDasharray]);", card)]
+
+
+def runs_page(sweep) -> str:
+    """The experiment's runs table in the model-training view (the ``?workflowType`` link)."""
+    return f"{sweep.uri}/#/experiments/{sweep.experiment_id}/runs?workflowType=machine_learning"
+
+
+def test_the_experiment_opens_on_its_runs_with_the_trials_under_the_parent(page, sweep):
+    page.open(runs_page(sweep))
+    page.wait(lambda d: page.run_rows(), "the runs table")
+    text = page.body_text()
+    # The model-training runs page, not MLflow 3's GenAI overview.
+    assert "Runs" in text.splitlines()
+    for genai_only in ("Evaluation runs", "Sessions", "Detect Issues"):
+        assert genai_only not in text, f"{genai_only!r}: the GenAI view opened"
+    # One row: the parent, its trials folded under it.
+    assert page.run_rows() == [(sweep.parent_id, sweep.parent_name)]
+    assert page.matching_runs() == 1 + len(sweep.trials)
+    page.shot("experiment-parent-run")
+
+    page.find(f".ag-row[row-id='{sweep.parent_id}'] button[data-component-id*='runnamecellrenderer']",
+              "the parent's expand button").click()
+    rows = page.wait(lambda d: len(page.run_rows()) == 1 + len(sweep.trials) and page.run_rows(),
+                     "the trials under the parent")
+    assert rows[0] == (sweep.parent_id, sweep.parent_name)
+    assert {run_id for run_id, _ in rows[1:]} == {t.run_id for t in sweep.trials}
+    assert {name for _, name in rows[1:]} == {t.name for t in sweep.trials}
+    page.shot("experiment-trials-expanded")
+
+
+def test_the_sweep_view_opens_on_training_vs_validation_loss_of_every_trial(page, sweep):
+    view_id = ui_views.trials_view_id(sweep.parent_id)
+    page.open(runs_page(sweep))
+    page.find("[data-testid='saved-views-trigger']", "the Views menu").click()
+    item = page.find(f"[data-testid='saved-views-item-{view_id}']", "the sweep's saved view")
+    assert item.text.strip() == f"Trials of {sweep.parent_name}: training vs validation"
+    page.shot("views-menu")
+    page.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+
+    # The link `ann-sweep` prints for comparing the trials (and the Views menu's entry).
+    page.open(ui_views.view_url(sweep.uri, sweep.experiment_id, view_id))
+    first_section = page.find(SECTION, "the first chart section")
+    assert first_section.text.startswith("learning curves: training (solid) vs validation (dashed)")
+
+    best_first = sweep.by_objective()
+    page.wait(lambda d: [run_id for run_id, _ in page.run_rows()] == [t.run_id for t in best_first],
+              "the trials, best first, without the parent")
+
+    cards = page.wait(lambda d: d.find_elements("css selector", CARD), "the chart cards")
+    loss, score = cards[0], cards[1]
+    assert loss.find_element("css selector", "h4").text == "loss/train vs loss/val"
+    assert score.find_element("css selector", "h4").text == "accuracy/train vs accuracy/val"
+    # One solid (training) and one dashed (validation) curve per trial, in the trial's colour.
+    lines = page.wait(lambda d: curves(d, loss), "the loss curves")
+    solid = {colour for colour, dash in lines if not dash}
+    dashed = {colour for colour, dash in lines if dash}
+    assert len(solid) == len(best_first) and solid == dashed, lines
+    legend = loss.get_attribute("textContent")
+    for trial in best_first:
+        assert f"{trial.name} (loss/train)" in legend and f"{trial.name} (loss/val)" in legend, trial.name
+    page.shot("chart-view-train-vs-validation-loss")
+
+
+def test_the_runs_filter_by_fit_tag_and_sort_by_the_sweep_metric(page, sweep):
+    overfit = sweep.by_objective("overfit")
+    page.open(runs_page(sweep))
+    search = page.find("input[data-testid='search-box']", "the search box")
+    search.click()
+    search.send_keys('tags.fit = "overfit"', Keys.ENTER)
+    page.wait(lambda d: "searchFilter=tags.fit" in d.current_url, "the filter to apply")
+
+    page.find("button[data-testid='sort-select-dropdown']", "the Sort menu").click()
+    page.driver.switch_to.active_element.send_keys("sweep/objective")
+    page.find("[data-testid='sort-select-sweep/objective']", "sweep/objective in the Sort menu").click()
+    if not page.driver.find_elements("css selector", "[data-testid='sort-select-asc']"):
+        page.find("button[data-testid='sort-select-dropdown']", "the Sort menu").click()
+    page.find("[data-testid='sort-select-asc']", "the ascending button").click()
+    page.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
+
+    rows = page.wait(lambda d: page.run_rows() if [r for r, _ in page.run_rows()] == [t.run_id for t in overfit] else None,
+                     "the overfit trials, lowest sweep/objective first")
+    assert [name for _, name in rows] == [t.name for t in overfit]
+    assert page.matching_runs() == len(overfit)
+    assert "Sort: sweep/objective" in page.body_text()
+    page.shot("runs-overfit-by-sweep-objective")
+
+
+def _open_artifact(page, folder: str, name: str) -> None:
+    page.click_text("Artifacts")
+    page.find_xpath(f"//div[normalize-space(text())='{folder}']", f"the {folder} folder")
+    from selenium.webdriver.common.by import By
+
+    shown = [e for e in page.driver.find_elements(By.XPATH, f"//div[normalize-space(text())='{name}']") if e.is_displayed()]
+    if not shown:
+        page.click_text(folder, tag="div")
+    page.click_text(name, tag="div")
+
+
+def test_a_trial_page_shows_its_model_and_learning_curve(page, sweep):
+    trial = sweep.by_objective()[0]
+    page.open(run_url(sweep.uri, sweep.experiment_id, trial.run_id))
+    page.wait_text(trial.name)
+    page.wait_text(f"fit: {trial.fit}")  # the run's description
+    page.wait_text("Logged models (1)")
+    model = page.find_xpath("//a[normalize-space(text())='model']", "the logged model's link")
+    assert "/models/m-" in model.get_attribute("href")
+    page.wait_text("Ready")
+    page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", model)
+    page.shot("trial-overview-model")
+
+    _open_artifact(page, "plots", "learning_curve.png")
+    width = page.wait(lambda d: page.image_loaded("blob:"), "the learning-curve image")
+    assert width >= 800
+    page.shot("trial-learning-curve")
+
+
+def test_the_parent_page_shows_the_curve_overlay_and_the_optuna_plots(page, sweep):
+    page.open(run_url(sweep.uri, sweep.experiment_id, sweep.parent_id))
+    page.wait_text(sweep.parent_name)
+    page.wait_text("Child runs")
+    for trial in sweep.trials:
+        page.wait_text(trial.name)
+
+    _open_artifact(page, "plots", "top_trials_curves.png")
+    width = page.wait(lambda d: page.image_loaded("blob:"), "the curve overlay")
+    assert width >= 800
+    page.shot("parent-curve-overlay")
+
+    page.click_text("optuna.html", tag="div")
+    frame = page.find("iframe.mlflow-html-iframe", "the Optuna plots' frame")
+    page.driver.switch_to.frame(frame)
+    try:
+        drawn = page.wait(
+            lambda d: d.execute_script(
+                "const plots = Array.from(document.querySelectorAll('div.plot'));"
+                "return plots.length >= 4 && plots.every(p => p.querySelector('.main-svg')) && plots.length;"
+            ),
+            "the Optuna plots drawn by plotly.js (embedded, no network)",
+        )
+        headings = [h.text for h in page.driver.find_elements("css selector", "h2")]
+    finally:
+        page.driver.switch_to.default_content()
+    assert drawn >= 4
+    assert headings[:3] == ["Optimization history", "Parameter importances", "Parallel coordinates"]
+    page.shot("parent-optuna-plots")
