@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 
 import deploy_helpers as H  # noqa: E402
 
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
 SETTINGS = {
     "uvicorn-1": dict(workers=1),
     "uvicorn-2": dict(workers=2),

@@ -30,7 +30,7 @@ SERVICES = COMPOSE["services"]
 
 def _tool(name: str) -> str:
     """A command-line tool the check needs: skipped where it is missing, but never on CI."""
-    path = shutil.which(name)
+    path = shutil.which(name, path=os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]))
     if path is None:
         message = f"{name} is not installed (.ci/run installs it)"
         if os.environ.get("CI"):
@@ -138,6 +138,9 @@ def test_the_worker_scales_and_reaches_both_stores():
     worker = RAW["services"]["worker"]
     assert "container_name" not in worker and "ports" not in worker  # --scale worker=4
     assert worker["build"] == {"context": ".", "target": "worker"}
+    # SIGTERM reaches ann-sweep (tini as PID 1) and it has time to end its epoch and mark the trial.
+    assert worker["init"] is True and worker["stop_grace_period"] == "60s"
+    assert worker["restart"].startswith("on-failure")
     environment = H.service_environment(SERVICES["worker"])
     assert environment["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(environment)
