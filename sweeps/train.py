@@ -352,14 +352,28 @@ def _client(uri: str):
 
 
 def hydra_overrides() -> list[str]:
+    """The command-line overrides as typed (``${...}`` left unresolved), passwords in URIs hidden.
+
+    Resolving them would write secrets that the user kept in the environment
+    (``sweep.storage=${oc.env:OPTUNA_STORAGE}``) into logs and artifacts.
+    """
     try:
         from hydra.core.hydra_config import HydraConfig
+        from omegaconf import OmegaConf
 
         if HydraConfig.initialized():
-            return list(HydraConfig.get().overrides.task)
+            typed = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+            return [_redacted_override(str(override)) for override in typed]
     except Exception:  # not inside a Hydra app
         pass
     return []
+
+
+def _redacted_override(override: str) -> str:
+    from sweeps.config import redact_uri
+
+    key, equals, value = override.partition("=")
+    return key + equals + redact_uri(value) if equals else override
 
 
 def _shown_uri(uri: str | None) -> str | None:
@@ -517,7 +531,8 @@ NOTE_TAG = "mlflow.note.content"
 
 
 def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: str) -> str:
-    """The run's description on its MLflow page: the fit verdict and why, the best epoch, test scores."""
+    """The run's description on its MLflow page: the fit verdict and why, then the best epoch,
+    test scores and size (two short paragraphs: the page shows about three lines before "Show more")."""
     lines = [f"**fit: {diagnosis.label}**: {diagnosis.reason}"]
     facts = []
     if metrics.get("epochs_run"):
@@ -531,7 +546,6 @@ def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: 
         facts.append(f"{int(metrics['n_parameters'])} parameters")
     if facts:
         lines.append(" · ".join(facts))
-    lines.append("Learning curves: Artifacts › plots/learning_curve.png (training solid, validation dashed).")
     return "\n\n".join(lines)
 
 
