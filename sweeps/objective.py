@@ -424,7 +424,9 @@ class Objective:
         except Exception as error:
             reason = _one_line(error)
             if live and self.tracking_enabled and is_tracking_failure(error):
-                self._fail_retryable(trial, f"tracking failed: {reason}", link(), reporter.epochs)
+                # No more requests to a server that just failed us: the run (if any) is
+                # reconciled later by ann-sweep-status through its trial-number tag.
+                self._fail_retryable(trial, f"tracking failed: {reason}", None, reporter.epochs)
             trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
             trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
             run_id = link() if self.tracking_enabled else None
@@ -469,7 +471,7 @@ class Objective:
             except Exception as error:
                 reason = f"tracking failed after training: {_one_line(error)}"
                 if live and is_tracking_failure(error):
-                    self._fail_retryable(trial, reason, run_id, reporter.epochs)
+                    self._fail_retryable(trial, reason, None, reporter.epochs)
                 trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
                 raise TrialFailed(reason) from None
         return objective_values[0] if len(objective_values) == 1 else tuple(objective_values)
@@ -621,10 +623,10 @@ class Objective:
         """Find this trial's run by its uid tag and store the run id on the trial."""
         if self.client is None:
             return None
-        experiment_id = self.experiment_id()
-        if experiment_id is None:
-            return None
         try:
+            experiment_id = self.experiment_id()
+            if experiment_id is None:
+                return None
             runs = self.client.search_runs(
                 [experiment_id], filter_string=f"tags.`{TAG_TRIAL_UID}` = '{uid}'", max_results=1
             )

@@ -7,6 +7,7 @@
     ann-sweep --help                                 # the config groups and examples
     ann-sweep-status                                 # the default sweep's study: trials, orphans
     ann-sweep-status sweep.study_name=moons-mlp      # another study (same overrides as ann-sweep)
+    ann-sweep-status --dry-run                       # what it would reconcile, changing nothing
 
 Both compose the root config ``conf/ann_sweep.yaml`` (the groups of ``ann-train`` plus
 ``sweep``), so a status command takes the very overrides its sweep was started with.
@@ -15,7 +16,8 @@ terminal -- one line per trial otherwise --, then the leaderboard, the champion 
 and the commands that show the results.
 
 Exit status: 0 when the sweep ran (trials that failed or were pruned included), 1 when it
-stopped because more than ``sweep.max_failures`` trials failed, 2 for a mistake in the
+stopped because more than ``sweep.max_failures`` trials failed or the tracking server did
+not answer for ``sweep.outage_wait`` seconds, 2 for a mistake in the
 command line or the config (one line on stderr, nothing started), 130 after Ctrl-C and
 143 after SIGTERM. The first Ctrl-C / SIGTERM stops at the end of the running epoch (a
 second one at once): the running trials are marked interrupted, their runs and the parent

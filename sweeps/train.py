@@ -19,7 +19,9 @@ same MLflow chart section):
   ``n_parameters``, ``time/fit_seconds``, the diagnosis numbers ``fit/*``;
 * tags: ``fit`` (good / overfit / underfit / diverged), ``fit_reason``, ``seed``,
   ``versions.*``, ``git.commit``, ``command``, ``dataset``, ``task``, and the run's
-  description (``mlflow.note.content``: the fit verdict, best epoch, test scores);
+  description (``mlflow.note.content``: the fit verdict, best epoch, test scores); a
+  sweep's trial (a child run tagged ``sweep.trial_number``) gets ``mlflow.runColor``, its
+  own colour in the UI's charts;
 * artifacts: ``config/config.yaml`` (resolved), ``config/overrides.yaml``,
   ``plots/learning_curve.png``, and the network as a logged pyfunc model ``model``;
 * once per experiment (or per sweep, for a child run): a saved view of the MLflow UI
@@ -296,7 +298,7 @@ def train(
         overrides = hydra_overrides()
 
     if client is not None:
-        from sweeps import tracking
+        from sweeps import tracking, ui_views
         from sweeps.reproducibility import reproducibility_tags
 
         with watch("start"):
@@ -306,6 +308,11 @@ def train(
                 "task": data.task,
                 **{str(k): str(v) for k, v in (tags or {}).items()},
             }
+            if parent_run_id and ui_views.RUN_COLOUR_TAG not in run_tags:
+                # A sweep's trials in distinct colours in the UI's charts (by trial number).
+                colour = ui_views.run_colour(run_tags.get(ui_views.TRIAL_NUMBER_TAG))
+                if colour:
+                    run_tags[ui_views.RUN_COLOUR_TAG] = colour
             run = tracking.create_run(
                 client, experiment_id, run_name=run_name or settings.run_name, tags=run_tags,
                 parent_run_id=parent_run_id,

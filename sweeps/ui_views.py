@@ -24,6 +24,9 @@ added by the UI after these sections.
 A view is written once and never overwritten: a user who changes it in the UI and saves
 ("Override saved view") keeps their version. Writing it never fails a run (see
 :func:`ensure_run_view_quietly`).
+
+A sweep's trials also get distinct colours (:func:`run_colour`, the run tag
+``mlflow.runColor``), so that each trial's pair of curves can be told from the others.
 """
 
 from __future__ import annotations
@@ -52,10 +55,25 @@ OBJECTIVE_METRIC = "sweep/objective"
 SCORES = {"binary": ("accuracy",), "multiclass": ("accuracy",), "regression": ("r2", "mae", "rmse")}
 #: The fit-diagnosis numbers (``sweeps.diagnosis``), collapsed at the end of the layout.
 FIT_NUMBERS = ("gap_best", "gap_last", "val_rise", "train_trend", "val_trend", "train_skill", "val_skill", "skill_gap")
+#: The first section's title (the UI cuts section titles at about 45 characters).
+CURVES_SECTION = "training (solid) vs validation (dashed)"
 #: Runs drawn in the charts: the first ten in the view's order (MLflow's "first 10 runs").
 RUNS_SHOWN = "FIRST_10_RUNS"
 
-_written: set[tuple[str, str, str]] = set()
+#: The run tag the UI reads a run's colour from (its colour picker writes it too).
+RUN_COLOUR_TAG = "mlflow.runColor"
+#: The tag a sweep's trial run carries its number in (written by :mod:`sweeps.objective`).
+TRIAL_NUMBER_TAG = "sweep.trial_number"
+#: Twenty of the MLflow UI's own run colours, ordered so that neighbours differ: trial k
+#: gets colour k % 20. Left to itself the UI picks a colour from a hash of the run id, and
+#: two of six trials often get the same one, which makes their curves impossible to tell apart.
+RUN_COLOURS = (
+    "#137dae", "#de7921", "#308613", "#c83243", "#8a63bf", "#a6630c", "#b45091", "#445461", "#04867d", "#facb66",
+    "#0e538b", "#f792a6", "#3ba65e", "#93320b", "#434a93", "#8acaff", "#1f272d", "#e65b77", "#8ddda8", "#5f7281",
+)
+
+_written: set[tuple[str, str, str]] = set()  # views known to exist: (tracking URI, experiment, view)
+_failed: set[tuple[str, str, str]] = set()  # views that could not be written: (URI, experiment, parent run)
 _written_lock = threading.Lock()
 
 
@@ -91,8 +109,7 @@ def chart_layout(task: str, sort_metric: str | None = None) -> tuple[list[dict],
     """The chart cards and sections of a view, for a task's metric names (``sweeps.train``)."""
     scores = SCORES.get(task, SCORES["multiclass"])
     charts: list[dict] = []
-    sections = [_section("s-curves", "learning curves: training (solid) vs validation (dashed)",
-                         columns=3 if sort_metric else 2, cardHeight=420)]
+    sections = [_section("s-curves", CURVES_SECTION, columns=2, cardHeight=420)]
     charts.append(_line("c-curves-loss", "s-curves", ["loss/train", "loss/val"]))
     charts.append(_line(f"c-curves-{scores[0]}", "s-curves", [f"{scores[0]}/train", f"{scores[0]}/val"]))
     if sort_metric:
@@ -159,6 +176,15 @@ def decode_view(value: str) -> tuple[str, dict[str, Any]]:
     if state.startswith("deflate;"):
         state = zlib.decompress(base64.b64decode(state[len("deflate;"):])).decode("utf-8")
     return envelope["name"], json.loads(state)
+
+
+def run_colour(trial_number) -> str | None:
+    """The colour of trial ``trial_number`` (an int or its text); None when it is not a number."""
+    try:
+        number = int(str(trial_number))
+    except (TypeError, ValueError):
+        return None
+    return RUN_COLOURS[number % len(RUN_COLOURS)] if number >= 0 else None
 
 
 # ------------------------------------------------------------------------- links
@@ -230,9 +256,16 @@ def ensure_run_view(client, experiment_id: str, task: str, parent_run_id: str | 
 
 
 def ensure_run_view_quietly(client, experiment_id: str, task: str, parent_run_id: str | None = None) -> str | None:
-    """:func:`ensure_run_view`, but a failure is only logged (a view must never fail a run)."""
+    """:func:`ensure_run_view`, but a failure is only logged, once per process and view
+    (a view must never fail a run, nor fill a sweep's log with the same warning)."""
+    key = (str(client.tracking_uri), str(experiment_id), parent_run_id or "")
+    with _written_lock:
+        if key in _failed:
+            return None
     try:
         return ensure_run_view(client, experiment_id, task, parent_run_id)
-    except Exception as error:  # an old server, a read-only store, a permission...
+    except Exception as error:  # an old server, a read-only store, no permission to tag the experiment...
+        with _written_lock:
+            _failed.add(key)
         log.warning("could not save the MLflow UI view of experiment %s: %s", experiment_id, error)
         return None

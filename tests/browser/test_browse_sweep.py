@@ -17,6 +17,8 @@ Every state asserted on is saved as a screenshot (see ``conftest.screenshots``).
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from selenium.webdriver.common.keys import Keys
 
@@ -35,6 +37,12 @@ def curves(driver, card) -> list[tuple[str, str]]:
         "return Array.from(arguments[0].querySelectorAll('path.js-line'))"
         ".filter(p => p.style.strokeOpacity === '1' && p.getAttribute('d'))"
         ".map(p => [p.style.stroke, p.style.strokeDasharray]);", card)]
+
+
+def _rgb(hex_colour: str) -> str:
+    """``#137dae`` -> ``rgb(19, 125, 174)``, as the browser reports a style's colour."""
+    red, green, blue = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgb({red}, {green}, {blue})"
 
 
 def runs_page(sweep) -> str:
@@ -77,7 +85,7 @@ def test_the_sweep_view_opens_on_training_vs_validation_loss_of_every_trial(page
     # The link `ann-sweep` prints for comparing the trials (and the Views menu's entry).
     page.open(ui_views.view_url(sweep.uri, sweep.experiment_id, view_id))
     first_section = page.find(SECTION, "the first chart section")
-    assert first_section.text.startswith("learning curves: training (solid) vs validation (dashed)")
+    assert first_section.text.startswith(ui_views.CURVES_SECTION)
 
     best_first = sweep.by_objective()
     page.wait(lambda d: [run_id for run_id, _ in page.run_rows()] == [t.run_id for t in best_first],
@@ -87,11 +95,16 @@ def test_the_sweep_view_opens_on_training_vs_validation_loss_of_every_trial(page
     loss, score = cards[0], cards[1]
     assert loss.find_element("css selector", "h4").text == "loss/train vs loss/val"
     assert score.find_element("css selector", "h4").text == "accuracy/train vs accuracy/val"
-    # One solid (training) and one dashed (validation) curve per trial, in the trial's colour.
-    lines = page.wait(lambda d: curves(d, loss), "the loss curves")
-    solid = {colour for colour, dash in lines if not dash}
-    dashed = {colour for colour, dash in lines if dash}
-    assert len(solid) == len(best_first) and solid == dashed, lines
+    # One solid (training) and one dashed (validation) curve per trial, in the trial's own colour.
+    def solid_and_dashed(driver):
+        lines = curves(driver, loss)
+        solid = Counter(colour for colour, dash in lines if not dash)
+        dashed = Counter(colour for colour, dash in lines if dash)
+        return (solid, dashed) if sum(solid.values()) == sum(dashed.values()) == len(best_first) else None
+
+    solid, dashed = page.wait(solid_and_dashed, "a solid and a dashed loss curve per trial")
+    assert solid == dashed
+    assert set(solid) == {_rgb(ui_views.run_colour(t.number)) for t in best_first}  # distinct colours
     legend = loss.get_attribute("textContent")
     for trial in best_first:
         assert f"{trial.name} (loss/train)" in legend and f"{trial.name} (loss/val)" in legend, trial.name
@@ -138,12 +151,14 @@ def test_a_trial_page_shows_its_model_and_learning_curve(page, sweep):
     page.open(run_url(sweep.uri, sweep.experiment_id, trial.run_id))
     page.wait_text(trial.name)
     page.wait_text(f"fit: {trial.fit}")  # the run's description
+    page.wait_text("best epoch")
+    page.shot("trial-overview-description")
     page.wait_text("Logged models (1)")
     model = page.find_xpath("//a[normalize-space(text())='model']", "the logged model's link")
     assert "/models/m-" in model.get_attribute("href")
     page.wait_text("Ready")
     page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", model)
-    page.shot("trial-overview-model")
+    page.shot("trial-overview-logged-model")
 
     _open_artifact(page, "plots", "learning_curve.png")
     width = page.wait(lambda d: page.image_loaded("blob:"), "the learning-curve image")

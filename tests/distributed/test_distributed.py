@@ -259,6 +259,9 @@ def test_a_tracking_server_outage_mid_sweep_loses_no_metrics(mlflow_server, stud
     overlapping = [t for t in trials if t.datetime_start.timestamp() < restarted
                    and (t.datetime_complete is None or t.datetime_complete.timestamp() > stopped)]
     assert overlapping, "no trial ran while the server was down: the test tested nothing"
+    retried = [t.number for t in trials if t.state.name == "FAIL"]
+    print(f"outage {restarted - stopped:.1f} s; trials overlapping it: {[t.number for t in overlapping]}; "
+          f"failed and re-run: {retried}")
 
     client = MlflowClient(mlflow_server.uri)
     for trial in done:
@@ -278,3 +281,54 @@ def test_a_tracking_server_outage_mid_sweep_loses_no_metrics(mlflow_server, stud
         assert steps == list(range(1, epochs + 1)), (trial.number, trial.state.name, steps)
         assert train_steps == steps, (trial.number, train_steps)
     assert mlflow_server.starts >= 2
+
+
+def test_a_stalled_worker_whose_trial_was_declared_dead_goes_on_without_double_counting(study_storage, tmp_path):
+    """SIGSTOP a worker mid-trial for longer than the grace period: another worker fails its
+    trial and runs the re-run; when the stalled one wakes up it drops that trial and goes on."""
+    n_trials, grace = 5, 3
+    args = [*TINY, f"sweep.storage={study_storage}", "tracking=off", f"sweep.n_trials={n_trials}",
+            "sweep.heartbeat_interval=1", f"sweep.grace_period={grace}", "sweep.pruner.name=none",
+            "dataset.n_samples=600", "training.epochs=300", "sweep.params.batch_size.choices=[16]"]
+    processes = {f"worker{i}": start_sweep(args, tmp_path, f"worker{i}") for i in range(2)}
+    try:
+        pids = {p.pid: name for name, p in processes.items()}
+        deadline = time.monotonic() + 120
+        victim = trial = None
+        while victim is None and time.monotonic() < deadline:
+            try:
+                running = _study(study_storage).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            except Exception:
+                running = []
+            for candidate in running:
+                claim = candidate.user_attrs.get(ATTR_CLAIM) or {}
+                if claim.get("pid") in pids and len(candidate.intermediate_values) >= 3:
+                    victim, trial = pids[claim["pid"]], candidate
+                    break
+            time.sleep(0.05)
+        assert victim is not None, "no trial was seen mid-training"
+        processes[victim].send_signal(signal.SIGSTOP)
+        study = _study(study_storage)
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 60:  # the other worker fails it after the grace period
+            state = next(t.state.name for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+            if state == "FAIL":
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+        processes[victim].send_signal(signal.SIGCONT)
+        wait_all(processes, tmp_path, timeout=300)
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGCONT)
+        kill_all(processes)
+    logs = "\n".join(output(tmp_path, name) for name in processes)
+    assert state == "FAIL", logs
+    assert [p.returncode for p in processes.values()] == [0, 0], logs
+    assert "was failed by another worker while it ran here" in output(tmp_path, victim), logs
+    trials = _study(study_storage).trials
+    states = [t.state.name for t in trials]
+    assert states.count("COMPLETE") == n_trials and states.count("FAIL") == 1, states
+    rerun = [t for t in trials if S.retried_from(t) == trial.number]
+    assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == trial.params

@@ -67,6 +67,10 @@ def test_final_metrics_and_fit_tags(finished):
     assert tags["fit"] in ("good", "overfit", "underfit", "diverged")
     assert tags["fit"] == result["fit"] and tags["fit_reason"]
     assert metrics["loss/test"] == pytest.approx(result["loss/test"])
+    # The description on the run's page: the verdict first, then the facts behind it.
+    description = tags["mlflow.note.content"]
+    assert description.startswith(f"**fit: {tags['fit']}**: {tags['fit_reason']}")
+    assert "of 4" in description and "test loss" in description and "accuracy" in description
 
 
 def test_reproducibility_tags(finished):
@@ -87,7 +91,10 @@ def test_experiment_is_a_model_training_experiment(finished):
     experiment = client.get_experiment(result["experiment_id"])
     assert experiment.name == "ann"
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    assert result["experiment_url"].endswith("?workflowType=machine_learning&compareRunsMode=CHART")
+    # The printed link opens the experiment's saved view: loss/train vs loss/val first (sweeps.ui_views).
+    assert result["experiment_url"].endswith(
+        "/runs?viewStateShareKey=learning-curves&workflowType=machine_learning&compareRunsMode=CHART")
+    assert "mlflow.sharedViewState.learning-curves" in experiment.tags
 
 
 def test_artifacts_config_overrides_and_learning_curve(finished, tmp_path):

@@ -1,0 +1,362 @@
+"""Claims, heartbeats, retries and reconciliation on real SQLite / PostgreSQL storages (no mocks).
+
+The multi-process and multi-machine behaviour (separate ``ann-sweep`` processes, SIGKILL,
+a tracking server outage) is in tests/distributed; these are the building blocks.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from sweeps import study as S
+from sweeps.claims import ATTR_CLAIM, HOST, Coordinator, StorageLock
+from sweeps.errors import ConfigError
+from sweep_helpers import cli_overrides, sweep_cfg
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# The tests play dead workers with study.ask(), which Optuna warns about with a heartbeat storage.
+pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
+
+
+def _settings(storage: str, **changes) -> S.SweepSettings:
+    return S.parse_settings({"study_name": "s", "storage": storage, "n_trials": 2, "heartbeat_interval": 1,
+                             "grace_period": 2, **changes})
+
+
+def _study(settings):
+    study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+    return study
+
+
+def _dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def _abandoned(study, settings, pid: int | None = None, heartbeat: bool = True):
+    """A RUNNING trial as a worker leaves it when it dies: claimed, one heartbeat, then silence."""
+    trial = study.ask()
+    trial.suggest_float("x", 0, 1)
+    trial.set_user_attr(ATTR_CLAIM, {"host": HOST, "pid": pid or _dead_pid(), "worker": 9,
+                                     "heartbeat": settings.heartbeat_interval if heartbeat else None})
+    trial.set_user_attr("sweep.trial_uid", "dead")
+    if heartbeat:
+        study._storage.record_heartbeat(trial._trial_id)
+    return trial
+
+
+def _objective(trial):
+    return trial.suggest_float("x", 0, 1)
+
+
+# ------------------------------------------------------------------------ settings
+
+
+def test_heartbeats_are_on_by_default_for_rdb_storages_and_ignored_for_journal_files():
+    from sweeps.config import to_container
+    from sweeps.runner import compose
+
+    default = S.parse_settings(to_container(compose([]))["sweep"])
+    assert (default.heartbeat_interval, default.grace_period, default.max_retries) == (10, 30, 2)
+    assert default.heartbeats and default.grace_seconds == 30
+    journal = S.parse_settings(to_container(compose(["sweep.storage=optuna.log"]))["sweep"])
+    assert not journal.heartbeats and journal.grace_seconds is None
+    assert S.parse_settings({"study_name": "s", "storage": "sqlite:///o.db", "n_trials": 1,
+                             "heartbeat_interval": 5}).grace_seconds == 10
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"grace_period": 1}, "sweep.grace_period"),            # not longer than the interval
+        ({"grace_period": 0, "heartbeat_interval": None}, "sweep.grace_period"),
+        ({"max_retries": -1}, "sweep.max_retries"),
+        ({"outage_wait": -5}, "sweep.outage_wait"),
+        ({"heartbeat_interval": 0}, "sweep.heartbeat_interval"),
+    ],
+)
+def test_bad_fault_settings_are_refused(changes, key):
+    with pytest.raises(ConfigError) as caught:
+        _settings("sqlite:///o.db", **changes)
+    assert caught.value.key == key
+
+
+def test_the_storage_gets_heartbeats_and_the_retry_callback(tmp_path):
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", heartbeat_interval=3, grace_period=9, max_retries=4)
+    storage = S.open_sweep_storage(settings)
+    assert storage.get_heartbeat_interval() == 3 and storage.grace_period == 9
+    assert storage.get_heartbeat_stale_trial_callback()._max_retry == 4
+    off = S.open_sweep_storage(_settings(f"sqlite:///{tmp_path}/p.db", max_retries=0))
+    assert off.get_heartbeat_stale_trial_callback() is None
+    journal = S.open_sweep_storage(_settings(str(tmp_path / "o.log")))
+    assert not hasattr(journal, "get_heartbeat_interval") or journal.get_heartbeat_interval() is None
+
+
+# --------------------------------------------------------------------------- claims
+
+
+def test_liveness_of_running_trials(tmp_path):
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=5)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    by_hand = study.ask()                                                  # no claim: left over
+    dead_local = _abandoned(study, settings, heartbeat=False)             # this machine, process gone
+    live_local = _abandoned(study, settings, pid=os.getpid(), heartbeat=False)
+    with_heartbeat = _abandoned(study, settings)                           # alive until its heartbeat is stale
+    census = coordinator.census()
+    assert sorted(t.number for t in census.alive) == [live_local.number, with_heartbeat.number]
+    assert sorted(t.number for t in census.leftover) == [by_hand.number, dead_local.number]
+    assert census.counted == 0 and census.room(5) == 3
+    coordinator.close()
+
+
+def test_a_stale_trial_is_failed_and_its_rerun_takes_the_slot(tmp_path):
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=2)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    dead = _abandoned(study, settings)
+    assert coordinator.run_one(_objective) == "ran"          # a fresh trial: the dead one still holds its slot
+    assert coordinator.run_one(_objective) == "wait"         # 1 counted + 1 alive = n_trials: wait, do not leave
+    time.sleep(settings.grace_seconds + 1.2)
+    assert coordinator.run_one(_objective) == "ran"          # stale: failed, and its re-run runs here
+    assert coordinator.run_one(_objective) == "done"
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
+    rerun = trials[2]
+    assert S.retried_from(rerun) == dead.number and rerun.params == trials[0].params
+    assert rerun.user_attrs[ATTR_CLAIM]["pid"] == os.getpid()  # claimed anew
+    assert S.finished_count(study) == 2
+    coordinator.close()
+
+
+def test_retries_stop_at_max_retries(tmp_path):
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1, max_retries=1)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    first = _abandoned(study, settings)
+    time.sleep(settings.grace_seconds + 1.2)
+    with coordinator.lock:
+        assert [t.number for t in coordinator.fail_stale()] == [first.number]
+    retry = study.ask()                                       # its re-run, abandoned as well
+    assert S.retried_from(study.trials[retry.number]) == first.number
+    retry.set_user_attr(ATTR_CLAIM, {"host": HOST, "pid": _dead_pid(), "heartbeat": 1})
+    study._storage.record_heartbeat(retry._trial_id)
+    time.sleep(settings.grace_seconds + 1.2)
+    with coordinator.lock:
+        coordinator.fail_stale()
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"]  # no third attempt
+    assert coordinator.run_one(_objective) == "ran"                   # a fresh trial fills the slot
+    assert S.finished_count(study) == 1 and "x" in study.trials[2].params
+    coordinator.close()
+
+
+def test_worker_numbers_and_the_finisher_are_handed_out_once(tmp_path):
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
+    study = _study(settings)
+    first, second = Coordinator(settings, study), Coordinator(settings, study)
+    assert first.join(2) == 0 and second.join(1) == 2 and first.join(1) == 3
+    first.run_one(_objective)
+    assert first.elect_finisher() is True
+    assert second.elect_finisher() is False and first.elect_finisher() is False
+    more = Coordinator(S.parse_settings({**_as_section(settings), "n_trials": 2}), study)
+    more.run_one(_objective)
+    assert more.elect_finisher() is True  # a resumed, larger study is finished again
+    for coordinator in (first, second, more):
+        coordinator.close()
+
+
+def _as_section(settings):
+    return {"study_name": settings.study_name, "storage": settings.storage, "n_trials": settings.n_trials,
+            "heartbeat_interval": settings.heartbeat_interval, "grace_period": settings.grace_period}
+
+
+def _blocks(first: StorageLock, second: StorageLock) -> None:
+    """``second`` waits while ``first`` is held."""
+    got = threading.Event()
+    first.acquire()
+    thread = threading.Thread(target=lambda: (second.acquire(), got.set(), second.release()))
+    thread.start()
+    time.sleep(0.5)
+    assert not got.is_set()
+    first.release()
+    thread.join(timeout=20)
+    assert got.is_set()
+
+
+def test_the_file_lock_excludes_other_holders(tmp_path):
+    url = f"sqlite:///{tmp_path}/o.db"
+    a, b = StorageLock.for_storage(url, "x"), StorageLock.for_storage(url, "x")
+    _blocks(a, b)
+    other = StorageLock.for_storage(url, "y")  # another name: no waiting
+    with a:
+        with other:
+            pass
+    for lock in (a, b, other):
+        lock.close()
+
+
+@pytest.mark.postgres
+def test_the_postgresql_advisory_lock_excludes_other_sessions(postgres_url):
+    S.open_storage(postgres_url)  # the database exists
+    a, b = StorageLock.for_storage(postgres_url, "x"), StorageLock.for_storage(postgres_url, "x")
+    _blocks(a, b)
+    a.close()
+    b.close()
+
+
+# --------------------------------------------------------------- tracking failures
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_what_a_tracking_failure_is():
+    from mlflow.exceptions import MlflowException
+
+    from sweeps.errors import TrackingError
+    from sweeps.objective import is_tracking_failure
+
+    assert is_tracking_failure(TrackingError("tracking.uri='x' cannot be used: no MLflow server answers"))
+    assert is_tracking_failure(MlflowException("API request to http://h/api/2.0/mlflow/runs/log-batch failed with "
+                                               "exception HTTPConnectionPool: Max retries exceeded"))
+    assert is_tracking_failure(ConnectionResetError())
+    assert not is_tracking_failure(MlflowException("Invalid value for parameter 'lr'"))
+    assert not is_tracking_failure(ValueError("boom"))
+
+
+def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris, monkeypatch):
+    import copy
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # ann-sweep retries for a minute; not here
+
+    from sweeps.objective import Objective, TrialFailed
+    from sweeps.runner import prepare
+
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1"))
+    settings = prepared.settings
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    gone = copy.deepcopy(prepared.base)
+    gone["tracking"]["uri"] = f"http://127.0.0.1:{_free_port()}"  # the server went away
+    assert coordinator.run_one(Objective(gone, prepared.space, settings), catch=(TrialFailed,)) == "ran"
+    failed = study.trials[0]
+    attrs = failed.user_attrs
+    assert failed.state.name == "FAIL" and attrs[S.TRIAL_RETRYABLE] is True
+    assert attrs[S.TRIAL_FAIL_REASON].startswith("tracking failed: ") and "re-run queued" in attrs[S.TRIAL_FAIL_REASON]
+    assert not S.counts_toward_budget(failed)
+    waiting = study.trials[1]
+    assert waiting.state.name == "WAITING" and waiting.params == failed.params and S.retried_from(waiting) == 0
+
+    back = Objective(prepared.base, prepared.space, settings)   # the server is back
+    assert coordinator.run_one(back, catch=(TrialFailed,)) == "ran"
+    rerun = study.trials[1]
+    assert rerun.state.name in ("COMPLETE", "PRUNED") and rerun.user_attrs[S.TRIAL_RETRY_OF] == 0
+    assert not rerun.user_attrs.get(S.TRIAL_FAIL_REASON) and not rerun.user_attrs.get(S.TRIAL_RETRYABLE)
+    run = MlflowClient(tracking_uri).get_run(rerun.user_attrs[S.TRIAL_RUN_ID])
+    assert run.data.tags["sweep.trial_number"] == "1" and run.data.tags["sweep.state"] == rerun.state.name
+    assert coordinator.run_one(back, catch=(TrialFailed,)) == "done" and len(study.trials) == 2
+    coordinator.close()
+
+
+def test_a_worker_waits_for_the_tracking_server_then_gives_up_in_one_line(uris):
+    import copy
+
+    from sweeps.objective import Objective, TrackingOutage
+    from sweeps.runner import prepare
+
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.outage_wait=1.5"))
+    Objective(prepared.base, prepared.space, prepared.settings).wait_for_tracking()  # a local store: no wait
+    gone = copy.deepcopy(prepared.base)
+    gone["tracking"]["uri"] = f"http://127.0.0.1:{_free_port()}"
+    started = time.monotonic()
+    with pytest.raises(TrackingOutage) as caught:
+        Objective(gone, prepared.space, prepared.settings).wait_for_tracking()
+    assert 1.5 <= time.monotonic() - started < 10
+    message = str(caught.value)
+    assert "has not answered for" in message and "run the same command again to resume" in message
+    assert "\n" not in message
+
+
+# ------------------------------------------------------------------------- status
+
+
+def test_status_reconciles_a_dead_workers_trial_and_its_run(uris):
+    from sweeps.runner import prepare
+    from sweeps.status import study_status
+
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.heartbeat_interval=1", "sweep.grace_period=2"))
+    settings = prepared.settings
+    study = _study(settings)
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment(settings.study_name)
+    dead = _abandoned(study, settings)
+    run = client.create_run(experiment_id, run_name="t000 dead", tags={
+        "sweep.role": "trial", "sweep.study_name": settings.study_name, "sweep.trial_number": str(dead.number),
+        "sweep.state": "RUNNING"})
+    dead.set_user_attr(S.TRIAL_RUN_ID, run.info.run_id)
+    time.sleep(settings.grace_seconds + 1.2)
+
+    dry = study_status(settings, tracking_uri, settings.study_name, reconcile=False)
+    assert len(dry.reconciled) == 2, dry.reconciled
+    assert "trial 0 has had no heartbeat for more than 2 s" in dry.reconciled[0] and "would be failed" in dry.reconciled[0]
+    assert run.info.run_id in dry.reconciled[1] and "would be marked KILLED" in dry.reconciled[1]
+    assert client.get_run(run.info.run_id).info.status == "RUNNING" and study.trials[0].state.name == "RUNNING"
+
+    report = study_status(settings, tracking_uri, settings.study_name)
+    assert "failed, its re-run queued" in report.reconciled[0]
+    assert f"run {run.info.run_id} (t000 dead) was RUNNING but trial 0 is FAIL" in report.reconciled[1]
+    reconciled = client.get_run(run.info.run_id)
+    assert reconciled.info.status == "KILLED" and reconciled.data.tags["sweep.state"] == "FAIL"
+    assert [t.state.name for t in study.trials] == ["FAIL", "WAITING"]
+    assert report.orphans == []
+    board = report.leaderboard.set_index("trial")
+    assert board.loc[0, "reason"] == "no heartbeat: its worker died or stalled; re-run as trial 1"
+    assert board.loc[1, "reason"].startswith("re-run of trial 0")
+    assert study_status(settings, tracking_uri, settings.study_name).reconciled == []
+
+
+# --------------------------------------------------------------- whole sweeps
+
+
+@pytest.mark.slow
+def test_separate_processes_on_one_sqlite_study_make_exactly_n_trials(tmp_path):
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    argv = cli_overrides(storage, None, "sweep.n_trials=9")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    processes = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep_cli", *argv], cwd=tmp_path, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [process.communicate(timeout=300) for process in processes]
+    assert [p.returncode for p in processes] == [0, 0, 0], outputs
+    study = optuna.load_study(study_name="moons-quick", storage=storage)
+    assert sorted(t.number for t in study.trials) == list(range(9)) and S.finished_count(study) == 9
+    workers = {t.user_attrs[ATTR_CLAIM]["pid"]: t.user_attrs[ATTR_CLAIM]["worker"] for t in study.trials}
+    assert len(set(workers.values())) == len(workers)  # each process its own worker number (and seed)
+
+
+@pytest.mark.slow
+def test_a_study_of_the_same_name_in_another_storage_gets_its_own_parent(tmp_path):
+    from sweeps.runner import prepare, run_sweep
+
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    first = run_sweep(prepare(sweep_cfg(f"sqlite:///{tmp_path}/a.db", tracking_uri, "sweep.n_trials=2")))
+    second = run_sweep(prepare(sweep_cfg(f"sqlite:///{tmp_path}/b.db", tracking_uri, "sweep.n_trials=2")))
+    assert first.parent_run_id != second.parent_run_id and first.experiment_id == second.experiment_id
+    again = run_sweep(prepare(sweep_cfg(f"sqlite:///{tmp_path}/a.db", tracking_uri, "sweep.n_trials=3")))
+    assert again.parent_run_id == first.parent_run_id and again.finished_parent
