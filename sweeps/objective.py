@@ -56,6 +56,7 @@ from omegaconf import OmegaConf
 
 from sweeps import study as S
 from sweeps.config import CONFIG_DIR, format_value, redact_uri
+from sweeps.errors import TrackingError
 from sweeps.space import SETTINGS, SearchSpace
 
 log = logging.getLogger(__name__)
@@ -336,6 +337,7 @@ class Objective:
         self._experiment_id: str | None = None
         self.current_trial = None  # the live trial being run (for the sweep loop to end it on SIGTERM)
         self.lost = False          # the current trial was failed by another worker while it ran
+        self.outage: TrackingOutage | None = None  # the tracking server stayed away during a trial
 
     # MLflow client of this process, made on first use (each worker process has its own).
     @property
@@ -392,15 +394,21 @@ class Objective:
             link=link if self.tracking_enabled else None,
         )
         log.info("trial %d: %s", trial.number, name)
+
+        def run():
+            return train(cfg, callbacks=[reporter], parent_run_id=self.parent_run_id, run_name=name, tags=tags,
+                         overrides=[*self.overrides, *trial_overrides])
+
         try:
-            result = train(
-                cfg,
-                callbacks=[reporter],
-                parent_run_id=self.parent_run_id,
-                run_name=name,
-                tags=tags,
-                overrides=[*self.overrides, *trial_overrides],
-            )
+            try:
+                result = run()
+            except TrackingError:
+                # The store did not answer when the run was to be created (it went away
+                # since the check before this trial): no run exists yet, so wait for it
+                # as before a trial (sweep.outage_wait) and start again.
+                if not live or not self._wait_at_start(trial):
+                    raise
+                result = run()
         except optuna.TrialPruned as pruned:
             reason = str(pruned) or f"pruned at epoch {reporter.epochs}"
             run_id = link()
@@ -411,6 +419,8 @@ class Objective:
                                          reporter.epochs)
             reason = self._mark_pruned(trial, run_id, reporter.epochs, reason, already_killed=True)
             raise optuna.TrialPruned(reason) from None
+        except TrialFailed:  # already recorded (the server stayed away before the run existed)
+            raise
         except TrialLost as lost:
             self.lost = True
             self._tag(link_state["run_id"], {TAG_STATE: "FAIL", TAG_FAIL_REASON: str(lost)})
@@ -520,6 +530,20 @@ class Objective:
                 STOP.check()
                 time.sleep(min(pause, max(0.1, self.settings.outage_wait - waited)))
                 pause = min(pause * 2, 10.0)
+
+    def _wait_at_start(self, trial) -> bool:
+        """Wait for the tracking server before the trial's run exists; False if it stayed away.
+
+        When it stayed away the trial fails retryable here, and :attr:`outage` tells the
+        sweep loop to stop rather than wait all over again before the next trial.
+        """
+        try:
+            self.wait_for_tracking()
+            return True
+        except TrackingOutage as outage:
+            self.outage = outage
+            self._fail_retryable(trial, f"tracking failed: {outage}", None, 0)
+        return False  # pragma: no cover - _fail_retryable raises
 
     def _start_retry(self, trial) -> None:
         """A re-run (Optuna copied the failed trial's attributes): forget its old run, note what it repeats."""

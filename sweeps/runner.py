@@ -265,6 +265,8 @@ def work(study, objective, budget: Budget, deadline: float | None, coordinator,
                 with contextlib.suppress(Exception):
                     study.tell(current, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
+        if getattr(objective, "outage", None) is not None:
+            raise objective.outage  # the server stayed away for sweep.outage_wait during that trial
         if outcome == "done":
             return
         if outcome == "wait":

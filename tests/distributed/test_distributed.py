@@ -183,6 +183,7 @@ def test_a_worker_killed_mid_trial_is_retried_after_the_grace_period(mlflow_serv
     assert [p.returncode for p in survivors.values()] == [0, 0], logs
     assert state == "FAIL", logs
     assert grace - interval - 0.5 <= noticed <= grace + 30, f"failed {noticed:.1f} s after the kill"
+    print(f"trial {trial.number} of {victim} killed; failed {noticed:.1f} s later (grace {grace} s)")
 
     study = _study(study_storage)
     trials = study.trials
@@ -210,6 +211,7 @@ def test_a_worker_killed_mid_trial_is_retried_after_the_grace_period(mlflow_serv
     assert f"run {orphan_id}" in dry.stdout and "would be marked KILLED" in dry.stdout
     assert client.get_run(orphan_id).info.status == "RUNNING"
     status = _status(args, tmp_path)
+    (tmp_path / "status.out").write_text(status.stdout)
     assert status.returncode == 0, status.stderr[-3000:]
     assert f"run {orphan_id}" in status.stdout and f"trial {trial.number} is FAIL" in status.stdout
     assert "marked KILLED" in status.stdout

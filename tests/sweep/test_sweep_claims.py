@@ -247,17 +247,20 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
     from sweeps.runner import prepare
 
     storage, tracking_uri = uris
-    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1"))
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1", "sweep.outage_wait=1"))
     settings = prepared.settings
     study = _study(settings)
     coordinator = Coordinator(settings, study)
     gone = copy.deepcopy(prepared.base)
     gone["tracking"]["uri"] = f"http://127.0.0.1:{_free_port()}"  # the server went away
-    assert coordinator.run_one(Objective(gone, prepared.space, settings), catch=(TrialFailed,)) == "ran"
+    stranded = Objective(gone, prepared.space, settings)
+    assert coordinator.run_one(stranded, catch=(TrialFailed,)) == "ran"   # waits sweep.outage_wait, then gives up
     failed = study.trials[0]
     attrs = failed.user_attrs
     assert failed.state.name == "FAIL" and attrs[S.TRIAL_RETRYABLE] is True
-    assert attrs[S.TRIAL_FAIL_REASON].startswith("tracking failed: ") and "re-run queued" in attrs[S.TRIAL_FAIL_REASON]
+    assert attrs[S.TRIAL_FAIL_REASON].startswith("tracking failed: the tracking server http://127.0.0.1:")
+    assert "has not answered for" in attrs[S.TRIAL_FAIL_REASON] and "re-run queued" in attrs[S.TRIAL_FAIL_REASON]
+    assert stranded.outage is not None  # the sweep loop stops (exit 1) instead of waiting again
     assert not S.counts_toward_budget(failed)
     waiting = study.trials[1]
     assert waiting.state.name == "WAITING" and waiting.params == failed.params and S.retried_from(waiting) == 0
