@@ -45,6 +45,7 @@ from sweeps.errors import ConfigError, UserError
 
 #: Seconds an SQLite writer waits for another process's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
+IDLE_IN_TRANSACTION_TIMEOUT = 60  # seconds a PostgreSQL session may sit in a transaction without heartbeats
 
 #: Metrics a sweep can optimise: MLflow name -> (engine key in the epoch logs or None
 #: for a metric known only at the end, natural direction, tasks it exists for).
@@ -445,8 +446,15 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         engine_kwargs["pool_pre_ping"] = True
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
     if heartbeat_interval is not None:
-        kwargs.update(heartbeat_interval=int(heartbeat_interval),
-                      grace_period=int(grace_period) if grace_period is not None else 2 * int(heartbeat_interval))
+        grace_period = int(grace_period) if grace_period is not None else 2 * int(heartbeat_interval)
+        kwargs.update(heartbeat_interval=int(heartbeat_interval), grace_period=grace_period)
+    if kind == "postgresql":
+        # A worker stopped (SIGSTOP, a frozen VM) inside one of Optuna's transactions keeps
+        # its row locks, and every other worker that fails its stale trial waits on them.
+        # The server ends such a session after the grace period (or a minute): its locks go
+        # with it, and the stalled worker, on waking, finds its trial failed.
+        idle = 1000 * (grace_period if heartbeat_interval is not None else IDLE_IN_TRANSACTION_TIMEOUT)
+        engine_kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={idle}"
         if max_retries:
             kwargs["heartbeat_stale_trial_callback"] = retry_callback(max_retries)
     from sweeps.claims import database_lock

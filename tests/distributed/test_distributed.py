@@ -334,3 +334,35 @@ def test_a_stalled_worker_whose_trial_was_declared_dead_goes_on_without_double_c
     assert states.count("COMPLETE") == n_trials and states.count("FAIL") == 1, states
     rerun = [t for t in trials if S.retried_from(t) == trial.number]
     assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == trial.params
+
+
+def test_a_worker_stalled_inside_a_transaction_does_not_block_the_others(study_storage):
+    """A worker frozen between two statements of one of Optuna's transactions holds a row lock
+    on its trial; the others must still fail that trial once its heartbeat is stale. The
+    server ends the frozen session after the grace period, and its lock with it."""
+    import threading
+
+    import sqlalchemy
+
+    interval, grace = 1, 2
+    stalled_storage = S.open_storage(study_storage, heartbeat_interval=interval, grace_period=grace)
+    study = optuna.create_study(study_name=STUDY, storage=stalled_storage)
+    trial = study.ask()
+    stalled_storage.record_heartbeat(trial._trial_id)
+    frozen = stalled_storage.engine.connect()  # the stalled worker: mid-transaction, holding the trial's row
+    frozen.begin()
+    frozen.execute(sqlalchemy.text("SELECT trial_id FROM trials WHERE trial_id = :id FOR UPDATE"),
+                   {"id": trial._trial_id})
+
+    other = optuna.load_study(study_name=STUDY,
+                              storage=S.open_storage(study_storage, heartbeat_interval=interval, grace_period=grace))
+    time.sleep(grace + 0.5)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (optuna.storages.fail_stale_trials(other), done.set()), daemon=True)
+    started = time.monotonic()
+    worker.start()
+    assert done.wait(grace + 15), "failing the stale trial waited on the frozen worker's lock"
+    print(f"stale trial failed {time.monotonic() - started:.1f} s after the other worker looked")
+    assert other.trials[0].state == optuna.trial.TrialState.FAIL
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="closed the connection"):
+        frozen.execute(sqlalchemy.text("SELECT 1"))  # on waking, the stalled worker finds its session ended
