@@ -285,9 +285,15 @@ class EpochReporter:
             return
         try:
             self.trial.report(value, epoch)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            raise TrialLost(f"trial {self.trial.number} was failed by another worker while it ran "
-                            "(no heartbeat within sweep.grace_period); this run is abandoned") from None
+        except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
+            # A storage error here is the database having ended this process's session
+            # (stalled inside a transaction, see sweeps.study.open_storage): lost too if the
+            # trial was failed meanwhile; any other storage error stays what it is.
+            frozen = _frozen(self.trial)
+            if frozen is not None and frozen.state.is_finished():
+                raise TrialLost(f"trial {self.trial.number} was failed by another worker while it ran "
+                                "(no heartbeat within sweep.grace_period); this run is abandoned") from None
+            raise
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
 

@@ -127,6 +127,26 @@ def parent_tags(settings: S.SweepSettings, space) -> dict[str, str]:
     return tags
 
 
+def parent_description(settings: S.SweepSettings, counts: Mapping[str, int], finished: int, board) -> str:
+    """The parent run's description on its MLflow page (markdown): the sweep, its progress,
+    the best trial, and where to compare the trials' curves."""
+    metric = settings.metrics[0]
+    lines = [
+        f"**Sweep `{settings.study_name}`**: {', '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}; "
+        f"{settings.sampler} sampler, {settings.pruner} pruner.",
+        f"{finished}/{settings.n_trials} trials finished: {counts.get('COMPLETE', 0)} complete, "
+        f"{counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed.",
+    ]
+    done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None
+    if done is not None and not done.empty:
+        best = done.iloc[0]
+        name = best["run_name"] if isinstance(best.get("run_name"), str) else f"trial {int(best['trial'])}"
+        lines.append(f"Best: `{name}`, {metric}={float(best[metric]):.4g} (fit: {best['fit']}).")
+    lines.append("Compare the trials' training and validation curves: **Views** → *Trials of ...*, "
+                 "or expand this run in the runs table.")
+    return "\n\n".join(lines)
+
+
 # -------------------------------------------------------------------- leaderboard
 
 
@@ -467,8 +487,9 @@ class ParentRun:
     task: str = "multiclass"
 
     def refresh(self, study):
-        """Best value and params, trial counts and the leaderboard CSV; returns the leaderboard."""
+        """Best value and params, trial counts, the description and the leaderboard CSV; returns the leaderboard."""
         from sweeps import tracking
+        from sweeps.train import NOTE_TAG
 
         board = leaderboard(study, self.settings, trial_runs(self.client, self.experiment_id, self.settings.study_name))
         counts = S.state_counts(study)
@@ -496,6 +517,7 @@ class ParentRun:
                 tags[f"best.param.{name}"] = str(value)
             if self.settings.multi_objective:
                 metrics["pareto/size"] = len(best)
+        tags[NOTE_TAG] = parent_description(self.settings, counts, finished, board)
         tracking.log_metrics(self.client, self.run_id, {k: float(v) for k, v in metrics.items()}, step=finished)
         if tags:
             tracking.set_tags(self.client, self.run_id, tags)

@@ -412,6 +412,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
         parent: ParentRun | None = None
         if prepared.tracking.enabled:
+            from sweeps import ui_views
             from sweeps.train import connect
 
             client, experiment_id = connect(prepared.spec)
@@ -422,6 +423,8 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                 if not created and coordinator.census().counted < settings.n_trials:
                     parent.reopen()
             _describe_parent(parent, prepared, created)
+            # The trials' chart view exists from the start, so the link printed now works.
+            ui_views.ensure_run_view_quietly(client, experiment_id, prepared.task, run_id)
         if started is not None:
             started({
                 "study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,

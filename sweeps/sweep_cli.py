@@ -259,26 +259,12 @@ def _app(cfg: DictConfig) -> None:
               "the leaderboard above gives their reasons", EXIT_FAILED)
 
 
-def trials_url(uri: str, experiment_id: str, ascending: bool = True) -> str:
-    """The experiment's chart view listing the trial runs flat, best objective first.
+def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
+    """The sweep's saved chart view (:mod:`sweeps.ui_views`): its trial runs listed flat, best
+    objective first, the first charts overlaying training vs validation loss of the best ten."""
+    from sweeps.ui_views import trials_view_id, view_url
 
-    A search filter plus a sort other than by start time makes the MLflow UI show child
-    runs on their own rather than folded under the parent; its charts then overlay the
-    curves of the first ten (the best trials).
-    """
-    from urllib.parse import quote, urlencode
-
-    from sweeps.objective import OBJECTIVE_METRIC, TAG_ROLE
-    from sweeps.tracking import ui_base
-
-    query = urlencode({
-        "workflowType": "machine_learning",
-        "compareRunsMode": "CHART",
-        "searchFilter": f"tags.`{TAG_ROLE}` = 'trial'",
-        "orderByKey": f"metrics.`{OBJECTIVE_METRIC}`",
-        "orderByAsc": "true" if ascending else "false",
-    }, quote_via=quote)
-    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{query}"
+    return view_url(uri, experiment_id, trials_view_id(parent_run_id))
 
 
 def _shown(url: str) -> str:
@@ -321,7 +307,7 @@ def _print_outcome(prepared, outcome) -> None:
         lines.append(f"parent run (leaderboard, plots/optuna.html, plots/top_trials_curves.png): "
                      f"{run_url(uri, outcome.experiment_id, outcome.parent_run_id)}")
         command = ui_command(uri)
-        compare = trials_url(uri, outcome.experiment_id, settings.directions[0] == "minimize")
+        compare = trials_url(uri, outcome.experiment_id, outcome.parent_run_id)
         if command:
             lines.append(f"look at it: {command}")
             lines.append(f"  then compare the trials' curves (best first): {compare}")

@@ -85,14 +85,29 @@ def test_leaderboard_table_of_no_trials():
     assert leaderboard_table(None, ["loss/val"]) == "(no trials)"
 
 
-def test_the_compare_link_lists_the_trials_flat_best_first():
+def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_path):
+    """The printed link opens the saved view of the parent's trials, sorted by the objective in
+    the sweep's direction (a real SQLite tracking store; the browser tests open it in Chromium)."""
     from urllib.parse import parse_qs, urlparse
 
+    from mlflow import MlflowClient
+
+    from sweeps import ui_views
     from sweeps.sweep_cli import trials_url
 
-    url = trials_url("sqlite:///mlflow.db", "3", ascending=False)
-    assert url.startswith("http://127.0.0.1:5000/#/experiments/3/runs?")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment_id = client.create_experiment("views")
+    parent = client.create_run(experiment_id, tags={"sweep.direction": "maximize"}, run_name="sweep s").info.run_id
+    ui_views.ensure_run_view(client, experiment_id, "multiclass", parent)
+
+    url = trials_url(uri, experiment_id, parent)
+    assert url.startswith(f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?")
     query = parse_qs(urlparse(url.split("#", 1)[1]).query)
-    assert query["searchFilter"] == ["tags.`sweep.role` = 'trial'"]
-    assert query["orderByKey"] == ["metrics.`sweep/objective`"] and query["orderByAsc"] == ["false"]
+    assert query[ui_views.VIEW_URL_PARAM] == [ui_views.trials_view_id(parent)]
     assert query["compareRunsMode"] == ["CHART"]
+    assert "searchFilter" not in query and "orderByKey" not in query  # the UI would ignore the view
+    tag = client.get_experiment(experiment_id).tags[ui_views.VIEW_TAG_PREFIX + ui_views.trials_view_id(parent)]
+    _, state = ui_views.decode_view(tag)
+    assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'"
+    assert state["orderByKey"] == "metrics.`sweep/objective`" and state["orderByAsc"] is False

@@ -39,8 +39,16 @@ def six(tmp_path_factory):
     storage, tracking_uri = f"sqlite:///{tmp}/optuna.db", f"sqlite:///{tmp}/mlflow.db"
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=6"))
     seen = []
-    outcome = run_sweep(prepared, progress=seen.append)
+    outcome = run_sweep(prepared, progress=seen.append, started=lambda info: seen.append(_views_at_start(tracking_uri, info)))
     return prepared, outcome, storage, tracking_uri, seen, tmp
+
+
+def _views_at_start(tracking_uri, info) -> set[str]:
+    """The saved UI views the experiment has when the sweep starts (before any trial)."""
+    from sweeps.ui_views import VIEW_TAG_PREFIX
+
+    tags = MlflowClient(tracking_uri).get_experiment(info["experiment_id"]).tags
+    return {key[len(VIEW_TAG_PREFIX):] for key in tags if key.startswith(VIEW_TAG_PREFIX)}
 
 
 def test_six_trials_under_one_parent(six):
@@ -53,10 +61,19 @@ def test_six_trials_under_one_parent(six):
     assert len(children) == 6
     study = _study(storage, "moons-quick")
     assert len(study.trials) == 6
+    views, seen = seen[0], seen[1:]
+    assert views == {f"trials-{outcome.parent_run_id}"}  # the printed compare link works from the start
     assert seen[0].finished == 0 and seen[-1].finished == 6  # progress at the start and after every trial
     assert parent.data.metrics["best/loss/val"] == pytest.approx(study.best_value)
     assert parent.data.tags["best.trial"] == str(study.best_trial.number)
     assert parent.data.tags["best.param.lr"] == str(study.best_params["lr"])
+    note = parent.data.tags["mlflow.note.content"]  # the description on the parent's page
+    counts = {state: sum(t.state.name == state for t in study.trials) for state in ("COMPLETE", "PRUNED", "FAIL")}
+    assert note.startswith("**Sweep `moons-quick`**: minimize loss/val; tpe sampler, median pruner.")
+    assert (f"6/6 trials finished: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+            f"{counts['FAIL']} failed.") in note
+    best_name = client.get_run(study.best_trial.user_attrs[S.TRIAL_RUN_ID]).info.run_name
+    assert f"Best: `{best_name}`, loss/val={study.best_value:.4g}" in note
 
 
 def test_links_both_ways_and_run_names(six):
