@@ -448,6 +448,8 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
     if heartbeat_interval is not None:
         grace_period = int(grace_period) if grace_period is not None else 2 * int(heartbeat_interval)
         kwargs.update(heartbeat_interval=int(heartbeat_interval), grace_period=grace_period)
+        if max_retries:
+            kwargs["heartbeat_stale_trial_callback"] = retry_callback(max_retries)
     if kind == "postgresql":
         # A worker stopped (SIGSTOP, a frozen VM) inside one of Optuna's transactions keeps
         # its row locks, and every other worker that fails its stale trial waits on them.
@@ -455,8 +457,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         # with it, and the stalled worker, on waking, finds its trial failed.
         idle = 1000 * (grace_period if heartbeat_interval is not None else IDLE_IN_TRANSACTION_TIMEOUT)
         engine_kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={idle}"
-        if max_retries:
-            kwargs["heartbeat_stale_trial_callback"] = retry_callback(max_retries)
     from sweeps.claims import database_lock
 
     for attempt in range(4):
