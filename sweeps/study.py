@@ -45,7 +45,9 @@ from sweeps.errors import ConfigError, UserError
 
 #: Seconds an SQLite writer waits for another process's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
-IDLE_IN_TRANSACTION_TIMEOUT = 60  # seconds a PostgreSQL session may sit in a transaction without heartbeats
+#: Seconds a PostgreSQL session of a storage without heartbeats may sit idle inside a
+#: transaction before the server ends it (with heartbeats: the grace period).
+IDLE_IN_TRANSACTION_TIMEOUT = 60
 
 #: Metrics a sweep can optimise: MLflow name -> (engine key in the epoch logs or None
 #: for a metric known only at the end, natural direction, tasks it exists for).
