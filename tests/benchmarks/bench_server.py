@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/services.py
 
 import deploy_helpers as H  # noqa: E402
 

@@ -22,7 +22,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,13 +30,15 @@ from typing import Any, Mapping
 
 import yaml
 
+from services import PG_HOST, PG_PORT, PG_USER, free_port  # noqa: F401  (the tests use them as H.*)
+from services import pg_admin as pg_connect
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 
-PG_HOST, PG_PORT, PG_USER = "127.0.0.1", 5432, "postgres"
 
 _VARIABLE = re.compile(
     r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}|(?P<named>[A-Za-z_][A-Za-z0-9_]*))"
@@ -173,14 +174,6 @@ def fresh_env(prefix: str) -> dict[str, str]:
 # ------------------------------------------------------------------------ postgres
 
 
-def pg_connect(dbname: str = "postgres", user: str = PG_USER):
-    import psycopg2
-
-    connection = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=user, dbname=dbname, connect_timeout=5)
-    connection.autocommit = True
-    return connection
-
-
 def drop_prefixed(prefix: str) -> None:
     """Drop the databases and roles whose names start with ``prefix``."""
     admin = pg_connect()  # not ``with``: psycopg2 would open a transaction, DROP DATABASE refuses one
@@ -197,12 +190,6 @@ def drop_prefixed(prefix: str) -> None:
 
 
 # ------------------------------------------------------------------------ processes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def start_server(argv: list[str], env: Mapping[str, str], cwd: Path, log_path: Path, health_url: str,

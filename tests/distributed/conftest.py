@@ -1,11 +1,11 @@
 """Fixtures of the distributed-sweep tests: the real PostgreSQL on 127.0.0.1:5432 and a real
-``mlflow server`` subprocess (the pattern of tests/train/conftest.py, made restartable)."""
+``mlflow server`` subprocess (``tests/services.py``; restartable, one per module)."""
 
 from __future__ import annotations
 
 import pytest
 
-from dist_helpers import MlflowServer, create_database, database_url, drop_database, pg_admin
+from services import MlflowServer, create_database, database_url, drop_database, pg_admin
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from dist_helpers import TINY, free_port, kill_all, output, start_sweep, wait_all
+from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
+from services import free_port
 from sweeps import study as S
 from sweeps.claims import ATTR_CLAIM
 

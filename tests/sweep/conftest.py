@@ -35,22 +35,16 @@ def global_tracking_uri():
 
 @pytest.fixture
 def postgres_url():
-    """A fresh, empty PostgreSQL database on 127.0.0.1:5432 (dropped afterwards); its URL."""
-    import uuid
+    """A fresh, empty PostgreSQL database on 127.0.0.1:5432 (dropped afterwards); its plain
+    ``postgresql://`` URL (the sweep picks the installed driver itself)."""
+    from services import create_database, database_url, drop_database, pg_admin
 
     try:
-        import psycopg2
-
-        admin = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+        pg_admin().close()
     except Exception as error:  # no server here: the postgres tests cannot run
         pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {error}")
-    admin.autocommit = True
-    name = f"ann_sweep_test_{uuid.uuid4().hex[:10]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
+    name = create_database("ann_sweep_test")
     try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+        yield database_url(name, driver=None)
     finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        drop_database(name)

@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from sweeps import study as S
 from sweeps.claims import ATTR_CLAIM, HOST, Coordinator, StorageLock
 from sweeps.errors import ConfigError
+from services import free_port
 from sweep_helpers import cli_overrides, sweep_cfg
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -216,14 +217,6 @@ def test_the_postgresql_advisory_lock_excludes_other_sessions(postgres_url):
 # --------------------------------------------------------------- tracking failures
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_what_a_tracking_failure_is():
     from mlflow.exceptions import MlflowException
 
@@ -252,7 +245,7 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
     study = _study(settings)
     coordinator = Coordinator(settings, study)
     gone = copy.deepcopy(prepared.base)
-    gone["tracking"]["uri"] = f"http://127.0.0.1:{_free_port()}"  # the server went away
+    gone["tracking"]["uri"] = f"http://127.0.0.1:{free_port()}"  # the server went away
     stranded = Objective(gone, prepared.space, settings)
     assert coordinator.run_one(stranded, catch=(TrialFailed,)) == "ran"   # waits sweep.outage_wait, then gives up
     failed = study.trials[0]
@@ -286,7 +279,7 @@ def test_a_worker_waits_for_the_tracking_server_then_gives_up_in_one_line(uris):
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.outage_wait=1.5"))
     Objective(prepared.base, prepared.space, prepared.settings).wait_for_tracking()  # a local store: no wait
     gone = copy.deepcopy(prepared.base)
-    gone["tracking"]["uri"] = f"http://127.0.0.1:{_free_port()}"
+    gone["tracking"]["uri"] = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     with pytest.raises(TrackingOutage) as caught:
         Objective(gone, prepared.space, prepared.settings).wait_for_tracking()
