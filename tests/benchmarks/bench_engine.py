@@ -301,6 +301,38 @@ MAX_BUSY = 0.10  # a repeat cycle during which other processes used more CPUs is
 MAX_DISCARDS = 15  # ... at most this many times per configuration (--max-busy, --max-discards)
 
 
+class RepeatGuard:
+    """Which repeat cycles of one configuration count: a cycle during which other processes
+    kept more than ``MAX_BUSY`` CPUs busy is redone (at most ``MAX_DISCARDS`` times)."""
+
+    def __init__(self) -> None:
+        self.discarded: list[dict] = []
+        self.kept_other = self.kept_wall = 0.0
+        self._start = (0.0, 0.0)
+
+    def start(self) -> None:
+        wait_quiet()
+        self._start = (LOAD.other_cpu, LOAD.wall)
+
+    def keep(self, cycle: dict, label: str, log) -> tuple[bool, float, str]:
+        """Whether the cycle that just ended counts; also the load it saw and its summary."""
+        other, wall = LOAD.other_cpu - self._start[0], LOAD.wall - self._start[1]
+        busy = other / max(wall, 1e-9)
+        summary = ", ".join(f"{k} {v:.3f}s" for k, v in cycle.items())
+        if busy > MAX_BUSY and len(self.discarded) < MAX_DISCARDS:
+            self.discarded.append({"busy": busy, "times": cycle})
+            log(f"    {label} DISCARDED (other processes {busy:.2f} CPUs): {summary}")
+            return False, busy, summary
+        self.kept_other += other
+        self.kept_wall += wall
+        return True, busy, summary
+
+    @property
+    def foreign_cpus(self) -> float | None:
+        """CPUs other processes kept busy, on average, during the kept cycles."""
+        return self.kept_other / self.kept_wall if self.kept_wall else None
+
+
 def wait_quiet(threshold: float = 0.15, probe: float = 1.0) -> float:
     """Wait (at most WAIT_QUIET s) until other processes use < ``threshold`` CPUs; the wait."""
     if WAIT_QUIET <= 0 or _cpu_busy_seconds() is None:
@@ -594,13 +626,12 @@ def bench_training(X, y, X_test, y_test, repeats, impl, bare, peak, log):
             floor_run()
             runners["gemm_only"] = floor_run
 
-            kept_other = kept_wall = 0.0
+            guard = RepeatGuard()
             times = {name: [] for name in runners}
-            engine_epoch, engine_fit_internal, extras, discarded = [], [], {}, []
+            engine_epoch, engine_fit_internal, extras = [], [], {}
             rep = 0
             while rep < repeats:
-                wait_quiet()
-                cycle_start = (LOAD.other_cpu, LOAD.wall)
+                guard.start()
                 cycle, cycle_extras = {}, {}
                 for name in runners:
                     if name == "engine_bare":
@@ -626,16 +657,10 @@ def bench_training(X, y, X_test, y_test, repeats, impl, bare, peak, log):
                             cycle_extras["sklearn_test_accuracy"] = float(out.score(X_test, y_test))
                             cycle_extras["sklearn_dtype"] = str(out.coefs_[0].dtype)
                     cycle[name] = seconds
-                busy = (LOAD.other_cpu - cycle_start[0]) / max(LOAD.wall - cycle_start[1], 1e-9)
-                summary = ", ".join(f"{k} {v:.3f}s" for k, v in cycle.items())
-                if busy > MAX_BUSY and len(discarded) < MAX_DISCARDS:
-                    discarded.append({"busy": busy, "times": cycle})
-                    log(f"    {optimizer:<4} b{batch:<5} DISCARDED (other processes {busy:.2f} "
-                        f"CPUs): {summary}")
+                kept, busy, summary = guard.keep(cycle, f"{optimizer:<4} b{batch:<5}", log)
+                if not kept:
                     continue
                 rep += 1
-                kept_other += LOAD.other_cpu - cycle_start[0]
-                kept_wall += LOAD.wall - cycle_start[1]
                 for name, seconds in cycle.items():
                     times[name].append(seconds)
                 engine_epoch.append(cycle_extras.pop("engine_epoch"))
@@ -644,7 +669,7 @@ def bench_training(X, y, X_test, y_test, repeats, impl, bare, peak, log):
                 log(f"    {optimizer:<4} b{batch:<5} repeat {rep}/{repeats} (busy {busy:.2f}): "
                     + summary)
 
-            foreign = kept_other / kept_wall if kept_wall else None
+            foreign = guard.foreign_cpus
             floor = median(times.pop("gemm_only"))
             runners.pop("gemm_only")
 
@@ -657,7 +682,7 @@ def bench_training(X, y, X_test, y_test, repeats, impl, bare, peak, log):
                 "engine_fit_seconds_internal_median": median(engine_fit_internal),
                 "gemm_only_seconds": floor,
                 "other_processes_cpus": foreign,
-                "discarded_cycles": discarded,
+                "discarded_cycles": guard.discarded,
                 "engine_gflops": flops_per_epoch / med["engine"] / 1e9,
                 "engine_peak_fraction": flops_per_epoch / med["engine"] / 1e9 / peak,
                 **extras,
@@ -710,12 +735,10 @@ def bench_xor(steps, repeats, log):
     if torch is not None:
         times["torch"] = []
     learned = {}
-    discarded = []
-    kept_other = kept_wall = 0.0
+    guard = RepeatGuard()
     rep = 0
     while rep < repeats:
-        wait_quiet()
-        cycle_start = (LOAD.other_cpu, LOAD.wall)
+        guard.start()
         cycle = {}
         cycle["engine"], model = timed(lambda: engine(False))
         if torch is not None:
@@ -723,15 +746,10 @@ def bench_xor(steps, repeats, log):
         cycle["engine_shuffle"], _ = timed(lambda: engine(True))
         job = engine_bare()
         cycle["engine_bare"], _ = timed(lambda: job.steps(steps))
-        busy = (LOAD.other_cpu - cycle_start[0]) / max(LOAD.wall - cycle_start[1], 1e-9)
-        summary = ", ".join(f"{k} {v:.3f}s" for k, v in cycle.items())
-        if busy > MAX_BUSY and len(discarded) < MAX_DISCARDS:
-            discarded.append({"busy": busy, "times": cycle})
-            log(f"    xor DISCARDED (other processes {busy:.2f} CPUs): {summary}")
+        kept, busy, summary = guard.keep(cycle, "xor", log)
+        if not kept:
             continue
         rep += 1
-        kept_other += LOAD.other_cpu - cycle_start[0]
-        kept_wall += LOAD.wall - cycle_start[1]
         for name, seconds in cycle.items():
             times[name].append(seconds)
         log(f"    xor repeat {rep}/{repeats} (busy {busy:.2f}): {summary}")
@@ -741,8 +759,8 @@ def bench_xor(steps, repeats, log):
             learned["torch"] = bool(((tmodel(Xt)[:, 0] > 0).numpy() == y.astype(bool)).all())
     sps = {k: steps / median(v) for k, v in times.items()}
     out = {"steps": steps, "times": times, "steps_per_second": sps, "learned_xor": learned,
-           "discarded_cycles": discarded,
-           "other_processes_cpus": kept_other / kept_wall if kept_wall else None}
+           "discarded_cycles": guard.discarded,
+           "other_processes_cpus": guard.foreign_cpus}
     if "torch" in sps:
         out["engine_over_torch"] = sps["engine"] / sps["torch"]
         out["engine_shuffle_over_torch"] = sps["engine_shuffle"] / sps["torch"]
