@@ -219,37 +219,19 @@ def test_console_script_end_to_end(tmp_path):
 @pytest.mark.slow
 def test_server_that_goes_away_during_a_run_fails_it_in_seconds(tmp_path):
     """Not the client's minutes of retries: one line on stderr and exit 1 within a minute."""
-    import requests
+    from services import MlflowServer
 
-    from train_helpers import free_port
-
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, start_new_session=True,
-    )
+    server = MlflowServer(f"sqlite:///{tmp_path}/server.db", tmp_path)
     process = None
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
-            time.sleep(0.5)
-        process = _start(tmp_path, *LONG_RUN, f"tracking.uri=http://127.0.0.1:{port}", "tracking.flush_interval=0.5")
-        client = MlflowClient(f"http://127.0.0.1:{port}")
+        server.start(timeout=120)
+        process = _start(tmp_path, *LONG_RUN, f"tracking.uri={server.uri}", "tracking.flush_interval=0.5")
+        client = MlflowClient(server.uri)
         deadline = time.monotonic() + 90
         while not all_runs(client) or not history(client, all_runs(client)[0].info.run_id, "loss/train"):
             assert time.monotonic() < deadline and process.poll() is None, "the run did not start"
             time.sleep(0.5)
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
         gone = time.monotonic()
         out, err = process.communicate(timeout=120)
         assert time.monotonic() - gone < 60
@@ -257,9 +239,7 @@ def test_server_that_goes_away_during_a_run_fails_it_in_seconds(tmp_path):
         if process is not None and process.poll() is None:
             process.kill()
             process.wait()
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        server.stop()
     assert process.returncode == 1
     errors = [line for line in err.splitlines() if line.startswith("ann-train: error: ")]
     assert len(errors) == 1 and "tracking failed during the run" in errors[0]

@@ -13,7 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 import ann
-from sweeps.errors import ConfigError, TrackingError, UserError
+from sweeps.errors import ConfigError, TrackingError
 from sweeps.train import train
 from train_helpers import all_runs, history, make_cfg
 

@@ -18,7 +18,8 @@ from mlflow import MlflowClient
 
 import ann
 from sweeps.train import train
-from train_helpers import free_port, history, make_cfg
+from services import free_port
+from train_helpers import history, make_cfg
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 
 from sweeps import tracking
 from sweeps.errors import TrackingError
-from train_helpers import free_port
+from services import free_port
 
 
 def test_unreachable_server_fails_fast():

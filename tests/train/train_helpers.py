@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -18,12 +17,6 @@ def make_cfg(uri: str | None, *overrides: str, fast: bool = True):
     tracking = [f"tracking.uri={uri}", "tracking.flush_interval=0.5"] if uri else ["tracking=off"]
     return compose([*(FAST if fast else []), *tracking, *overrides])
 
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run_of(client: MlflowClient, run_id: str):
