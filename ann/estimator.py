@@ -181,10 +181,11 @@ class MLP:
             raise DataError(f"{name} must be 2-D (samples x features), got shape {X.shape}")
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise DataError(f"{name} is empty (shape {X.shape})")
-        # One reduction is enough when all is well; locate the culprit only when it is not
-        # (a float32 sum may overflow to inf on finite data: the full check then clears it).
+        # One reduction in X's own dtype is enough when all is well; locate the culprit only
+        # when it is not (the sum may overflow to inf on finite data: the full check then
+        # clears it).
         with np.errstate(over="ignore", invalid="ignore"):
-            suspicious = not np.isfinite(X.sum(dtype=np.float64 if X.dtype.itemsize < 8 else None))
+            suspicious = not np.isfinite(X.sum())
         if suspicious:
             bad = ~np.isfinite(X)
             if bad.any():
@@ -547,9 +548,11 @@ class _Batches:
         for start in range(0, self.n, self.batch_size):
             index = np.sort(order[start : start + self.batch_size])
             m = len(index)
+            # mode="clip": the indices are valid by construction, and the default "raise"
+            # makes take() gather into a temporary copy of the buffer first.
             yield (
-                self.inputs.take(index, axis=0, out=self.x_buffer[:m]),
-                self.targets.take(index, axis=0, out=self.y_buffer[:m]),
+                self.inputs.take(index, axis=0, out=self.x_buffer[:m], mode="clip"),
+                self.targets.take(index, axis=0, out=self.y_buffer[:m], mode="clip"),
             )
 
 

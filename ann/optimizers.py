@@ -12,7 +12,8 @@ is a handful of whole-vector operations written in place, with ``t`` the step co
 ``adam``       ``m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;``
                ``theta -= lr * m_hat / (sqrt(v_hat) + eps)`` with
                ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``
-               (Kingma & Ba 2015, Algorithm 1)
+               (Kingma & Ba 2015, Algorithm 1; :class:`Adam` says how it is
+               computed in ten passes)
 =============  ===============================================================
 
 ``step`` may overwrite ``g`` (it is recomputed for every batch).
@@ -104,6 +105,17 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015, Algorithm 1), in ten passes over the parameters.
+
+    The moments are kept without their ``(1 - beta)`` factors, ``M = m / (1 - b1)`` and
+    ``V = v / (1 - b2)``, which turns the moving averages into ``M = b1 M + g`` and
+    ``V = b2 V + g^2`` (two passes fewer). The constant factors move into two scalars:
+    ``m_hat = (1 - b1) M / (1 - b1^t)`` and ``sqrt(v_hat) = c sqrt(V)`` with
+    ``c = sqrt((1 - b2) / (1 - b2^t))``, so the published update
+    ``theta -= lr * m_hat / (sqrt(v_hat) + eps)`` is, exactly,
+    ``theta -= M / ((sqrt(V) + eps / c) * (1 - b1^t) c / (lr (1 - b1)))``.
+    """
+
     name = "adam"
 
     def __init__(self, theta, lr, beta1=0.9, beta2=0.999, eps=1e-8, **_):
@@ -111,29 +123,25 @@ class Adam(Optimizer):
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
-        self.m = np.zeros_like(theta)
-        self.v = np.zeros_like(theta)
+        self.M = np.zeros_like(theta)
+        self.V = np.zeros_like(theta)
 
     def step(self, g):
         self.t += 1
-        b1, b2 = self.beta1, self.beta2
-        # m = b1 m + (1 - b1) g
-        self.m *= b1
-        np.multiply(g, 1.0 - b1, out=self.scratch)
-        self.m += self.scratch
-        # v = b2 v + (1 - b2) g^2
-        self.v *= b2
-        np.multiply(g, g, out=self.scratch)
-        self.scratch *= 1.0 - b2
-        self.v += self.scratch
-        # theta -= lr * m_hat / (sqrt(v_hat) + eps), with the bias corrections folded
-        # into scalars: sqrt(v_hat) = sqrt(v) / sqrt(1 - b2^t).
-        np.sqrt(self.v, out=self.scratch)
-        self.scratch *= 1.0 / math.sqrt(1.0 - b2**self.t)
-        self.scratch += self.eps
-        np.divide(self.m, self.scratch, out=g)
-        g *= self.lr / (1.0 - b1**self.t)
-        self.theta -= g
+        b1, b2, t = self.beta1, self.beta2, self.t
+        # M = b1 M + g
+        self.M *= b1
+        self.M += g
+        # V = b2 V + g^2
+        self.V *= b2
+        g *= g
+        self.V += g
+        # theta -= lr * m_hat / (sqrt(v_hat) + eps)
+        c = math.sqrt((1.0 - b2) / (1.0 - b2**t))
+        denominator = np.sqrt(self.V, out=self.scratch)
+        denominator += self.eps / c
+        denominator *= (1.0 - b1**t) * c / (self.lr * (1.0 - b1))
+        self.theta -= np.divide(self.M, denominator, out=denominator)
 
 
 OPTIMIZERS: dict[str, type[Optimizer]] = {

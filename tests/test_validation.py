@@ -77,6 +77,17 @@ def test_fit_rejects_bad_data(X_bad, y_bad, fragment):
     assert fragment in str(caught.value)
 
 
+def test_finite_data_whose_sum_overflows_is_accepted():
+    """The finite check sums X in its own dtype; an overflow there is not a bad value."""
+    big = np.full((20, 3), 3e38, np.float32)  # finite, but 20 of them sum to inf
+    big[:, 1] = np.arange(20)
+    history = ann.MLP(batch_size=4, epochs=2).fit(big, Y_CLASS)
+    assert history.epochs == 2 and np.isfinite(history.history["train_loss"]).all()
+    big[7, 1] = np.inf
+    with pytest.raises(ann.DataError, match=r"X holds 1 NaN or infinite value\(s\), first at row 7, column 1"):
+        ann.MLP(batch_size=4, epochs=2).fit(big, Y_CLASS)
+
+
 def test_validation_data_is_checked_like_training_data():
     model = ann.MLP(batch_size=4, epochs=1)
     with pytest.raises(ann.DataError, match="X_val has 2 features but X has 3"):

@@ -72,6 +72,7 @@ if str(REPO) not in sys.path:
 import ann  # noqa: E402
 from ann.activations import make_activation  # noqa: E402
 from ann.data.preprocessing import one_hot  # noqa: E402
+from ann.estimator import _Batches  # noqa: E402
 from ann.losses import make_loss  # noqa: E402
 from ann.network import Network  # noqa: E402
 from ann.optimizers import make_optimizer  # noqa: E402
@@ -394,26 +395,13 @@ class EngineBare:
         self.loss = make_loss(loss)
         self.inputs = np.ascontiguousarray(X, dtype=np.float32)
         self.targets = targets if targets is not None else one_hot(y, N_CLASSES, np.float32)
-        self.batch = batch
-        self.shuffle = shuffle
-        self.rng = np.random.default_rng(1)
-        self.buf_x = np.empty((batch, self.inputs.shape[1]), np.float32)
-        self.buf_y = np.empty((batch, self.targets.shape[1]), self.targets.dtype)
+        self._batches = _Batches(self.inputs, self.targets, batch,
+                                 np.random.default_rng(1) if shuffle else None)
 
     def batches(self):
-        """Mini-batches as the engine makes them: a permutation per epoch, each batch's
-        (sorted) rows gathered into one reusable buffer; plain slices when not shuffling."""
-        xs, ys, n, b = self.inputs, self.targets, len(self.inputs), self.batch
-        if not self.shuffle:
-            for start in range(0, n, b):
-                yield xs[start:start + b], ys[start:start + b]
-            return
-        order = self.rng.permutation(n)
-        for start in range(0, n, b):
-            index = np.sort(order[start:start + b])
-            m = len(index)
-            yield (xs.take(index, axis=0, out=self.buf_x[:m]),
-                   ys.take(index, axis=0, out=self.buf_y[:m]))
+        """Mini-batches as fit() makes them (the engine's own batcher): a permutation per
+        epoch, each batch's rows gathered into one reusable buffer; slices when not shuffling."""
+        return iter(self._batches)
 
     def epoch(self):
         net, opt, loss, out_act = self.net, self.opt, self.loss, self.net.activations[-1]
