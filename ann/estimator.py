@@ -412,8 +412,9 @@ class MLP:
     def _train_epoch(self, epoch: int, batches: "_Batches", optimizer) -> dict[str, float]:
         """One pass of mini-batch gradient descent; returns the epoch's training metrics."""
         net, loss_fn, out_act = self.network_, self._loss, self.network_.activations[-1]
-        theta_w, grad_w = net.theta[: net.n_weights], net.grad[: net.n_weights]
         l2 = self.l2
+        if l2:
+            theta_w, grad_w = net.theta[: net.n_weights], net.grad[: net.n_weights]
         loss_sum, score = 0.0, _RunningScore(self)
         for xb, yb in batches:
             a = net.forward(xb, training=True)
@@ -430,7 +431,7 @@ class MLP:
         train_loss = loss_sum / batches.n + self._l2_penalty()
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(epoch, train_loss)
-        return {"train_loss": train_loss, **{f"train_{k}": v for k, v in score.result().items()}}
+        return {"train_loss": train_loss, **score.result("train_")}
 
     def _l2_penalty(self) -> float:
         if not self.l2:
@@ -534,13 +535,17 @@ class _Batches:
     def __init__(self, inputs, targets, batch_size: int, rng: np.random.Generator | None):
         self.inputs, self.targets = inputs, targets
         self.n, self.batch_size, self.rng = len(inputs), batch_size, rng
-        if rng is not None:
+        if rng is not None and batch_size < self.n:
             self.x_buffer = np.empty((batch_size, inputs.shape[1]), inputs.dtype)
             self.y_buffer = np.empty((batch_size, targets.shape[1]), targets.dtype)
 
     def __iter__(self):
-        if self.rng is None or self.batch_size >= self.n:
-            # Unshuffled, or one batch of every row (whose order does not matter): slices.
+        if self.batch_size >= self.n:  # batch gradient descent: the order does not matter
+            return iter(((self.inputs, self.targets),))
+        return self._mini_batches()
+
+    def _mini_batches(self):
+        if self.rng is None:
             for start in range(0, self.n, self.batch_size):
                 yield self.inputs[start : start + self.batch_size], self.targets[start : start + self.batch_size]
             return
@@ -611,17 +616,18 @@ class _RunningScore:
         if self.task == "regression":
             self.targets.append(np.array(targets, dtype=np.float64))
             self.outputs.append(np.array(outputs, dtype=np.float64))
-        elif self.task == "binary":
-            self.correct += int(np.count_nonzero((outputs[:, 0] >= 0.5) == (targets[:, 0] >= 0.5)))
+        elif self.task == "binary":  # one column: compare it whole, no slicing (hot path)
+            self.correct += int(np.count_nonzero((outputs >= 0.5) == (targets >= 0.5)))
         else:
             self.correct += int(
                 np.count_nonzero(np.argmax(outputs, axis=1) == np.argmax(targets, axis=1))
             )
 
-    def result(self) -> dict[str, float]:
+    def result(self, prefix: str = "") -> dict[str, float]:
+        """The metrics, their names prefixed (``train_accuracy``, ...)."""
         if self.task != "regression":
-            return {"accuracy": self.correct / self.count}
+            return {prefix + "accuracy": self.correct / self.count}
         y, a = np.concatenate(self.targets), np.concatenate(self.outputs)
         if self.scaler is not None:
             y, a = self.scaler.inverse_transform(y), self.scaler.inverse_transform(a)
-        return regression_metrics(y, a)
+        return {prefix + name: value for name, value in regression_metrics(y, a).items()}

@@ -89,8 +89,9 @@ class BinaryCrossEntropy(Loss):
     name = "binary_crossentropy"
 
     def value(self, y, z, a):
-        # -y log s(z) - (1-y) log(1-s(z)) = max(z,0) - z y + log(1 + e^-|z|)
-        return _mean(np.maximum(z, 0.0) - z * y + np.log1p(np.exp(-np.abs(z))))
+        # -y log s(z) - (1-y) log(1-s(z)) = log(1 + e^z) - z y, with log(e^0 + e^z) computed
+        # stably by logaddexp
+        return _mean(np.logaddexp(0.0, z) - z * y)
 
     def output_gradient(self, y, z, a, activation):
         if not isinstance(activation, Sigmoid):

@@ -9,7 +9,7 @@ and bias ``b[l]``::
 Backpropagation applies the chain rule from the output back, with ``delta[l] = dL/dz[l]``::
 
     dL/dW[l]    = a[l-1].T @ delta[l]
-    dL/db[l]    = sum over the batch of delta[l]
+    dL/db[l]    = sum over the batch of delta[l]  (= 1.T @ delta[l], one BLAS call)
     dL/da[l-1]  = delta[l] @ W[l].T
     delta[l-1]  = dL/da[l-1] * f'_{l-1}(z[l-1])
 
@@ -57,6 +57,7 @@ class _Workspace:
             z if isinstance(f, Linear) else np.empty_like(z) for z, f in zip(self.z, activations)
         ]
         self.grad_a = [np.empty((n, width), dtype) for width in outs[:-1]]
+        self.ones = np.ones(n, dtype)  # db = ones @ delta, the batch sum as one BLAS call
         self.dropped: list[np.ndarray | None] = [None] * (len(outs) - 1)
         self.masks: list[np.ndarray | None] = [None] * (len(outs) - 1)
 
@@ -150,7 +151,7 @@ class Network:
         for l in range(self.n_layers - 1, -1, -1):
             a_prev = X if l == 0 else (ws.dropped[l - 1] if dropout else ws.a[l - 1])
             np.matmul(a_prev.T, delta, out=self.dW[l])
-            np.add.reduce(delta, axis=0, out=self.db[l])
+            np.matmul(ws.ones, delta, out=self.db[l])
             if l == 0:
                 break
             grad_a = ws.grad_a[l - 1]

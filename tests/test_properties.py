@@ -46,6 +46,17 @@ def test_cross_entropies_stay_finite_for_huge_logits(z, data):
     assert np.all(np.isfinite(bce.output_gradient(yb, zb, ab, Sigmoid())))
 
 
+@given(arrays(np.float64, st.integers(1, 16), elements=st.floats(-10, 10)), st.data())
+def test_binary_crossentropy_is_the_textbook_formula(z, data):
+    """The stable form from the logits equals -mean(y log a + (1 - y) log(1 - a))."""
+    y = data.draw(arrays(np.float64, z.shape, elements=st.sampled_from([0.0, 1.0])))
+    z, y = z.reshape(-1, 1), y.reshape(-1, 1)
+    a = 1.0 / (1.0 + np.exp(-z))
+    textbook = -np.mean(y * np.log(a) + (1.0 - y) * np.log1p(-a))
+    value = BinaryCrossEntropy().value(y, z, Sigmoid().forward(z, np.empty_like(z)))
+    np.testing.assert_allclose(value, textbook, rtol=1e-9, atol=1e-12)
+
+
 small_problems = st.tuples(
     st.integers(0, 2**16),                                    # data seed
     st.lists(st.integers(1, 6), min_size=0, max_size=2),      # hidden layers
