@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ann.activations import Activation, Sigmoid, Softmax
+from ann.activations import Activation, Sigmoid, Softmax, logit_shift, row_sums
 
 
 def _mean(x: np.ndarray) -> float:
@@ -105,9 +105,12 @@ class CategoricalCrossEntropy(Loss):
     name = "categorical_crossentropy"
 
     def value(self, y, z, a):
-        z_max = np.maximum.reduce(z, axis=1, keepdims=True)
-        log_sum_exp = z_max[:, 0] + np.log(np.add.reduce(np.exp(z - z_max), axis=1))
-        return _mean(log_sum_exp - np.add.reduce(y * z, axis=1))
+        # mean_i(log sum_j e^z_ij - sum_j y_ij z_ij), the log-sum-exp shifted by c when needed
+        c = logit_shift(z)
+        log_sum_exp = np.log(row_sums(np.exp(z - c)))
+        if isinstance(c, np.ndarray):  # the row maxima
+            log_sum_exp += c[:, 0]
+        return _mean(log_sum_exp - row_sums(y * z))
 
     def output_gradient(self, y, z, a, activation):
         if not isinstance(activation, Softmax):

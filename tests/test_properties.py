@@ -28,6 +28,28 @@ def test_softmax_rows_sum_to_one(z):
     np.testing.assert_allclose(a.sum(axis=1), 1.0, rtol=1e-12)
 
 
+moderate_logits = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 8), st.integers(2, 6)),
+    elements=st.floats(-60, 60),  # the range where softmax skips the row-max shift
+)
+
+
+@given(st.one_of(logits, moderate_logits), st.data())
+def test_softmax_and_cce_equal_the_row_max_shifted_textbook_forms(z, data):
+    classes = data.draw(arrays(np.int64, z.shape[0], elements=st.integers(0, z.shape[1] - 1)))
+    y = np.eye(z.shape[1])[classes]
+    z_max = z.max(axis=1, keepdims=True)
+    e = np.exp(z - z_max)
+    expected_a = e / e.sum(axis=1, keepdims=True)
+    expected_loss = np.mean(z_max[:, 0] + np.log(e.sum(axis=1)) - z[np.arange(len(z)), classes])
+
+    a = Softmax().forward(z, np.empty_like(z))
+    np.testing.assert_allclose(a, expected_a, rtol=1e-12, atol=1e-300)
+    loss = CategoricalCrossEntropy().value(y, z, a)
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-12, atol=1e-12)
+
+
 @given(logits, st.data())
 def test_cross_entropies_stay_finite_for_huge_logits(z, data):
     classes = data.draw(arrays(np.int64, z.shape[0], elements=st.integers(0, z.shape[1] - 1)))
