@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.train_cli import main
+from programs import program
 from train_helpers import FAST, all_runs, history
 
 
@@ -159,7 +160,7 @@ def test_successful_run_prints_a_summary_with_links(run_cli, tmp_path):
 
 def _start(tmp_path, *argv):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "HYDRA_"))}
-    return subprocess.Popen(["ann-train", *argv], cwd=tmp_path, env=env,
+    return subprocess.Popen([*program("ann-train"), *argv], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
