@@ -368,7 +368,7 @@ def _run_app(app, prog: str, debug: bool) -> None:
               "run the same command again to resume", file=sys.stderr)
         raise SystemExit(143) from None
     except Exception as error:
-        message = _space_override_message(error) or _config_error_message(error)
+        message = _space_override_message(error) or _config_error_message(error, CONFIG_NAME)
         if message is None or debug:
             raise
         _fail(message.replace("ann-train --cfg job", f"{prog} --cfg job"))

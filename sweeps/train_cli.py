@@ -138,13 +138,18 @@ def main(argv: list[str] | None = None) -> None:
         _fail(message)
 
 
-def _config_error_message(error: BaseException) -> str | None:
-    """One line for Hydra/OmegaConf composition errors; None for anything else."""
+def _config_error_message(error: BaseException, config_name: str = "config") -> str | None:
+    """One line for Hydra/OmegaConf composition errors; None for anything else.
+
+    A key or group option that is a misspelling of a known one gets "did you mean ...?"
+    (``config_name``: the root config whose keys count, ``config`` or ``ann_sweep``).
+    """
     from hydra.errors import HydraException, MissingConfigException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     import ann
     from sweeps.errors import UserError
+    from sweeps.suggestions import closest, suggest_key
 
     if isinstance(error, (UserError, ann.AnnError)):
         return str(error)
@@ -152,7 +157,11 @@ def _config_error_message(error: BaseException) -> str | None:
         found = re.search(r"Could not find '([^']+)/([^'/]+)'", str(error))
         if found and error.options:
             group, option = found.groups()
-            return f"{group}={option} is not allowed: expected one of {', '.join(sorted(error.options))}"
+            near = closest(option, error.options)
+            options = ", ".join(sorted(error.options))
+            if near:
+                return f"{group}={option} is not allowed: did you mean `{group}={near}`? (expected one of {options})"
+            return f"{group}={option} is not allowed: expected one of {options}"
         return _first_lines(error)
     if isinstance(error, OverrideParseException):
         return f"cannot parse the command line: {_first_lines(error)}"
@@ -161,6 +170,9 @@ def _config_error_message(error: BaseException) -> str | None:
         key = re.search(r"Could not override '([^']+)'", str(error))
         if key and "not in struct" in str(error.__cause__ or error):
             name = key.group(1)
+            near = suggest_key(name, config_name)
+            if near is not None:
+                return f"{name} is not allowed: did you mean `{near}`? (`{PROG} --cfg job` shows every key)"
             group = name.rsplit(".", 1)[0] if "." in name else "the root config"
             return f"{name} is not allowed: expected a key of {group} (see `{PROG} --cfg job`; to add a new key write +{name}=...)"
         cause = error.__cause__

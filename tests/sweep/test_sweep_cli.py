@@ -37,6 +37,9 @@ def _run(capsys, entry, argv):
         (["sweep.params.batch_size.choices=[16,100000]"], "sweep.params.batch_size.choices[1]=100000 is not allowed"),
         (["sweep.params.lr={choices:[0.01,0.1]}"], "sweep.params.lr cannot take that shape by merging: replace"),
         (["sweep.params.lr.foo=1"], "sweep.params.lr.foo is not allowed: expected a key of sweep.params.lr"),
+        (["optimiser=adam"], "optimiser is not allowed: did you mean `optimizer`? (`ann-sweep --cfg job` shows every key)"),
+        (["model.hiden_layers=[8]"], "model.hiden_layers is not allowed: did you mean `model.hidden_layers`?"),
+        (["sweep.n_trail=3"], "sweep.n_trail is not allowed: did you mean `sweep.n_trials`?"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_and_starts_nothing(capsys, tmp_path, monkeypatch, argv, start):

@@ -56,13 +56,21 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("argv,fragments", [
-    (["optimizer=adamw"], ["optimizer=adamw is not allowed: expected one of adam, momentum, nesterov, rmsprop, sgd"]),
+    (["optimizer=adamw"], ["optimizer=adamw is not allowed: did you mean `optimizer=adam`? "
+                           "(expected one of adam, momentum, nesterov, rmsprop, sgd)"]),
+    (["optimizer=lbfgs"], ["optimizer=lbfgs is not allowed: expected one of adam, momentum, nesterov, rmsprop, sgd"]),
+    # Misspellings get the key they meant, not a `+key=` hint that leads to another error.
+    (["optimiser=adam"], ["optimiser is not allowed: did you mean `optimizer`? (`ann-train --cfg job` shows every key)"]),
+    (["model.hiden_layers=[8]"], ["model.hiden_layers is not allowed: did you mean `model.hidden_layers`?"]),
+    (["modl.hidden_layers=[8]"], ["did you mean `model.hidden_layers`?"]),
+    (["dataset.pth=a.csv"], ["did you mean `dataset.path`?"]),  # a key of another option of the group
+    (["tracking.experiment_nam=x"], ["did you mean `tracking.experiment_name`?"]),
     (["dataset=imagenet"], ["dataset=imagenet is not allowed: expected one of", "moons"]),
     (["optimizer.lr=-0.01"], ["optimizer.lr=-0.01 is not allowed: expected a finite number > 0"]),
     (["training.batch_size=0"], ["training.batch_size=0 is not allowed: expected an integer >= 1"]),
     (["model.hidden_layers=[64,0]"], ["model.hidden_layers[1]=0 is not allowed: expected an integer in [1, 65536]"]),
     (["model.activation=swishy"], ["model.activation='swishy' is not allowed: expected one of", "'relu'"]),
-    (["model.units=3"], ["model.units is not allowed: expected a key of model"]),
+    (["model.units=3"], ["model.units is not allowed: expected a key of model", "+model.units="]),
     (["model.hidden_layers=[64"], ["cannot parse the command line"]),
     (["dataset=csv"], ["dataset.path is missing", "dataset.path=data.csv"]),
     (["dataset=csv", "dataset.path=nowhere.csv", "dataset.target=label"], ["dataset.path=", "nowhere.csv", "CSV file not found"]),
