@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps.drivers import missing_driver
 from sweeps.errors import ConfigError, UserError
 
 #: Seconds an SQLite writer waits for another process's lock before giving up.
@@ -468,6 +469,9 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                 with database_lock(_with_driver(url), "ann-sweep:create-tables"):
                     return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
         except Exception as error:  # driver missing, refused, not a database, ...
+            driver = missing_driver(error, url)
+            if driver is not None:
+                raise fail(driver) from None
             text = _cause(error)
             if attempt < 3 and any(m in text for m in ("already exists", "duplicate key", "UNIQUE constraint", "Duplicate entry")):
                 import random

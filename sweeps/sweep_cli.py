@@ -316,10 +316,24 @@ def _print_outcome(prepared, outcome) -> None:
     from sweeps.study import storage_kind
 
     if storage_kind(settings.storage) in ("sqlite", "journal"):
-        lines.append(f"Optuna dashboard: optuna-dashboard {settings.storage}")
+        lines.append(dashboard_line(settings.storage))
     status = [STATUS_PROG, *[o for o in _hydra_task_overrides() if not o.startswith("hydra")]]
     lines.append(f"trials and orphans: {' '.join(status)}")
     print("\n".join(lines), flush=True)
+
+
+#: The extra that installs optuna-dashboard (pyproject.toml).
+DASHBOARD_EXTRA = 'pip install "ann-sweeps[dashboard]"'
+
+
+def dashboard_line(storage: str, installed: bool | None = None) -> str:
+    """The command that opens the study in optuna-dashboard, and how to get it if it is missing."""
+    import importlib.util
+
+    if installed is None:
+        installed = importlib.util.find_spec("optuna_dashboard") is not None
+    line = f"Optuna dashboard: optuna-dashboard {_shown(storage)}"
+    return line if installed else f"{line}  (not installed: {DASHBOARD_EXTRA})"
 
 
 def _hydra_task_overrides() -> list[str]:

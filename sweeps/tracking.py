@@ -28,6 +28,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
+from sweeps.drivers import missing_driver
 from sweeps.errors import TrackingError
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,9 @@ def _probe_database(uri: str, timeout: float) -> None:
             connection.execute(sqlalchemy.text("SELECT 1"))
         engine.dispose()
     except Exception as error:  # driver missing, refused, authentication, unknown database
+        driver = missing_driver(error, uri)
+        if driver is not None:
+            raise _error(uri, driver) from None
         raise _error(uri, f"the database does not answer within {timeout:g} s ({_root_cause(error)})") from None
 
 
