@@ -190,8 +190,8 @@ def _quiet_console() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
-    for noisy in ("alembic", "mlflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # MLflow's own lines follow MLFLOW_LOGGING_LEVEL (train_cli.quiet_mlflow: WARNING unless set).
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
@@ -343,6 +343,8 @@ def _hydra_task_overrides() -> list[str]:
 
 
 def _run(app, prog: str, argv: list[str] | None) -> None:
+    from sweeps.train_cli import quiet_mlflow
+
     global _prog
     _prog = prog
     if argv is not None:
@@ -352,6 +354,7 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
     # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_mlflow()
     # A tracking server that goes away for a while (a restart): every request is retried
     # for about a minute (0 + 2 + 4 + 8 + 16 + 32 s of back-off) before a trial gives up
     # on it; the metrics of a running trial wait in its queue meanwhile. Yours win.

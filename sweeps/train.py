@@ -55,6 +55,8 @@ from sweeps.errors import ConfigError, TrackingError, UserError
 log = logging.getLogger(__name__)
 
 Callback = Callable[[int, Mapping[str, float]], Any]
+#: ``extra`` of the log records that ``ann-train`` prints in its summary (kept off its console).
+SUMMARY = {"summary": True}
 
 
 class Terminated(BaseException):
@@ -439,7 +441,7 @@ def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callback
     diagnosis, metrics, _ = _summaries(model, data, recorder, history, non_finite)
     if non_finite is not None:
         log.warning("%s", non_finite)
-    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason)
+    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason, extra=SUMMARY)
     return _result(diagnosis, metrics, run_id=None, experiment_id=None, model_uri=None)
 
 
@@ -522,8 +524,8 @@ def _train_tracked(
     with watch("end"):
         tracking.terminate(client, run_id, "FINISHED")
 
-    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason)
-    log.info("view the run at %s", tracking.run_url(settings.uri, experiment_id, run_id))
+    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason, extra=SUMMARY)
+    log.info("view the run at %s", tracking.run_url(settings.uri, experiment_id, run_id), extra=SUMMARY)
     return _result(
         diagnosis, metrics, run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
         tracking_seconds=watch.seconds,

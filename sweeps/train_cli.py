@@ -45,6 +45,7 @@ def _app(cfg: DictConfig) -> dict:
     from sweeps.errors import UserError
     from sweeps.train import train
 
+    _quiet_console()
     try:
         result = train(cfg)
     except (UserError, ann.AnnError) as error:
@@ -57,6 +58,17 @@ def _app(cfg: DictConfig) -> dict:
         _fail(f"tracking failed during the run: {message[:400]}", status=1)
     _print_summary(result, cfg)
     return result
+
+
+def _quiet_console() -> None:
+    """The console shows each fact once: the log lines the summary repeats (the fit, the
+    run's link) go to the job's log file only, and so do matplotlib's INFO lines."""
+    import logging
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.addFilter(lambda record: not getattr(record, "summary", False))
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
 
 
 def _remove_job_output_dir() -> None:
@@ -115,6 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"
     # MLflow's per-file download bars while it checks the logged model are noise here.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    quiet_mlflow()
     # A server that goes away during a run: give up after seconds, not after the client's
     # default minutes of retries (7 retries, backoff factor 2, 120 s timeout). Yours win.
     for name, value in (("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3"),
@@ -136,6 +149,13 @@ def main(argv: list[str] | None = None) -> None:
         if message is None or debug:
             raise
         _fail(message)
+
+
+def quiet_mlflow() -> None:
+    """MLflow's INFO lines ("Creating initial MLflow database tables...") stay off the terminal
+    unless asked for with ``MLFLOW_LOGGING_LEVEL=INFO``; its warnings show. MLflow reads the
+    variable when it is first imported, so this runs before that."""
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def _config_error_message(error: BaseException, config_name: str = "config") -> str | None:

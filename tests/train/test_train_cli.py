@@ -166,8 +166,9 @@ def test_successful_run_prints_a_summary_with_links(run_cli, tmp_path):
 # ----------------------------------------------------------------- the real console script
 
 
-def _start(tmp_path, *argv):
+def _start(tmp_path, *argv, **extra_env):
     env = {key: value for key, value in os.environ.items() if not key.startswith(("MLFLOW_", "HYDRA_"))}
+    env.update(extra_env)
     return subprocess.Popen([*program("ann-train"), *argv], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -253,3 +254,22 @@ def test_server_that_goes_away_during_a_run_fails_it_in_seconds(tmp_path):
     errors = [line for line in err.splitlines() if line.startswith("ann-train: error: ")]
     assert len(errors) == 1 and "tracking failed during the run" in errors[0]
     assert "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_the_terminal_shows_each_fact_once_and_no_mlflow_info_unless_asked(tmp_path):
+    (tmp_path / "quiet").mkdir()
+    process = _start(tmp_path / "quiet", *FAST, "tracking.uri=sqlite:///mlflow.db")
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    assert "INFO mlflow" not in err and "Creating initial MLflow database tables" not in out + err
+    terminal = (out + err).splitlines()
+    assert len([line for line in terminal if "fit: " in line]) == 1, out + err
+    assert not [line for line in terminal if "view the run at" in line]  # the summary's `run:` line says it
+    (log_file,) = (tmp_path / "quiet" / "outputs").glob("*/*/ann-train.log")
+    assert "fit: " in log_file.read_text() and "view the run at" in log_file.read_text()  # the log keeps them
+    (tmp_path / "asked").mkdir()
+    process = _start(tmp_path / "asked", *FAST, "tracking.uri=sqlite:///mlflow.db", MLFLOW_LOGGING_LEVEL="INFO")
+    out, err = process.communicate(timeout=180)
+    assert process.returncode == 0, err
+    assert "INFO mlflow.store.db.utils: Creating initial MLflow database tables" in err
