@@ -59,7 +59,7 @@ def test_sqlite_file_that_is_not_a_database_is_refused(tmp_path):
 def test_unreachable_database_fails_fast():
     started = time.monotonic()
     with pytest.raises(TrackingError, match="the database does not answer"):
-        tracking.probe(f"postgresql://postgres@127.0.0.1:{free_port()}/mlflow", timeout=2)
+        tracking.probe(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/mlflow", timeout=2)
     assert time.monotonic() - started < 10
 
 
