@@ -459,6 +459,18 @@ class MLP:
         result.update(score.result())
         return result
 
+    def constant_loss(self, y: Any) -> float:
+        """The loss of the best constant prediction for ``y``, on the scale ``fit`` reports.
+
+        The reference a learning curve is judged against: a model whose loss is not below it
+        has learned nothing. ``y`` is scaled (or encoded) as the network sees it, so the value
+        is comparable with ``History.history["train_loss"]``. See
+        :meth:`ann.losses.Loss.constant_value`.
+        """
+        self._network()
+        y = np.asarray(y)
+        return self._loss.constant_value(self._targets(self._check_y(y, y.shape[0] if y.ndim else 1)))
+
     def evaluate(self, X: Any, y: Any) -> dict[str, float]:
         """Loss and metrics on ``(X, y)``: ``loss`` + ``accuracy``, or ``loss``, ``mae``, ``rmse``, ``r2``."""
         self._network()

@@ -18,6 +18,11 @@ computed from the logits, so they stay finite for any logit:
 * CCE: ``logsumexp(z) - sum_c y_c z_c``, and ``dL/dz = (a - y) / n``.
 
 The other losses return ``dL/da`` and let the output activation apply ``f'(z)``.
+
+``constant_value(y)`` is the loss of the best constant prediction (the same output for every
+sample), the reference a fit is judged against: ``mean((y - mean y)^2)`` for ``mse``, half
+of it for ``half_squared_error``, ``mean(|y - median y|)`` for ``mae``, the entropy of the
+class shares ``-sum_c p_c log p_c`` for the cross-entropies.
 """
 
 from __future__ import annotations
@@ -50,6 +55,16 @@ class Loss:
         """``dL/dz`` by the chain rule through the output activation."""
         return activation.backward(z, a, self.gradient(y, a))
 
+    def constant_value(self, y: np.ndarray) -> float:
+        """The loss of the best constant prediction for targets ``y`` (n x k)."""
+        raise NotImplementedError
+
+
+def _entropy(p: np.ndarray) -> np.ndarray:
+    """``-p log p`` elementwise, 0 where ``p = 0``."""
+    p = np.asarray(p, dtype=np.float64)
+    return -p * np.log(np.where(p > 0, p, 1.0))
+
 
 class MeanSquaredError(Loss):
     name = "mse"
@@ -60,6 +75,10 @@ class MeanSquaredError(Loss):
 
     def gradient(self, y, a):
         return (a - y) * (2.0 / a.size)
+
+    def constant_value(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        return float(np.mean((y - y.mean(axis=0)) ** 2))
 
 
 class HalfSquaredError(Loss):
@@ -72,6 +91,10 @@ class HalfSquaredError(Loss):
     def gradient(self, y, a):
         return (a - y) * (1.0 / a.size)
 
+    def constant_value(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        return 0.5 * float(np.mean((y - y.mean(axis=0)) ** 2))
+
 
 class MeanAbsoluteError(Loss):
     name = "mae"
@@ -81,6 +104,10 @@ class MeanAbsoluteError(Loss):
 
     def gradient(self, y, a):
         return np.sign(a - y) * (1.0 / a.size)
+
+    def constant_value(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        return float(np.mean(np.abs(y - np.median(y, axis=0))))
 
 
 class BinaryCrossEntropy(Loss):
@@ -97,6 +124,10 @@ class BinaryCrossEntropy(Loss):
         if not isinstance(activation, Sigmoid):
             raise ValueError("binary_crossentropy needs a sigmoid output")
         return (a - y) * (1.0 / a.size)
+
+    def constant_value(self, y):
+        p = np.asarray(y, dtype=np.float64).mean(axis=0)  # the share of 1s per output
+        return float(np.mean(_entropy(p) + _entropy(1.0 - p)))
 
 
 class CategoricalCrossEntropy(Loss):
@@ -116,6 +147,10 @@ class CategoricalCrossEntropy(Loss):
         if not isinstance(activation, Softmax):
             raise ValueError("categorical_crossentropy needs a softmax output")
         return (a - y) * (1.0 / a.shape[0])
+
+    def constant_value(self, y):
+        p = np.asarray(y, dtype=np.float64).mean(axis=0)  # the class shares
+        return float(_entropy(p).sum())
 
 
 LOSSES: dict[str, type[Loss]] = {

@@ -17,7 +17,8 @@ same MLflow chart section):
 * at the end: ``loss/test`` and the task's metrics on the test set, ``best/loss/val``
   and the best epoch's other validation metrics, ``best_epoch``, ``epochs_run``,
   ``n_parameters``, ``time/fit_seconds``, the diagnosis numbers ``fit/*``;
-* tags: ``fit`` (good / overfit / underfit / diverged), ``fit_reason``, ``seed``,
+* tags: ``fit`` (good / overfit / underfit / unstable / diverged), ``fit_reason``, ``fit_hint``
+  (``train longer`` when the loss was still falling), ``seed``,
   ``versions.*``, ``git.commit``, ``command``, ``dataset``, ``task``, and the run's
   description (``mlflow.note.content``: the fit verdict, best epoch, test scores); a
   sweep's trial (a child run tagged ``sweep.trial_number``) gets ``mlflow.runColor``, its
@@ -37,6 +38,7 @@ import math
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from dataclasses import dataclass
@@ -278,7 +280,7 @@ def train(
     Returns:
         ``run_id``, ``experiment_id``, ``model_uri`` (None without tracking), ``fit``,
         ``fit_reason``, and every final metric by its MLflow name (``loss/test``,
-        ``best/loss/val``, ``best_epoch``, ``epochs_run``, ``fit/gap_best``, ...); tracked
+        ``best/loss/val``, ``best_epoch``, ``epochs_run``, ``fit/gap``, ...); tracked
         runs add ``run_url``, ``experiment_url`` and ``tracking_seconds`` /
         ``tracking_phases`` (the training thread's wall time spent on tracking).
 
@@ -405,15 +407,22 @@ def _summaries(
 ) -> tuple[D.Diagnosis, dict[str, float], int]:
     """Diagnosis, final metrics and the epoch the final weights belong to."""
     curves = history.history if history is not None else recorder.history
-    baseline = None if data.task == "regression" else D.majority_share(data.y_train)
-    diagnosis = D.diagnose(curves, data.task, baseline=baseline, non_finite=non_finite is not None)
-    metrics: dict[str, float] = {}
     if history is not None:
         epochs_run, best = history.epochs, history.best_epoch
+    else:
+        epochs_run, best = recorder.epochs_seen, 0
+    restored = model.early_stopping and model.restore_best_weights and history is not None
+    model_epoch = best if restored else epochs_run
+    diagnosis = D.diagnose(
+        curves, data.task, _constant_loss(model, data),
+        baseline=None if data.task == "regression" else D.majority_share(data.y_train),
+        non_finite=non_finite is not None, delivered_epoch=model_epoch,
+    )
+    best = best or diagnosis.best_epoch
+    metrics: dict[str, float] = {}
+    if history is not None:
         metrics["time/fit_seconds"] = history.fit_seconds
         metrics["stopped_early"] = float(history.stopped_early)
-    else:
-        epochs_run, best = recorder.epochs_seen, diagnosis.best_epoch
     metrics["epochs_run"] = float(epochs_run)
     metrics["best_epoch"] = float(best)
     metrics["n_parameters"] = float(model.n_parameters_) if model.network_ is not None else math.nan
@@ -425,13 +434,26 @@ def _summaries(
         for key, value in model.evaluate(data.X_test, data.y_test).items():
             metrics[f"{key}/test"] = value
     metrics.update(diagnosis.metrics())
-    restored = model.early_stopping and model.restore_best_weights and history is not None
-    model_epoch = best if restored else epochs_run
     return diagnosis, {k: v for k, v in metrics.items() if math.isfinite(v)}, model_epoch
 
 
+def _constant_loss(model: ann.MLP, data: PreparedData) -> float:
+    """The training targets' constant-predictor loss (NaN when the network never got built)."""
+    if model.network_ is None:
+        return math.nan
+    return model.constant_loss(data.y_train)
+
+
 def _result(diagnosis: D.Diagnosis, metrics: Mapping[str, float], **extra) -> dict[str, Any]:
-    return {**extra, "fit": diagnosis.label, "fit_reason": diagnosis.reason, **metrics}
+    return {**extra, **fit_tags(diagnosis), **metrics}
+
+
+def fit_tags(diagnosis: D.Diagnosis) -> dict[str, str]:
+    """The run tags of the diagnosis: ``fit``, ``fit_reason`` and (when there is one) ``fit_hint``."""
+    tags = {D.TAG_FIT: diagnosis.label, D.TAG_FIT_REASON: diagnosis.reason}
+    if diagnosis.hint:
+        tags[D.TAG_FIT_HINT] = diagnosis.hint
+    return tags
 
 
 def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callbacks) -> dict[str, Any]:
@@ -441,7 +463,7 @@ def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callback
     diagnosis, metrics, _ = _summaries(model, data, recorder, history, non_finite)
     if non_finite is not None:
         log.warning("%s", non_finite)
-    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason, extra=SUMMARY)
+    log.info("fit: %s", diagnosis.summary, extra=SUMMARY)
     return _result(diagnosis, metrics, run_id=None, experiment_id=None, model_uri=None)
 
 
@@ -474,8 +496,7 @@ def _train_tracked(
 
             diagnosis, metrics, model_epoch = _summaries(model, data, recorder, history, non_finite)
             final_step = max(1, model_epoch)
-            final_tags = {"fit": diagnosis.label, "fit_reason": diagnosis.reason,
-                          NOTE_TAG: run_description(diagnosis, metrics, data.task)}
+            final_tags = {**fit_tags(diagnosis), NOTE_TAG: run_description(diagnosis, metrics, data.task)}
             if non_finite is not None:
                 final_tags["stop_reason"] = str(non_finite)
                 log.warning("%s", non_finite)
@@ -501,7 +522,7 @@ def _train_tracked(
                     metric_logger.submit(upload_logged_model, client, run_id, prepared, final_step)
                 png = Path(scratch.name) / "learning_curve.png"
                 save_learning_curve(png, history.history if history else recorder.history, data.task,
-                                    diagnosis.best_epoch or None, f"{spec.dataset}: fit = {diagnosis.label}")
+                                    diagnosis.best_epoch or None, curve_title(spec.dataset, diagnosis))
                 metric_logger.submit(client.log_artifact, run_id, str(png), "plots")
                 metric_logger.close()
     except BaseException as error:
@@ -524,7 +545,7 @@ def _train_tracked(
     with watch("end"):
         tracking.terminate(client, run_id, "FINISHED")
 
-    log.info("fit: %s (%s)", diagnosis.label, diagnosis.reason, extra=SUMMARY)
+    log.info("fit: %s", diagnosis.summary, extra=SUMMARY)
     log.info("view the run at %s", tracking.run_url(settings.uri, experiment_id, run_id), extra=SUMMARY)
     return _result(
         diagnosis, metrics, run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
@@ -542,7 +563,7 @@ NOTE_TAG = "mlflow.note.content"
 def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: str) -> str:
     """The run's description on its MLflow page: the fit verdict and why, then the best epoch,
     test scores and size (two short paragraphs: the page shows about three lines before "Show more")."""
-    lines = [f"**fit: {diagnosis.label}**: {diagnosis.reason}"]
+    lines = [f"**fit: {diagnosis.label}**: {diagnosis.reason}" + (f" (hint: {diagnosis.hint})" if diagnosis.hint else "")]
     facts = []
     if metrics.get("epochs_run"):
         best = int(metrics.get("best_epoch", 0))
@@ -556,6 +577,12 @@ def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: 
     if facts:
         lines.append(" · ".join(facts))
     return "\n\n".join(lines)
+
+
+def curve_title(dataset: str, diagnosis: D.Diagnosis) -> str:
+    """The learning-curve image's title: the verdict and its reason (wrapped to two lines)."""
+    hint = f" [{diagnosis.hint}]" if diagnosis.hint else ""
+    return f"{dataset}: fit = {diagnosis.label}{hint}\n{textwrap.shorten(diagnosis.reason, 140)}"
 
 
 def _overrides_yaml(overrides: Sequence[str]) -> str:

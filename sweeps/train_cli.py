@@ -97,7 +97,8 @@ def _remove_job_output_dir() -> None:
 
 
 def _print_summary(result: dict, cfg: DictConfig) -> None:
-    lines = [f"fit: {result['fit']} ({result['fit_reason']})"]
+    hint = f" [hint: {result['fit_hint']}]" if result.get("fit_hint") else ""
+    lines = [f"fit: {result['fit']}: {result['fit_reason']}{hint}"]
     epochs = int(result.get("epochs_run", 0))
     best = int(result.get("best_epoch", 0))
     lines.append(f"epochs: {epochs}, best epoch: {best}")

@@ -40,6 +40,8 @@ import zlib
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
+from sweeps import diagnosis as D
+
 log = logging.getLogger(__name__)
 
 #: The experiment-tag prefix the MLflow UI reads saved views from.
@@ -54,7 +56,7 @@ OBJECTIVE_METRIC = "sweep/objective"
 #: The score shown next to the loss, per task (the same as the learning-curve PNG's).
 SCORES = {"binary": ("accuracy",), "multiclass": ("accuracy",), "regression": ("r2", "mae", "rmse")}
 #: The fit-diagnosis numbers (``sweeps.diagnosis``), collapsed at the end of the layout.
-FIT_NUMBERS = ("gap_best", "gap_last", "val_rise", "train_trend", "val_trend", "train_skill", "val_skill", "skill_gap")
+FIT_NUMBERS = D.NUMBERS
 #: The first section's title (the UI cuts section titles at about 45 characters).
 CURVES_SECTION = "training (solid) vs validation (dashed)"
 #: Runs drawn in the charts: the first ten in the view's order (MLflow's "first 10 runs").

@@ -59,7 +59,7 @@ def test_final_metrics_and_fit_tags(finished):
     run = client.get_run(result["run_id"])
     metrics, tags = run.data.metrics, run.data.tags
     for key in ("loss/test", "accuracy/test", "epochs_run", "best_epoch", "n_parameters",
-                "time/fit_seconds", "best/loss/val", "best/accuracy/val", "fit/gap_best", "fit/gap_last"):
+                "time/fit_seconds", "best/loss/val", "best/accuracy/val", "fit/gap", "fit/constant_loss"):
         assert key in metrics, key
     assert metrics["epochs_run"] == 4
     assert metrics["n_parameters"] == 2 * 8 + 8 + 8 * 4 + 4 + 4 + 1

@@ -51,7 +51,7 @@ def test_layout_starts_with_training_vs_validation_curves():
     assert first[2] == {**first[2], "type": "BAR", "metricKey": "sweep/objective"}
     # Every metric a run logs has its chart; metrics logged once are bars; the diagnosis is collapsed.
     keys = {c["metricKey"] for c in charts}
-    assert {"loss/test", "accuracy/test", "best/loss/val", "best_epoch", "n_parameters", "fit/skill_gap"} <= keys
+    assert {"loss/test", "accuracy/test", "best/loss/val", "best_epoch", "n_parameters", "fit/gap"} <= keys
     assert all(c["type"] == "BAR" for c in charts if c["metricKey"].endswith("/test") or c["metricKey"].startswith("fit/"))
     assert [s["display"] for s in sections][-1] is False
     assert len({c["uuid"] for c in charts}) == len(charts)
