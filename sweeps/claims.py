@@ -334,28 +334,60 @@ class Coordinator:
         return census
 
     def fail_stale(self) -> list:
-        """Fail the RUNNING trials whose heartbeat is stale (their re-runs are queued); call under the lock.
+        """Fail the RUNNING trials whose worker is presumed dead (their re-runs are queued); call under the lock.
 
-        Returns the trials it failed (as they were before).
+        Those are the trials whose heartbeat is older than the grace period (Optuna's own
+        test), and the trials claimed by a worker that writes heartbeats but that have no
+        heartbeat at all and were started more than the grace period ago (the worker died
+        between its claim and its first heartbeat; Optuna skips such trials, so without
+        this test they would hold their slot for ever). Returns the trials it failed (as
+        they were before).
         """
         if not self.heartbeats:
             return []
         import optuna
         from optuna.trial import TrialState
 
-        before = {t.number: t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        if not before:
+        running = {t._trial_id: t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        if not running:
             return []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-        after = {t.number: t.state for t in self.study.get_trials(deepcopy=False)}
-        failed = [trial for number, trial in before.items() if after.get(number) == TrialState.FAIL]
+        storage = self.study._storage
+        dead = set(storage._get_stale_trial_ids(self.study._study_id)) | set(self._claims_without_heartbeat(running))
+        failed = []
+        for trial_id in sorted(dead):
+            try:
+                if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                    failed.append(running[trial_id])
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # failed (or finished) meanwhile by another process
+        callback = storage.get_heartbeat_stale_trial_callback()
         for trial in failed:
             log.warning("trial %d had no heartbeat for more than %s s (its worker is gone): failed%s",
                         trial.number, self.settings.grace_seconds,
                         "" if self.settings.max_retries else " (sweep.max_retries=0: not re-run)")
+            if callback is not None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    callback(self.study, storage.get_trial(trial._trial_id))
         return failed
+
+    def _claims_without_heartbeat(self, running: dict) -> list[int]:
+        """Ids of RUNNING trials claimed with heartbeats, without a heartbeat row, older than the grace period."""
+        import sqlalchemy
+
+        grace = datetime.timedelta(seconds=self.settings.grace_seconds)
+        now = datetime.datetime.now()
+        suspects = [trial_id for trial_id, trial in running.items()
+                    if claim_of(trial).get("heartbeat") and trial.datetime_start is not None
+                    and now - trial.datetime_start > grace]
+        if not suspects:
+            return []
+        backend = getattr(self.study._storage, "_backend", self.study._storage)
+        with backend.engine.connect() as connection:
+            beating = {row[0] for row in connection.execute(
+                sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids")
+                .bindparams(sqlalchemy.bindparam("ids", expanding=True)), {"ids": suspects})}
+        return [trial_id for trial_id in suspects if trial_id not in beating]
 
     # ------------------------------------------------------------------- claims
 
@@ -401,6 +433,10 @@ class Coordinator:
             "heartbeat": self.settings.heartbeat_interval if self.heartbeats else None,
             "at": datetime.datetime.now().isoformat(timespec="seconds"),
         }
+        if self.heartbeats:
+            # The first heartbeat before the claim: a worker that dies right after claiming
+            # leaves a trial that goes stale (Optuna ignores a trial without any heartbeat).
+            self.study._storage.record_heartbeat(trial._trial_id)
         trial.set_user_attr(ATTR_CLAIM, claim)
 
     # ------------------------------------------------------------- once per study

@@ -43,14 +43,15 @@ def _dead_pid() -> int:
     return process.pid
 
 
-def _abandoned(study, settings, pid: int | None = None, heartbeat: bool = True):
-    """A RUNNING trial as a worker leaves it when it dies: claimed, one heartbeat, then silence."""
+def _abandoned(study, settings, pid: int | None = None, heartbeat: bool = True, beat: bool = True):
+    """A RUNNING trial as a worker leaves it when it dies: claimed, one heartbeat (unless not
+    ``beat``: it died between its claim and its first heartbeat), then silence."""
     trial = study.ask()
     trial.suggest_float("x", 0, 1)
     trial.set_user_attr(ATTR_CLAIM, {"host": HOST, "pid": pid or _dead_pid(), "worker": 9,
                                      "heartbeat": settings.heartbeat_interval if heartbeat else None})
     trial.set_user_attr("sweep.trial_uid", "dead")
-    if heartbeat:
+    if heartbeat and beat:
         study._storage.record_heartbeat(trial._trial_id)
     return trial
 
@@ -136,6 +137,37 @@ def test_a_stale_trial_is_failed_and_its_rerun_takes_the_slot(tmp_path):
     assert S.retried_from(rerun) == dead.number and rerun.params == trials[0].params
     assert rerun.user_attrs[ATTR_CLAIM]["pid"] == os.getpid()  # claimed anew
     assert S.finished_count(study) == 2
+    coordinator.close()
+
+
+def test_a_claim_without_any_heartbeat_is_failed_by_its_age(tmp_path):
+    """Optuna never fails a RUNNING trial without a heartbeat row: the claim's age decides."""
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    dead = _abandoned(study, settings, beat=False)
+    assert coordinator.run_one(_objective) == "wait"          # young: it may still write its first heartbeat
+    time.sleep(settings.grace_seconds + 1.2)
+    assert coordinator.run_one(_objective) == "ran"           # older than the grace period: failed, re-run here
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert S.retried_from(trials[1]) == dead.number and trials[1].params == trials[0].params
+    assert coordinator.run_one(_objective) == "done"
+    coordinator.close()
+
+
+def test_a_claim_comes_with_its_first_heartbeat(tmp_path):
+    """A worker that dies right after its claim leaves a trial that goes stale like any other."""
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    with coordinator.lock:
+        trial = study.ask()
+        coordinator._stake(trial)
+    backend = study._storage._backend
+    assert backend._get_stale_trial_ids(study._study_id) == []  # it has a heartbeat, still fresh
+    time.sleep(settings.grace_seconds + 1.2)
+    assert backend._get_stale_trial_ids(study._study_id) == [trial._trial_id]
     coordinator.close()
 
 
