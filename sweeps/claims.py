@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sweeps import study as S
+from sweeps.storage_faults import retry_on_faults
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +134,7 @@ class _SqlLock(StorageLock):
         self.url, self.name = url, name
         self._engine = None
         self._connection = None
+        self._connected_once = False
 
     def _params(self) -> dict:
         raise NotImplementedError
@@ -142,9 +144,12 @@ class _SqlLock(StorageLock):
             import sqlalchemy
 
             connect_args = {"connect_timeout": 10}
+            if isinstance(self, _PostgresLock):
+                connect_args["application_name"] = S.application_name("lock")
             self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool,
                                                     isolation_level="AUTOCOMMIT", connect_args=connect_args)
             self._connection = self._engine.connect()
+            self._connected_once = True
         return self._connection
 
     def _execute(self, sql: str) -> None:
@@ -154,12 +159,19 @@ class _SqlLock(StorageLock):
 
     def acquire(self) -> None:
         super().acquire()
-        try:
+
+        def attempt() -> None:
             try:
                 self._execute(self.acquire_sql)
-            except Exception:  # a connection lost since the last use (database restarted): once more
+            except Exception:  # a lost connection (database restarted, backend terminated): a new one
                 self._drop()
-                self._execute(self.acquire_sql)
+                raise
+
+        try:
+            if self._connected_once:  # lost since: the database restarted, the backend was terminated
+                retry_on_faults(attempt, S.redact(self.url))
+            else:  # never reached: a wrong URL or a server that is down, said at once
+                attempt()
         except BaseException:
             super().release()
             raise

@@ -58,6 +58,7 @@ from sweeps import study as S
 from sweeps.config import CONFIG_DIR, format_value, redact_uri
 from sweeps.errors import TrackingError
 from sweeps.space import SETTINGS, SearchSpace
+from sweeps.storage_faults import StorageOutage
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +432,9 @@ class Objective:
             self.lost = True
             self._tag(link_state["run_id"], {TAG_STATE: "FAIL", TAG_FAIL_REASON: str(lost)})
             raise
+        except StorageOutage as outage:  # the trial stays RUNNING: it goes stale and is re-run elsewhere
+            self._tag(link_state["run_id"] or self._find_run(uid), {TAG_STATE: "FAIL", TAG_FAIL_REASON: str(outage)})
+            raise
         except (KeyboardInterrupt, Terminated):
             trial.set_user_attr(S.TRIAL_INTERRUPTED, True)
             trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
@@ -651,6 +655,14 @@ class Objective:
 
     def _link(self, trial, uid: str) -> str | None:
         """Find this trial's run by its uid tag and store the run id on the trial."""
+        run_id = self._find_run(uid)
+        if run_id is not None:
+            trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
+            trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, self.experiment_id())
+        return run_id
+
+    def _find_run(self, uid: str) -> str | None:
+        """The id of the run tagged with the trial uid ``uid`` (None: none, or not found)."""
         if self.client is None:
             return None
         try:
@@ -661,14 +673,9 @@ class Objective:
                 [experiment_id], filter_string=f"tags.`{TAG_TRIAL_UID}` = '{uid}'", max_results=1
             )
         except Exception as error:
-            log.warning("could not look up the run of trial %d: %s", trial.number, error)
+            log.warning("could not look up the run of trial uid %s: %s", uid, error)
             return None
-        if not runs:
-            return None
-        run_id = runs[0].info.run_id
-        trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
-        trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, experiment_id)
-        return run_id
+        return runs[0].info.run_id if runs else None
 
     def _tag(self, run_id: str | None, tags: Mapping[str, str]) -> None:
         if run_id is None or self.client is None:

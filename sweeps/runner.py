@@ -36,11 +36,14 @@ from typing import Any, Callable, Mapping, Sequence
 from sweeps import study as S
 from sweeps.errors import ConfigError
 from sweeps.space import SearchSpace, parse_space
+from sweeps.storage_faults import RETRY_SECONDS, StorageOutage
 
 log = logging.getLogger(__name__)
 
 #: Seconds between two looks at the storage while worker processes run.
 POLL_SECONDS = 1.0
+#: Exit status of a worker process that stopped because the Optuna storage stayed away.
+EXIT_STORAGE_OUTAGE = 4
 
 
 # --------------------------------------------------------------------------- compose
@@ -260,8 +263,9 @@ def work(study, objective, budget: Budget, deadline: float | None, coordinator,
                             "its re-run takes its place", current.number)
                 continue
             # Optuna ends the trial FAILED for an Exception or Ctrl-C; SIGTERM (Terminated)
-            # and SystemExit pass through it and would leave the trial RUNNING.
-            if not isinstance(error, (Exception, KeyboardInterrupt)) and current is not None:
+            # and SystemExit pass through it and would leave the trial RUNNING. A storage
+            # outage leaves it RUNNING on purpose: it goes stale and is re-run elsewhere.
+            if not isinstance(error, (Exception, KeyboardInterrupt, StorageOutage)) and current is not None:
                 with contextlib.suppress(Exception):
                     study.tell(current, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
             raise
@@ -346,6 +350,9 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         budget.stop(Budget.INTERRUPTED)
         _logging.getLogger(__name__).error("%s", error)
         raise SystemExit(3) from None
+    except StorageOutage as error:
+        _logging.getLogger(__name__).error("%s", error)
+        raise SystemExit(EXIT_STORAGE_OUTAGE) from None
     finally:
         coordinator.close()
 
@@ -467,12 +474,16 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         except TrackingOutage as error:
             outage, status = error, "KILLED"
             budget.stop(Budget.INTERRUPTED)
+        except StorageOutage:
+            raise  # nothing more can be done here without the storage; the other workers go on
         except BaseException as error:
             interrupted = error
             status = "KILLED"
             budget.stop(Budget.INTERRUPTED)
         if outage is None and any("tracking server" in e for e in worker_errors):
             outage = TrackingOutage(next(e for e in worker_errors if "tracking server" in e))
+        if any("Optuna storage" in e for e in worker_errors):
+            raise StorageOutage("; ".join(e for e in worker_errors if "Optuna storage" in e))
 
         outcome_parent: dict[str, Any] = {}
         finisher = False
@@ -572,6 +583,9 @@ def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: floa
         if process.exitcode == 3:
             errors.append(f"worker {first_worker + index} stopped: the tracking server did not answer "
                           f"for sweep.outage_wait={settings.outage_wait:g} s")
+        elif process.exitcode == EXIT_STORAGE_OUTAGE:
+            errors.append(f"worker {first_worker + index} stopped: the Optuna storage {S.redact(settings.storage)} "
+                          f"did not answer for {RETRY_SECONDS:g} s")
         elif process.exitcode not in (0, None):
             errors.append(f"worker {first_worker + index} exited with status {process.exitcode}")
     return errors

@@ -403,7 +403,8 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
     heartbeats: the settings are ignored there.
 
     Several processes may open a fresh PostgreSQL or MySQL database at once: the first one
-    creates Optuna's tables while the others wait on a database lock.
+    creates Optuna's tables while the others wait on a database lock. Every call of the
+    storage survives a lost connection (:mod:`sweeps.storage_faults`).
 
     Raises:
         UserError: ``sweep.storage=... cannot be opened: <why>`` (one line).
@@ -446,6 +447,8 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         engine_kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT}
     elif kind in ("postgresql", "mysql"):
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
+        if kind == "postgresql":  # who holds a connection, in pg_stat_activity
+            engine_kwargs["connect_args"]["application_name"] = application_name()
         engine_kwargs["pool_pre_ping"] = True
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
     if heartbeat_interval is not None:
@@ -461,13 +464,14 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         idle = 1000 * (grace_period if heartbeat_interval is not None else IDLE_IN_TRANSACTION_TIMEOUT)
         engine_kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={idle}"
     from sweeps.claims import database_lock
+    from sweeps.storage_faults import RetryingRDBStorage
 
     for attempt in range(4):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 with database_lock(_with_driver(url), "ann-sweep:create-tables"):
-                    return optuna.storages.RDBStorage(_with_driver(url), **kwargs)
+                    return RetryingRDBStorage(_with_driver(url), shown_url=redact(url), **kwargs)
         except Exception as error:  # driver missing, refused, not a database, ...
             driver = missing_driver(error, url)
             if driver is not None:
@@ -481,6 +485,13 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                 continue
             raise fail(text) from None
     raise AssertionError("unreachable")
+
+
+def application_name(role: str = "storage") -> str:
+    """The ``application_name`` of this process's PostgreSQL connections: ``ann-sweep <role> <host> <pid>``."""
+    import socket
+
+    return f"ann-sweep {role} {socket.gethostname()[:32]} {os.getpid()}"
 
 
 def open_sweep_storage(settings: "SweepSettings"):

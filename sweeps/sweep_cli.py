@@ -16,8 +16,9 @@ terminal -- one line per trial otherwise --, then the leaderboard, the champion 
 and the commands that show the results.
 
 Exit status: 0 when the sweep ran (trials that failed or were pruned included), 1 when it
-stopped because more than ``sweep.max_failures`` trials failed or the tracking server did
-not answer for ``sweep.outage_wait`` seconds, 2 for a mistake in the
+stopped because more than ``sweep.max_failures`` trials failed, the tracking server did
+not answer for ``sweep.outage_wait`` seconds or the Optuna storage for a minute (see
+docs/explanation/distributed-faults.md), 2 for a mistake in the
 command line or the config (one line on stderr, nothing started), 130 after Ctrl-C and
 143 after SIGTERM. The first Ctrl-C / SIGTERM stops at the end of the running epoch (a
 second one at once): the running trials are marked interrupted, their runs and the parent
@@ -371,6 +372,7 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
 
 
 def _run_app(app, prog: str, debug: bool) -> None:
+    from sweeps.storage_faults import StorageOutage
     from sweeps.train import Terminated
     from sweeps.train_cli import _config_error_message
 
@@ -384,6 +386,9 @@ def _run_app(app, prog: str, debug: bool) -> None:
         print(f"{prog}: terminated (the running trials are marked interrupted, the parent run KILLED); "
               "run the same command again to resume", file=sys.stderr)
         raise SystemExit(143) from None
+    except StorageOutage as error:  # retried for a minute first (sweeps.storage_faults)
+        print(f"{prog}: error: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_FAILED) from None
     except Exception as error:
         message = _space_override_message(error) or _config_error_message(error, CONFIG_NAME)
         if message is None or debug:

@@ -6,7 +6,8 @@
 * :class:`MlflowServer` -- a real ``mlflow server`` subprocess on 127.0.0.1 (its own
   process group, ``--workers 1``, job execution off, proxied artifacts) that can be
   stopped and started again on the same port;
-* :func:`free_port` -- a free TCP port of 127.0.0.1.
+* :func:`free_port` -- a free TCP port of 127.0.0.1;
+* :class:`TcpProxy` -- a forwarder to a server that can be cut (a network partition).
 """
 
 from __future__ import annotations
@@ -136,3 +137,70 @@ class MlflowServer:
             return self.log_path.read_text(errors="replace")[-chars:]
         except OSError:
             return ""
+
+
+class TcpProxy:
+    """A TCP forwarder from a free port of 127.0.0.1 to ``target`` that can be cut, like a
+    network partition: :meth:`cut` closes every forwarded connection and refuses new ones."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        import threading
+
+        self.target = (target_host, target_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._cut = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while not self._cut:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                if self._cut:
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        with self._lock:
+            self._cut = True
+            self._listener.close()
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()

@@ -70,3 +70,101 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
     assert S.finished_count(study) == n_trials, [t.state.name for t in study.trials]
     assert study.trials[0].state.name == "FAIL"
     assert [t for t in study.trials if S.retried_from(t) == 0], "the dead claim's trial was not re-run"
+
+
+LONG = ["sweep.pruner.name=none", "dataset.n_samples=600", "training.epochs=200", "sweep.params.batch_size.choices=[16]"]
+
+
+def _mid_trial(study_storage: str, pid: int, timeout: float = 180):
+    """A RUNNING trial of process ``pid`` that has reported at least two epochs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for trial in _study(study_storage).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+                if (trial.user_attrs.get(ATTR_CLAIM) or {}).get("pid") == pid and len(trial.intermediate_values) >= 2:
+                    return trial
+        except Exception:  # the study does not exist yet
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no trial of pid {pid} was seen mid-training")
+
+
+def _terminate_backends_of(pid: int, dbname: str, seconds: float) -> int:
+    """``pg_terminate_backend`` on every connection of process ``pid`` to ``dbname``, again and again."""
+    from services import pg_admin
+
+    admin = pg_admin()
+    terminated = 0
+    try:
+        with admin.cursor() as cursor:
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                               "AND application_name LIKE %s", (dbname, f"ann-sweep % {pid}"))
+                terminated += sum(1 for (done,) in cursor.fetchall() if done)
+                time.sleep(0.05)
+    finally:
+        admin.close()
+    return terminated
+
+
+def test_dropped_database_connections_mid_trial_fail_no_trial(study_storage, tmp_path):
+    """Every connection of a worker is terminated again and again for 3 s while it trains:
+    its storage calls are retried, no trial fails, nothing is counted twice, no traceback."""
+    n_trials = 6
+    args = [*TINY, f"sweep.storage={study_storage}", "tracking=off", f"sweep.n_trials={n_trials}",
+            "sweep.heartbeat_interval=1", "sweep.grace_period=10", *LONG]
+    processes = {f"worker{i}": start_sweep(args, tmp_path, f"worker{i}") for i in range(2)}
+    try:
+        victim = processes["worker0"]
+        _mid_trial(study_storage, victim.pid)
+        terminated = _terminate_backends_of(victim.pid, study_storage.rsplit("/", 1)[1], 3.0)
+        wait_all(processes, tmp_path, timeout=400)
+    finally:
+        kill_all(processes)
+    logs = "\n".join(output(tmp_path, name) for name in processes)
+    assert terminated >= 1, "no connection was terminated: the test tested nothing"
+    assert [p.returncode for p in processes.values()] == [0, 0], logs
+    assert "Traceback" not in logs, logs
+    study = _study(study_storage)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE"] * n_trials, (states, logs)
+    print(f"{terminated} backends terminated; states {states}")
+
+
+def test_a_storage_that_stays_away_stops_the_worker_in_one_line_and_its_trial_is_rerun(study_storage, tmp_path):
+    """A network partition between one worker and PostgreSQL (a TCP proxy cut mid-trial): that
+    worker retries for a minute, then exits 1 with one line; the other fails the cut worker's
+    trial once its heartbeat is stale and runs its re-run: the study still gets n_trials."""
+    from services import PG_PORT, TcpProxy
+
+    n_trials = 6
+    proxy = TcpProxy(PG_PORT)
+    behind = study_storage.replace(f":{PG_PORT}/", f":{proxy.port}/")
+    common = [*TINY, "tracking=off", f"sweep.n_trials={n_trials}", "sweep.heartbeat_interval=1",
+              "sweep.grace_period=4", *LONG]
+    processes = {"cut": start_sweep([*common, f"sweep.storage={behind}"], tmp_path, "cut")}
+    try:
+        trial = _mid_trial(study_storage, processes["cut"].pid)
+        processes["other"] = start_sweep([*common, f"sweep.storage={study_storage}"], tmp_path, "other")
+        proxy.cut()
+        cut_at = time.monotonic()
+        wait_all(processes, tmp_path, timeout=500)
+    finally:
+        proxy.cut()
+        kill_all(processes)
+    logs = "\n".join(output(tmp_path, name) for name in processes)
+    assert processes["other"].returncode == 0, logs
+    assert processes["cut"].returncode == 1, logs
+    err = (tmp_path / "cut.err").read_text()
+    assert "Traceback" not in err, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ann-sweep: error: the Optuna storage postgresql+psycopg2://") and "has not answered for" in last, err
+    assert f":{proxy.port}/" in last
+    study = _study(study_storage)
+    assert S.finished_count(study) == n_trials, [t.state.name for t in study.trials]
+    dead = next(t for t in study.trials if t.number == trial.number)
+    assert dead.state.name == "FAIL" and not S.counts_toward_budget(dead)
+    rerun = [t for t in study.trials if S.retried_from(t) == trial.number]
+    assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == dead.params
+    print(f"cut worker exited {time.monotonic() - cut_at:.0f} s after the cut at the latest")

@@ -388,3 +388,83 @@ def test_a_study_of_the_same_name_in_another_storage_gets_its_own_parent(tmp_pat
     assert first.parent_run_id != second.parent_run_id and first.experiment_id == second.experiment_id
     again = run_sweep(prepare(sweep_cfg(f"sqlite:///{tmp_path}/a.db", tracking_uri, "sweep.n_trials=3")))
     assert again.parent_run_id == first.parent_run_id and again.finished_parent
+
+
+# ----------------------------------------------------------------- storage faults
+
+
+def _backends(dbname: str, role: str) -> list[int]:
+    """Backend pids of this process's ``role`` connections (storage, lock) to ``dbname``."""
+    from services import pg_admin
+
+    connection = pg_admin()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
+                           (dbname, S.application_name(role)))
+            return [row[0] for row in cursor.fetchall()]
+    finally:
+        connection.close()
+
+
+@pytest.mark.postgres
+def test_a_storage_call_cut_by_pg_terminate_backend_is_retried_on_a_new_connection(postgres_url):
+    """The write waits on a row lock; its backend is terminated mid-statement: the write is
+    retried (after a back-off) and succeeds instead of failing the trial."""
+    from services import pg_admin
+
+    dbname = postgres_url.rsplit("/", 1)[1]
+    storage = S.open_storage(postgres_url)
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()
+    blocker = pg_admin(dbname)
+    blocker.autocommit = False
+    with blocker.cursor() as cursor:  # another session holds the trial's row
+        cursor.execute("SELECT trial_id FROM trials WHERE trial_id = %s FOR UPDATE", (trial._trial_id,))
+    outcome: dict = {}
+
+    def write():
+        try:
+            trial.set_user_attr("k", 1)
+            outcome["ok"] = True
+        except BaseException as error:  # what the trial would have died of
+            outcome["error"] = error
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    deadline = time.monotonic() + 60
+    terminated = []
+    while not terminated and time.monotonic() < deadline:
+        admin = pg_admin()
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s "
+                           "AND wait_event_type = 'Lock'", (dbname, S.application_name("storage")))
+            for (pid,) in cursor.fetchall():
+                cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+                terminated.append(pid)
+        admin.close()
+        time.sleep(0.05)
+    assert terminated, "the write never waited on the lock"
+    blocker.commit()
+    blocker.close()
+    writer.join(timeout=120)
+    assert outcome == {"ok": True}, outcome
+    assert study.trials[0].user_attrs["k"] == 1
+
+
+def test_a_storage_that_stays_away_is_one_line_after_the_retries(tmp_path):
+    from sweeps.storage_faults import StorageOutage, retry_on_faults
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x",
+                                      connect_args={"connect_timeout": 2})
+    started = time.monotonic()
+    with pytest.raises(StorageOutage) as caught:
+        retry_on_faults(lambda: engine.connect(), "postgresql://postgres@127.0.0.1/x", seconds=3)
+    assert 1.5 <= time.monotonic() - started < 30  # 0.5 + 1 s of back-off, then no room for the 2 s pause
+    message = str(caught.value)
+    assert message.startswith("the Optuna storage postgresql://postgres@127.0.0.1/x has not answered for")
+    assert "Connection refused" in message and "\n" not in message
+    assert not isinstance(caught.value, Exception)  # Optuna must not turn it into a failed trial
+    with pytest.raises(ValueError):  # anything else is not retried
+        retry_on_faults(lambda: int("x"), "u", seconds=3)
