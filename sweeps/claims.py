@@ -259,16 +259,17 @@ class _FileLock(StorageLock):
 
 @contextlib.contextmanager
 def database_lock(url: str, name: str):
-    """Hold lock ``name`` of the database at ``url`` for the block (PostgreSQL and MySQL only).
+    """Hold lock ``name`` of the database at ``url`` for the block: a PostgreSQL or MySQL lock,
+    or a file lock for an SQLite file (other URLs: no lock).
 
-    Used around the first opening of a storage, so that workers starting at once on a
-    fresh database do not race to create Optuna's tables.
+    Used around the first opening of an Optuna storage or an MLflow store, so that
+    processes starting at once on a fresh database do not race to create (or upgrade)
+    its tables.
     """
-    kind = S.storage_kind(url)
-    if kind not in ("postgresql", "mysql"):
+    if S.storage_kind(url) not in ("postgresql", "mysql", "sqlite"):
         yield
         return
-    lock = _PostgresLock(url, name) if kind == "postgresql" else _MySQLLock(url, name)
+    lock = StorageLock.for_storage(url, name)
     try:
         with lock:
             yield

@@ -353,7 +353,16 @@ def _client(uri: str):
     from mlflow import MlflowClient
 
     try:
-        return MlflowClient(tracking_uri=uri)
+        if uri.split(":", 1)[0].split("+", 1)[0] not in ("sqlite", "postgresql", "mysql"):
+            return MlflowClient(tracking_uri=uri)
+        # A database store is created or upgraded by the first client that opens it: one
+        # process at a time, or N processes started at once race through MLflow's migrations.
+        from sweeps.claims import database_lock  # deliberate: imports Optuna, for database stores only
+
+        with database_lock(uri, "mlflow:store"):
+            client = MlflowClient(tracking_uri=uri)
+            client._tracking_client.store  # noqa: B018 - opens (creates, upgrades) the store now
+        return client
     except Exception as error:  # e.g. a database whose tables cannot be created or upgraded
         from mlflow.exceptions import MlflowException
 

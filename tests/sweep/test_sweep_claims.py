@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 
@@ -468,3 +469,28 @@ def test_a_storage_that_stays_away_is_one_line_after_the_retries(tmp_path):
     assert not isinstance(caught.value, Exception)  # Optuna must not turn it into a failed trial
     with pytest.raises(ValueError):  # anything else is not retried
         retry_on_faults(lambda: int("x"), "u", seconds=3)
+
+
+@pytest.mark.slow
+def test_processes_opening_a_fresh_mlflow_database_at_once_all_get_it(tmp_path):
+    """Three processes open a fresh SQLite MLflow store at the same instant (a time barrier),
+    as three ann-sweep processes started together do: the creation and the upgrade of its
+    tables are serialised, so none of them fails with an Alembic migration error."""
+    code = textwrap.dedent("""
+        import sys, time
+        from sweeps.train import _client
+        from sweeps.tracking import get_or_create_experiment
+        start = float(sys.argv[2])
+        while time.time() < start:
+            time.sleep(0.001)
+        print(get_or_create_experiment(_client(sys.argv[1]), "team"))
+    """)
+    for round_ in range(2):
+        uri = f"sqlite:///{tmp_path}/mlflow-{round_}.db"
+        start = time.time() + 15  # every interpreter has imported MLflow by then, even on a busy machine
+        processes = [subprocess.Popen([sys.executable, "-c", code, uri, str(start)], cwd=tmp_path, text=True,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(3)]
+        outputs = [process.communicate(timeout=300) for process in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0], [err[-1500:] for _, err in outputs]
+        assert len({out.strip() for out, _ in outputs}) == 1  # one experiment, the same for all
+        assert time.time() > start, "a process finished before the barrier: raise its delay"
