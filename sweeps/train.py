@@ -482,6 +482,7 @@ def _train_tracked(
 ) -> dict[str, Any]:
     from sweeps import tracking, ui_views
     from sweeps.plots import save_learning_curve
+    from sweeps.run_inputs import log_dataset_inputs
 
     settings = spec.tracking
     metric_logger = None
@@ -496,6 +497,7 @@ def _train_tracked(
                 metric_logger.submit(tracking.log_params, client, run_id, params)
                 metric_logger.submit(client.log_text, run_id, resolved_yaml(spec), "config/config.yaml")
                 metric_logger.submit(client.log_text, run_id, _overrides_yaml(overrides), "config/overrides.yaml")
+                metric_logger.submit(log_dataset_inputs, client, run_id, spec, data)  # the Dataset column
                 # The UI view that shows loss/train vs loss/val first (once per experiment or sweep).
                 metric_logger.submit(lambda: view.update(id=ui_views.ensure_run_view_quietly(
                     client, experiment_id, data.task, parent_run_id)))
