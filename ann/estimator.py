@@ -14,7 +14,8 @@ epoch) and, for the validation set, one evaluation at the end of the epoch:
   ``standardize`` is on);
 * classification: ``train_accuracy`` / ``val_accuracy``;
 * regression: ``train_mae``, ``train_rmse``, ``train_r2`` and the ``val_`` ones, in the
-  target's own units.
+  target's own units;
+* ``lr`` -- the learning rate the epoch used (the ``lr_schedule`` sets it per epoch).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ann.losses import make_loss
 from ann.metrics import accuracy, regression_metrics
 from ann.network import Network
 from ann.optimizers import make_optimizer
+from ann.schedules import make_schedule
 
 Callback = Callable[[int, dict], Any]
 
@@ -88,8 +90,19 @@ class MLP:
         loss: default from the task: mse, binary_crossentropy, categorical_crossentropy.
         init: ``auto`` (He for the ReLU family, Xavier otherwise), ``small``, ``xavier``, ``he``.
         init_scale: standard deviation of ``small`` initial weights.
-        optimizer: sgd, momentum, nesterov, adam, rmsprop; ``lr`` is its learning rate and
-            ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps`` its settings.
+        optimizer: sgd, momentum, nesterov, adam, adamw, rmsprop; ``lr`` is its (peak)
+            learning rate and ``momentum``, ``beta1``, ``beta2``, ``rho``, ``eps``,
+            ``weight_decay`` its settings (:mod:`ann.optimizers`).
+        weight_decay: decoupled weight decay of adamw, sgd, momentum and nesterov
+            (``theta -= lr * weight_decay * theta`` on the weights every step).
+        clip_norm: rescale the gradient to this global L2 norm when it is longer
+            (Pascanu et al. 2013); ``None``: no clipping.
+        lr_schedule: constant, step, exponential, cosine, one_cycle, plateau: how the
+            learning rate changes per epoch (:mod:`ann.schedules`), with ``warmup_epochs``,
+            ``step_size``, ``gamma``, ``min_lr``, ``pct_start``, ``div_factor``,
+            ``final_div_factor``, ``plateau_factor``, ``plateau_patience`` and
+            ``plateau_threshold`` (each schedule reads its own, see
+            :data:`ann.params.SCHEDULE_SETTINGS`).
         batch_size: samples per update (1 = SGD, training set size = batch GD).
         epochs: maximum passes over the training set.
         l2: L2 weight decay; adds ``l2/2 * sum(W^2)`` over weights (not biases) to the loss.
@@ -120,6 +133,19 @@ class MLP:
         beta2: float = 0.999,
         rho: float = 0.9,
         eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        clip_norm: float | None = None,
+        lr_schedule: str = "constant",
+        warmup_epochs: int = 0,
+        step_size: int = 10,
+        gamma: float = 0.5,
+        min_lr: float = 0.0,
+        pct_start: float = 0.3,
+        div_factor: float = 25.0,
+        final_div_factor: float = 1e4,
+        plateau_factor: float = 0.1,
+        plateau_patience: int = 5,
+        plateau_threshold: float = 1e-4,
         batch_size: int = 32,
         epochs: int = 100,
         l2: float = 0.0,
@@ -363,31 +389,39 @@ class MLP:
 
         optimizer = make_optimizer(
             self.optimizer, net.theta, self.lr, momentum=self.momentum, beta1=self.beta1,
-            beta2=self.beta2, rho=self.rho, eps=self.eps,
+            beta2=self.beta2, rho=self.rho, eps=self.eps, weight_decay=self.weight_decay,
+            n_weights=net.n_weights,
+        )
+        schedule = make_schedule(
+            self.lr_schedule, self.lr, self.epochs,
+            **{name: getattr(self, name) for name in P.SCHEDULE_SETTINGS[self.lr_schedule]},
         )
         history = History()
         batches = _Batches(inputs, targets, self.batch_size, self._shuffle_rng if self.shuffle else None)
         validation = (val_inputs, val_targets) if validation_data is not None else None
         with np.errstate(over="ignore", invalid="ignore"):  # a non-finite loss raises instead
-            self._epochs(history, batches, optimizer, callbacks, validation)
+            self._epochs(history, batches, optimizer, schedule, callbacks, validation)
         history.fit_seconds = time.perf_counter() - started
         self.history_ = history
         return history
 
-    def _epochs(self, history, batches, optimizer, callbacks, validation) -> None:
+    def _epochs(self, history, batches, optimizer, schedule, callbacks, validation) -> None:
         """The epoch loop of :meth:`fit`: train, evaluate, record, call back, maybe stop."""
         stopping = _EarlyStopping(self, self.network_) if self.early_stopping else None
         best_value = math.inf
         for epoch in range(1, self.epochs + 1):
             epoch_start = time.perf_counter()
+            optimizer.lr = schedule.lr_at(epoch)
             logs = self._train_epoch(epoch, batches, optimizer)
             if validation is not None:
                 val_logs = self._evaluate_prepared(*validation)
                 logs.update({f"val_{name}": value for name, value in val_logs.items()})
+            logs["lr"] = optimizer.lr
             for name, value in logs.items():
                 history.history.setdefault(name, []).append(value)
             history.epochs = epoch
             monitored = logs[history.monitor]
+            schedule.observe(monitored)
             if monitored < best_value:
                 best_value, history.best_epoch = monitored, epoch
 
@@ -412,7 +446,7 @@ class MLP:
     def _train_epoch(self, epoch: int, batches: "_Batches", optimizer) -> dict[str, float]:
         """One pass of mini-batch gradient descent; returns the epoch's training metrics."""
         net, loss_fn, out_act = self.network_, self._loss, self.network_.activations[-1]
-        l2 = self.l2
+        l2, clip_norm = self.l2, self.clip_norm
         if l2:
             theta_w, grad_w = net.theta[: net.n_weights], net.grad[: net.n_weights]
         loss_sum, score = 0.0, _RunningScore(self)
@@ -425,6 +459,8 @@ class MLP:
             net.backward(loss_fn.output_gradient(yb, z, a, out_act))
             if l2:
                 grad_w += l2 * theta_w  # d/dW of l2/2 * sum(W^2)
+            if clip_norm is not None:
+                _clip_by_global_norm(net.grad, clip_norm)
             optimizer.step(net.grad)
             loss_sum += batch_loss * len(xb)
             score.add(yb, a)
@@ -603,6 +639,17 @@ class _EarlyStopping:
     def restore(self) -> None:
         if self.best_theta is not None and math.isfinite(self.best):
             np.copyto(self.net.theta, self.best_theta)
+
+
+def _clip_by_global_norm(g: np.ndarray, clip_norm: float) -> None:
+    """``g *= clip_norm / ||g||`` when ``||g|| > clip_norm`` (Pascanu et al. 2013, Algorithm 1).
+
+    ``g`` holds every weight and bias gradient, so its norm is the global norm over all
+    of them (as TensorFlow's ``clip_by_global_norm`` and PyTorch's ``clip_grad_norm_``).
+    """
+    norm = math.sqrt(float(g @ g))
+    if norm > clip_norm:
+        g *= clip_norm / norm
 
 
 def _class_codes(task: str, a: np.ndarray) -> np.ndarray:

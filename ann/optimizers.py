@@ -14,7 +14,18 @@ is a handful of whole-vector operations written in place, with ``t`` the step co
                ``m_hat = m / (1 - b1^t)`` and ``v_hat = v / (1 - b2^t)``
                (Kingma & Ba 2015, Algorithm 1; :class:`Adam` says how it is
                computed in ten passes)
+``adamw``      ``adam`` with decoupled weight decay (Loshchilov & Hutter 2019,
+               Algorithm 2): ``theta -= lr (m_hat / (sqrt(v_hat) + eps) + wd theta)``
 =============  ===============================================================
+
+Decoupled weight decay (``weight_decay``, ``wd`` above; read by ``adamw``, ``sgd``,
+``momentum`` and ``nesterov``) shrinks the weights directly, ``theta -= lr * wd * theta``
+with the ``theta`` of before the step, instead of adding ``wd * theta`` to the gradient
+(which is ``l2``, and which Adam would rescale per parameter). For momentum this is
+SGDW (Loshchilov & Hutter 2019, Algorithm 1): ``v = mu v - lr g;  theta += v - lr wd theta``.
+The decay is scaled by the (scheduled) learning rate ``lr``, as in PyTorch's ``AdamW``
+and optax's ``adamw`` (the paper's ``eta_t`` is ``lr`` and its ``alpha`` is 1). Like
+``l2`` it applies to the weights, not the biases.
 
 ``step`` may overwrite ``g`` (it is recomputed for every batch).
 """
@@ -27,28 +38,41 @@ import numpy as np
 
 
 class Optimizer:
-    """Base class: holds the learning rate and the step count ``t``."""
+    """Base class: holds the learning rate and the step count ``t``.
+
+    ``n_weights``: the leading entries of ``theta`` that are weights (the rest are
+    biases), the part decoupled weight decay shrinks; ``None``: all of ``theta``.
+    """
 
     name = "optimizer"
 
-    def __init__(self, theta: np.ndarray, lr: float) -> None:
+    def __init__(self, theta: np.ndarray, lr: float, weight_decay: float = 0.0,
+                 n_weights: int | None = None) -> None:
         self.theta = theta
         self.lr = lr
         self.t = 0
         self.scratch = np.empty_like(theta)
+        self.weight_decay = weight_decay
+        self.weights = theta[:n_weights] if n_weights is not None else theta
 
     def step(self, g: np.ndarray) -> None:
         raise NotImplementedError
+
+    def decay_weights(self) -> None:
+        """``theta -= lr * wd * theta`` on the weights: decoupled weight decay."""
+        self.weights *= 1.0 - self.lr * self.weight_decay
 
 
 class SGD(Optimizer):
     name = "sgd"
 
-    def __init__(self, theta, lr, **_):
-        super().__init__(theta, lr)
+    def __init__(self, theta, lr, weight_decay=0.0, n_weights=None, **_):
+        super().__init__(theta, lr, weight_decay, n_weights)
 
     def step(self, g):
         self.t += 1
+        if self.weight_decay:
+            self.decay_weights()
         g *= self.lr
         self.theta -= g
 
@@ -56,13 +80,15 @@ class SGD(Optimizer):
 class Momentum(Optimizer):
     name = "momentum"
 
-    def __init__(self, theta, lr, momentum=0.9, **_):
-        super().__init__(theta, lr)
+    def __init__(self, theta, lr, momentum=0.9, weight_decay=0.0, n_weights=None, **_):
+        super().__init__(theta, lr, weight_decay, n_weights)
         self.mu = momentum
         self.v = np.zeros_like(theta)
 
     def step(self, g):
         self.t += 1
+        if self.weight_decay:  # before the update: it uses the theta of before the step
+            self.decay_weights()
         g *= self.lr
         self.v *= self.mu
         self.v -= g
@@ -74,6 +100,8 @@ class Nesterov(Momentum):
 
     def step(self, g):
         self.t += 1
+        if self.weight_decay:
+            self.decay_weights()
         g *= self.lr  # g is now lr * g
         self.v *= self.mu
         self.v -= g
@@ -144,8 +172,29 @@ class Adam(Optimizer):
         self.theta -= np.divide(self.M, denominator, out=denominator)
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019, Algorithm 2).
+
+    ``theta -= lr * wd * theta`` (the weights of before the step), then Adam's step:
+    together ``theta -= lr (m_hat / (sqrt(v_hat) + eps) + wd theta)``.
+    """
+
+    name = "adamw"
+
+    def __init__(self, theta, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                 n_weights=None, **_):
+        super().__init__(theta, lr, beta1, beta2, eps)
+        self.weight_decay = weight_decay
+        self.weights = theta[:n_weights] if n_weights is not None else theta
+
+    def step(self, g):
+        if self.weight_decay:
+            self.decay_weights()
+        super().step(g)
+
+
 OPTIMIZERS: dict[str, type[Optimizer]] = {
-    cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSprop, Adam)
+    cls.name: cls for cls in (SGD, Momentum, Nesterov, RMSprop, Adam, AdamW)
 }
 
 

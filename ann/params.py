@@ -25,18 +25,29 @@ HIDDEN_ACTIVATIONS = (
 )
 OUTPUT_ACTIVATIONS = ("linear", "sigmoid", "softmax", "step", "tanh")
 LOSSES = ("mse", "half_squared_error", "mae", "binary_crossentropy", "categorical_crossentropy")
-OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "rmsprop")
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop")
+SCHEDULES = ("constant", "step", "exponential", "cosine", "one_cycle", "plateau")
 INITS = ("auto", "small", "xavier", "he")
 TASKS = ("auto", "regression", "binary", "multiclass")
 DTYPES = ("float32", "float64")
 
 #: Which arguments each optimizer reads (its learning rate and its own settings).
 OPTIMIZER_SETTINGS = {
-    "sgd": ("lr",),
-    "momentum": ("lr", "momentum"),
-    "nesterov": ("lr", "momentum"),
+    "sgd": ("lr", "weight_decay"),
+    "momentum": ("lr", "momentum", "weight_decay"),
+    "nesterov": ("lr", "momentum", "weight_decay"),
     "adam": ("lr", "beta1", "beta2", "eps"),
+    "adamw": ("lr", "beta1", "beta2", "eps", "weight_decay"),
     "rmsprop": ("lr", "rho", "eps"),
+}
+#: Which arguments each learning-rate schedule reads (see :mod:`ann.schedules`).
+SCHEDULE_SETTINGS = {
+    "constant": (),
+    "step": ("step_size", "gamma"),
+    "exponential": ("gamma",),
+    "cosine": ("warmup_epochs", "min_lr"),
+    "one_cycle": ("pct_start", "div_factor", "final_div_factor"),
+    "plateau": ("plateau_factor", "plateau_patience", "plateau_threshold", "min_lr"),
 }
 
 #: Which losses fit which task; the first one is the default.
@@ -135,6 +146,19 @@ PARAMETERS: dict[str, Interval | Choice] = {
     "beta2": Interval(0.0, 1.0, high_open=True),
     "rho": Interval(0.0, 1.0, high_open=True),
     "eps": Interval(0.0, 1.0, low_open=True),
+    "weight_decay": Interval(0.0, None),
+    "clip_norm": Interval(0.0, None, low_open=True),
+    "lr_schedule": Choice(SCHEDULES),
+    "warmup_epochs": Interval(0, None, integer=True),
+    "step_size": Interval(1, None, integer=True),
+    "gamma": Interval(0.0, 1.0, low_open=True),
+    "min_lr": Interval(0.0, None),
+    "pct_start": Interval(0.0, 1.0, low_open=True, high_open=True),
+    "div_factor": Interval(1.0, None),
+    "final_div_factor": Interval(1.0, None),
+    "plateau_factor": Interval(0.0, 1.0, low_open=True, high_open=True),
+    "plateau_patience": Interval(0, None, integer=True),
+    "plateau_threshold": Interval(0.0, 1.0, high_open=True),
     "batch_size": Interval(1, None, integer=True),
     "epochs": Interval(1, None, integer=True),
     "l2": Interval(0.0, None),
@@ -153,6 +177,9 @@ PARAMETERS: dict[str, Interval | Choice] = {
     "seed": Interval(0, 2**32 - 1, integer=True),
 }
 
+#: Arguments that also accept ``None`` (no seed: fresh entropy; no clip_norm: no clipping).
+NULLABLE = ("seed", "clip_norm")
+
 #: The spec of one hidden-layer width.
 UNITS = Interval(1, MAX_UNITS, integer=True)
 
@@ -161,7 +188,7 @@ def check(name: str, value: Any) -> Any:
     """Validate one argument against :data:`PARAMETERS` and return it normalised."""
     if name == "hidden_layers":
         return check_hidden_layers(value)
-    if name == "seed" and value is None:
+    if name in NULLABLE and value is None:
         return None
     try:
         spec = PARAMETERS[name]
@@ -196,7 +223,43 @@ def check_all(params: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidParameterError(
             "rrelu_lower", lower, f"a slope <= rrelu_upper={upper:g}"
         )
+    _check_optimizer_settings(checked)
+    _check_schedule_settings(checked)
     return checked
+
+
+def _setting(checked: Mapping[str, Any], name: str) -> Any:
+    return checked.get(name, PARAMETERS_DEFAULTS[name])
+
+
+def _check_optimizer_settings(checked: Mapping[str, Any]) -> None:
+    optimizer, lr = _setting(checked, "optimizer"), _setting(checked, "lr")
+    decay = _setting(checked, "weight_decay")
+    if decay and "weight_decay" not in OPTIMIZER_SETTINGS[optimizer]:
+        readers = [name for name, settings in OPTIMIZER_SETTINGS.items() if "weight_decay" in settings]
+        raise InvalidParameterError(
+            "weight_decay", decay,
+            f"0 with optimizer {optimizer!r} (decoupled weight decay is for "
+            + ", ".join(readers) + "; l2 adds it to the gradient instead)",
+        )
+    if lr * decay >= 1.0:
+        raise InvalidParameterError(
+            "weight_decay", decay, f"a decay with lr * weight_decay < 1 (lr={lr:g})"
+        )
+
+
+def _check_schedule_settings(checked: Mapping[str, Any]) -> None:
+    schedule = _setting(checked, "lr_schedule")
+    reads = SCHEDULE_SETTINGS[schedule]
+    lr, epochs = _setting(checked, "lr"), _setting(checked, "epochs")
+    warmup = _setting(checked, "warmup_epochs")
+    if "warmup_epochs" in reads and warmup >= epochs:
+        raise InvalidParameterError(
+            "warmup_epochs", warmup, f"an integer in [0, {epochs}) (fewer than epochs={epochs})"
+        )
+    min_lr = _setting(checked, "min_lr")
+    if "min_lr" in reads and min_lr > lr:
+        raise InvalidParameterError("min_lr", min_lr, f"a rate in [0, lr={lr:g}]")
 
 
 def check_task_fit(task: str, loss: str | None, output_activation: str | None) -> None:
@@ -234,6 +297,19 @@ PARAMETERS_DEFAULTS: dict[str, Any] = {
     "beta2": 0.999,
     "rho": 0.9,
     "eps": 1e-8,
+    "weight_decay": 0.0,
+    "clip_norm": None,
+    "lr_schedule": "constant",
+    "warmup_epochs": 0,
+    "step_size": 10,
+    "gamma": 0.5,
+    "min_lr": 0.0,
+    "pct_start": 0.3,
+    "div_factor": 25.0,
+    "final_div_factor": 1e4,
+    "plateau_factor": 0.1,
+    "plateau_patience": 5,
+    "plateau_threshold": 1e-4,
     "batch_size": 32,
     "epochs": 100,
     "l2": 0.0,

@@ -58,7 +58,7 @@ def test_every_gradient_descent_variant_reduces_the_loss(batch_size):
     assert model.evaluate(data.X, data.y)["loss"] < initial
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"])
 def test_every_optimizer_learns_moons(optimizer):
     data = load_dataset("moons", n_samples=300, noise=0.1, seed=1)
     lr = 1e-2 if optimizer in ("adam", "rmsprop") else 0.1
@@ -86,7 +86,7 @@ def test_history_has_one_value_per_epoch_for_each_metric():
     history = model.fit(data.X[:150], data.y[:150], validation_data=(data.X[150:], data.y[150:]))
     assert set(history.history) == {
         "train_loss", "train_mae", "train_rmse", "train_r2",
-        "val_loss", "val_mae", "val_rmse", "val_r2",
+        "val_loss", "val_mae", "val_rmse", "val_r2", "lr",
     }
     assert all(len(values) == 7 for values in history.history.values())
     assert history.epochs == 7 and len(history.epoch_seconds) == 7
@@ -105,7 +105,7 @@ def test_callback_sees_every_epoch_and_can_stop_training():
         data.X, data.y, validation_data=(data.X, data.y), callbacks=[callback]
     )
     assert [epoch for epoch, _ in seen] == [1, 2, 3]
-    assert seen[0][1] == ["epoch_seconds", "train_accuracy", "train_loss", "val_accuracy", "val_loss"]
+    assert seen[0][1] == ["epoch_seconds", "lr", "train_accuracy", "train_loss", "val_accuracy", "val_loss"]
     assert history.epochs == 3 and history.stopped_early and history.stop_reason == "callback"
 
 

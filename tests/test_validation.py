@@ -39,6 +39,19 @@ Y_REG = np.linspace(0.0, 1.0, 20)
          "loss='categorical_crossentropy' is not allowed: expected a loss for a regression task"),
         ({"task": "multiclass", "loss": "binary_crossentropy"}, "a loss for a multiclass task"),
         ({"task": "binary", "output_activation": "softmax"}, "an output activation for a binary task"),
+        ({"optimizer": "adam", "weight_decay": 0.01},
+         "weight_decay=0.01 is not allowed: expected 0 with optimizer 'adam' (decoupled weight decay is for"),
+        ({"optimizer": "adamw", "weight_decay": -0.1}, "weight_decay=-0.1 is not allowed: expected a finite number >= 0"),
+        ({"optimizer": "sgd", "lr": 0.5, "weight_decay": 2.0}, "weight_decay=2.0 is not allowed: expected a decay with lr * weight_decay < 1"),
+        ({"clip_norm": 0}, "clip_norm=0.0 is not allowed: expected a finite number > 0"),
+        ({"lr_schedule": "linear"}, "lr_schedule='linear' is not allowed: expected one of 'constant', 'step'"),
+        ({"lr_schedule": "cosine", "warmup_epochs": 10, "epochs": 10},
+         "warmup_epochs=10 is not allowed: expected an integer in [0, 10) (fewer than epochs=10)"),
+        ({"lr_schedule": "cosine", "min_lr": 0.1, "lr": 0.01}, "min_lr=0.1 is not allowed: expected a rate in [0, lr=0.01]"),
+        ({"gamma": 0}, "gamma=0.0 is not allowed: expected a finite number in (0, 1]"),
+        ({"step_size": 0}, "step_size=0"),
+        ({"pct_start": 1.0}, "pct_start=1.0 is not allowed: expected a finite number in (0, 1)"),
+        ({"plateau_factor": 1.0}, "plateau_factor=1.0"),
     ],
 )
 def test_constructor_rejects_bad_values(kwargs, fragment):
@@ -126,5 +139,16 @@ def test_optimizer_settings_table_matches_the_optimizers():
 
     assert set(params.OPTIMIZER_SETTINGS) == set(OPTIMIZERS) == set(params.OPTIMIZERS)
     for name, settings in params.OPTIMIZER_SETTINGS.items():
-        accepted = set(inspect.signature(OPTIMIZERS[name]).parameters) - {"theta", "_"}
+        accepted = set(inspect.signature(OPTIMIZERS[name]).parameters) - {"theta", "n_weights", "_"}
+        assert set(settings) == accepted, name
+
+
+def test_schedule_settings_table_matches_the_schedules():
+    import inspect
+
+    from ann.schedules import SCHEDULES
+
+    assert set(params.SCHEDULE_SETTINGS) == set(SCHEDULES) == set(params.SCHEDULES)
+    for name, settings in params.SCHEDULE_SETTINGS.items():
+        accepted = set(inspect.signature(SCHEDULES[name]).parameters) - {"lr", "epochs", "_"}
         assert set(settings) == accepted, name
