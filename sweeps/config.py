@@ -58,6 +58,7 @@ OPTIMIZER_KEYS = {
     "beta2": "beta2",
     "rho": "rho",
     "eps": "eps",
+    "weight_decay": "weight_decay",
 }
 #: Which settings each optimizer of the engine reads (a setting of another optimizer is
 #: refused rather than silently ignored): the engine's own table.
@@ -67,6 +68,7 @@ TRAINING_KEYS = {
     "epochs": "epochs",
     "batch_size": "batch_size",
     "l2": "l2",
+    "clip_norm": "clip_norm",
     "early_stopping": "early_stopping",
     "patience": "patience",
     "min_delta": "min_delta",
@@ -75,6 +77,20 @@ TRAINING_KEYS = {
     "shuffle": "shuffle",
     "seed": "seed",
     "dtype": "dtype",
+}
+#: training.schedule.<key> -> ann.MLP argument (``name`` selects the schedule).
+SCHEDULE_KEYS = {
+    "name": "lr_schedule",
+    "warmup_epochs": "warmup_epochs",
+    "min_lr": "min_lr",
+    "step_size": "step_size",
+    "gamma": "gamma",
+    "pct_start": "pct_start",
+    "div_factor": "div_factor",
+    "final_div_factor": "final_div_factor",
+    "factor": "plateau_factor",
+    "patience": "plateau_patience",
+    "threshold": "plateau_threshold",
 }
 #: training.<key> that configure the train / validation / test split.
 SPLIT_KEYS = ("val_size", "test_size")
@@ -85,6 +101,7 @@ _ENGINE_TO_KEY = {
     **{engine: f"model.{key}" for key, engine in MODEL_KEYS.items()},
     **{engine: f"optimizer.{key}" for key, engine in OPTIMIZER_KEYS.items()},
     **{engine: f"training.{key}" for key, engine in TRAINING_KEYS.items()},
+    **{engine: f"training.schedule.{key}" for key, engine in SCHEDULE_KEYS.items()},
 }
 
 
@@ -177,7 +194,8 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
 
     model_kwargs: dict[str, Any] = {}
     _collect(config["model"], "model", MODEL_KEYS, model_kwargs)
-    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=SPLIT_KEYS)
+    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=(*SPLIT_KEYS, "schedule"))
+    model_kwargs.update(_schedule(config["training"].get("schedule")))
     optimizer = config["optimizer"]
     name = optimizer.get("name")
     if "name" not in optimizer:
@@ -186,9 +204,11 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     allowed_settings = OPTIMIZER_SETTINGS.get(name, tuple(k for k in OPTIMIZER_KEYS if k != "name"))
     for key in optimizer:
         if key != "name" and key not in allowed_settings:
+            readers = [other for other, settings in OPTIMIZER_SETTINGS.items() if key in settings]
+            hint = f" ({key} is a setting of " + ", ".join(readers) + ")" if readers else ""
             raise ConfigError(
                 f"optimizer.{key}", optimizer[key],
-                f"a setting of optimizer {name!r}: one of " + ", ".join(allowed_settings),
+                f"a setting of optimizer {name!r}: one of " + ", ".join(allowed_settings) + hint,
             )
     _collect(optimizer, "optimizer", OPTIMIZER_KEYS, model_kwargs)
 
@@ -229,6 +249,29 @@ def _collect(section: dict, group: str, keys: Mapping[str, str], out: dict, extr
             raise ConfigError(f"{group}.{key}", value, f"a key of {group}: one of {allowed}")
         engine_name = keys[key]
         out[engine_name] = _check_engine(f"{group}.{key}", engine_name, value)
+
+
+def _schedule(section: Any) -> dict[str, Any]:
+    """The engine arguments of ``training.schedule``: its name and the settings it reads.
+
+    Every key is checked; the settings of other schedules are left out (each schedule
+    reads its own, :data:`ann.params.SCHEDULE_SETTINGS`).
+    """
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ConfigError("training.schedule", section, "a mapping such as {name: cosine, warmup_epochs: 5}")
+    checked: dict[str, Any] = {}
+    _collect(section, "training.schedule", SCHEDULE_KEYS, checked)
+    name = checked.get("lr_schedule", P.PARAMETERS_DEFAULTS["lr_schedule"])
+    reads = P.SCHEDULE_SETTINGS[name]
+    return {engine: value for engine, value in checked.items() if engine == "lr_schedule" or engine in reads}
+
+
+def schedule_keys(name: str) -> tuple[str, ...]:
+    """The ``training.schedule`` keys schedule ``name`` reads, ``name`` first."""
+    reads = P.SCHEDULE_SETTINGS.get(name, ())
+    return ("name", *(key for key, engine in SCHEDULE_KEYS.items() if engine in reads))
 
 
 def _check_engine(key: str, engine_name: str, value: Any) -> Any:
@@ -354,6 +397,12 @@ def run_params(spec: RunSpec, resolved: Mapping[str, Any] | None = None) -> dict
                 params[f"model.layer_{index}_units"] = width
     for group in ("optimizer", "dataset", "training"):
         for key, value in config[group].items():
+            if group == "training" and key == "schedule" and isinstance(value, dict):
+                # Only the keys the chosen schedule reads: the others are not in effect.
+                for setting in schedule_keys(value.get("name", P.PARAMETERS_DEFAULTS["lr_schedule"])):
+                    if setting in value:
+                        params[f"training.schedule.{setting}"] = value[setting]
+                continue
             params[f"{group}.{key}"] = value
     for key, value in spec.dataset_options.items():
         if key in PATH_OPTIONS:

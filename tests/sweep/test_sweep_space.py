@@ -99,7 +99,7 @@ def test_trial_config_sets_the_keys_and_swaps_the_optimizer_group():
     cfg, overrides = trial_config(base, space, values)
     assert cfg["model"]["hidden_layers"] == [64, 64]
     assert cfg["model"]["activation"] == "tanh"
-    assert cfg["optimizer"] == {"name": "sgd", "lr": 3e-3}  # adam's betas are gone with the group
+    assert cfg["optimizer"] == {"name": "sgd", "lr": 3e-3, "weight_decay": 0.0}  # adam's betas are gone with the group
     assert cfg["training"]["batch_size"] == 64
     assert base["optimizer"]["name"] == "adam"  # the base is not touched
     assert overrides[0] == "optimizer=sgd"

@@ -56,15 +56,23 @@ def write(path, text):
 
 
 @pytest.mark.parametrize("argv,fragments", [
-    (["optimizer=adamw"], ["optimizer=adamw is not allowed: did you mean `optimizer=adam`? "
-                           "(expected one of adam, momentum, nesterov, rmsprop, sgd)"]),
-    (["optimizer=lbfgs"], ["optimizer=lbfgs is not allowed: expected one of adam, momentum, nesterov, rmsprop, sgd"]),
+    (["optimizer=adamx"], ["optimizer=adamx is not allowed: did you mean `optimizer=adam`? "
+                           "(expected one of adam, adamw, momentum, nesterov, rmsprop, sgd)"]),
+    (["optimizer=lbfgs"], ["optimizer=lbfgs is not allowed: expected one of adam, adamw, momentum, nesterov, rmsprop, sgd"]),
     # Misspellings get the key they meant, not a `+key=` hint that leads to another error.
     (["optimiser=adam"], ["optimiser is not allowed: did you mean `optimizer`? (`ann-train --cfg job` shows every key)"]),
     (["model.hiden_layers=[8]"], ["model.hiden_layers is not allowed: did you mean `model.hidden_layers`?"]),
     (["modl.hidden_layers=[8]"], ["did you mean `model.hidden_layers`?"]),
     (["dataset.pth=a.csv"], ["did you mean `dataset.path`?"]),  # a key of another option of the group
     (["tracking.experiment_nam=x"], ["did you mean `tracking.experiment_name`?"]),
+    (["optimizer=adam", "+optimizer.weight_decay=0.1"],
+     ["optimizer.weight_decay=0.1 is not allowed: expected a setting of optimizer 'adam'", "(weight_decay is a setting of sgd, momentum, nesterov, adamw)"]),
+    (["optimizer=adamw", "optimizer.weight_decay=-1"], ["optimizer.weight_decay=-1 is not allowed: expected a finite number >= 0"]),
+    (["training.clip_norm=0"], ["training.clip_norm=0 is not allowed: expected a finite number > 0"]),
+    (["training.schedule.name=cosinus"], ["training.schedule.name='cosinus' is not allowed: expected one of 'constant', 'step'"]),
+    (["training.schedule.name=cosine", "training.schedule.warmup_epochs=80"],
+     ["training.schedule.warmup_epochs=80 is not allowed: expected an integer in [0, 50) (fewer than epochs=50)"]),
+    (["training.schedule.gamma=1.5"], ["training.schedule.gamma=1.5 is not allowed: expected a finite number in (0, 1]"]),
     (["dataset=imagenet"], ["dataset=imagenet is not allowed: expected one of", "moons"]),
     (["optimizer.lr=-0.01"], ["optimizer.lr=-0.01 is not allowed: expected a finite number > 0"]),
     (["training.batch_size=0"], ["training.batch_size=0 is not allowed: expected an integer >= 1"]),

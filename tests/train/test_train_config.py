@@ -19,7 +19,7 @@ from sweeps.errors import ConfigError, UserError
 
 GROUPS = {
     "model": {"mlp", "linear", "deep"},
-    "optimizer": {"sgd", "momentum", "nesterov", "adam", "rmsprop"},
+    "optimizer": {"sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"},
     "dataset": {"xor", "moons", "circles", "spiral", "regression", "digits", "breast_cancer",
                 "diabetes", "csv", "mnist", "fashion_mnist"},
     "training": {"default"},
@@ -59,12 +59,37 @@ def test_command_line_overrides_reach_the_engine():
 
 
 @pytest.mark.parametrize("option,settings", [
-    ("sgd", {"lr"}), ("momentum", {"lr", "momentum"}), ("adam", {"lr", "beta1", "beta2", "eps"}),
+    ("sgd", {"lr", "weight_decay"}), ("momentum", {"lr", "momentum", "weight_decay"}),
+    ("adam", {"lr", "beta1", "beta2", "eps"}), ("adamw", {"lr", "beta1", "beta2", "eps", "weight_decay"}),
 ])
 def test_each_optimizer_has_its_own_settings(option, settings):
     spec = build_run_spec(compose([f"optimizer={option}"]))
     assert spec.model_kwargs["optimizer"] == option
     assert set(spec.config["optimizer"]) == {"name", *settings}
+
+
+def test_schedule_clipping_and_decay_reach_the_engine():
+    spec = build_run_spec(compose([
+        "optimizer=adamw", "optimizer.weight_decay=0.05", "training.clip_norm=2",
+        "training.schedule.name=cosine", "training.schedule.warmup_epochs=5", "training.schedule.min_lr=1e-5",
+        "training.schedule.gamma=0.9",  # not read by cosine: checked, not passed on
+    ]))
+    kwargs = spec.model_kwargs
+    assert kwargs["optimizer"] == "adamw" and kwargs["weight_decay"] == 0.05 and kwargs["clip_norm"] == 2.0
+    assert kwargs["lr_schedule"] == "cosine" and kwargs["warmup_epochs"] == 5 and kwargs["min_lr"] == 1e-5
+    assert "gamma" not in kwargs and "plateau_patience" not in kwargs
+    params = run_params(spec)
+    assert params["training.schedule.name"] == "cosine" and params["training.schedule.warmup_epochs"] == "5"
+    assert "training.schedule.gamma" not in params and "training.schedule" not in params
+
+
+def test_plateau_schedule_keys_map_to_the_engine():
+    spec = build_run_spec(compose([
+        "training.schedule.name=plateau", "training.schedule.factor=0.5", "training.schedule.patience=2",
+        "training.schedule.threshold=0.01",
+    ]))
+    kwargs = spec.model_kwargs
+    assert (kwargs["plateau_factor"], kwargs["plateau_patience"], kwargs["plateau_threshold"]) == (0.5, 2, 0.01)
 
 
 def test_linear_model_has_no_hidden_layer():
