@@ -197,9 +197,12 @@ def trial_config(base: Mapping[str, Any], space: SearchSpace, values: Mapping[st
                 cfg["optimizer"] = load_group_option("optimizer", value)
             overrides.append(f"optimizer={value}")
             continue
-        group, name = key.split(".", 1)
-        cfg[group] = dict(cfg[group])
-        cfg[group][name] = value
+        *parents, name = key.split(".")
+        node = cfg
+        for part in parents:  # training.schedule.warmup_epochs: a key inside nested groups
+            node[part] = dict(node.get(part) or {})
+            node = node[part]
+        node[name] = value
         overrides.append(f"{key}={_override_value(value)}")
     return cfg, overrides
 
@@ -372,7 +375,7 @@ class Objective:
         if live:
             self._start_retry(trial)
         base_layers = tuple(self.base["model"].get("hidden_layers") or ())
-        values = self.space.suggest(trial, base_layers)
+        values = self.space.suggest(trial, base_layers, self.base)
         cfg, trial_overrides = trial_config(self.base, self.space, values)
         uid = uuid.uuid4().hex
         trial.set_user_attr("sweep.trial_uid", uid)

@@ -83,6 +83,7 @@ class PreparedSweep:
     epochs: int
     n_train: int
     overrides: list[str] = field(default_factory=list)
+    enqueued: list[dict[str, Any]] = field(default_factory=list)  # sweep.enqueue: run first
 
     @property
     def tracking(self):
@@ -111,6 +112,8 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     task, n_train = data.task, len(data.X_train)
     S.check_metrics_for_task(settings, task, data.X_val is not None)
     _check_space_fits_data(space, n_train)
+    space.check_conditions(base)
+    enqueued = _enqueued(section.get("enqueue"), space)
     if settings.sampler == "grid":
         space.grid()
     if spec.tracking.enabled:
@@ -121,7 +124,19 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     return PreparedSweep(
         config=config, base=base, settings=settings, space=space, spec=spec, task=task,
         epochs=int(base["training"].get("epochs", 100)), n_train=n_train, overrides=user_overrides,
+        enqueued=enqueued,
     )
+
+
+def _enqueued(entries: Any, space: SearchSpace) -> list[dict[str, Any]]:
+    """``sweep.enqueue``: parameter sets (Optuna parameter names) to run before any sampled trial."""
+    if entries is None:
+        return []
+    if isinstance(entries, Mapping):
+        entries = [entries]
+    if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
+        raise ConfigError("sweep.enqueue", entries, "a list of parameter sets, e.g. [{n_layers: 2, units_l1: 128, units_l2: 64, lr: 0.003}]")
+    return [space.check_enqueued(entry, f"sweep.enqueue[{index}]") for index, entry in enumerate(entries)]
 
 
 def _check_space_fits_data(space: SearchSpace, n_train: int) -> None:
@@ -414,6 +429,12 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         first_worker = coordinator.join(settings.workers)
         coordinator.worker = first_worker
         study.sampler = S.make_sampler(settings, space, worker=first_worker)
+        if prepared.enqueued:
+            with coordinator.lock:  # one copy of each, however many workers start at once
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # skip_if_exists is "experimental" in Optuna
+                    for values in prepared.enqueued:
+                        study.enqueue_trial(values, skip_if_exists=True)
         finished_before = S.finished_count(study)
         remaining = max(0, settings.n_trials - finished_before)
 
@@ -438,6 +459,8 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                 "parent_run_id": parent.run_id if parent else None,
                 "experiment_id": parent.experiment_id if parent else None,
                 "first_worker": first_worker,
+                "deadline": t0 + settings.timeout if settings.timeout is not None else None,
+                "enqueued": len(prepared.enqueued),
             })
 
         budget = Budget(settings.max_failures)

@@ -15,6 +15,22 @@ at its value in the training config (not searched)::
       dropout:    null                              # {low: 0.0, high: 0.5}
       epochs:     null                              # {low: 10, high: 60}
 
+Any other key of the training config is searched by its config path, as in Hydra's
+Optuna sweeper: ``optimizer.beta1``, ``model.init``, ``training.schedule.warmup_epochs``
+(written nested or with dots; Optuna names the parameter by its path)::
+
+    params:
+      optimizer: {choices: [adam, adamw]}
+      optimizer.weight_decay: {low: 1.0e-5, high: 0.1, log: true}   # only when adamw is drawn
+      training.schedule.name: {choices: [constant, cosine]}
+      training.schedule.warmup_epochs: {low: 0, high: 10}          # only when cosine is drawn
+      model: {init: {choices: [he, xavier]}}                       # nested spelling
+
+A path is conditional on what reads it: an ``optimizer.<setting>`` is drawn only in
+trials whose optimizer has that setting, a ``training.schedule.<setting>`` only in
+trials whose schedule reads it. A path that is also a named setting (``optimizer.lr``)
+is that setting.
+
 Keys of an entry: ``low``/``high`` (inclusive), ``log`` (sample on a log scale; needs
 ``low > 0``), ``step`` (a grid spacing, not with ``log``) or ``choices`` (a list), and
 ``type`` (``int``, ``float``, ``categorical``; inferred when left out). ``units`` also
@@ -34,6 +50,7 @@ config keys (``model.hidden_layers``, ``optimizer.lr``, ...).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -41,6 +58,7 @@ from typing import Any, Mapping
 
 import ann
 from ann import params as P
+from sweeps.config import MODEL_KEYS, OPTIMIZER_KEYS, SCHEDULE_KEYS, TRAINING_KEYS
 from sweeps.errors import ConfigError
 
 #: The largest number of hidden layers a space may ask for.
@@ -70,6 +88,14 @@ SETTINGS: dict[str, Setting] = {
     "epochs": Setting("training.epochs", "int", "epochs", "number of epochs"),
 }
 _ENTRY_KEYS = ("type", "low", "high", "log", "step", "choices", "per_layer")
+#: Config path -> engine argument, for every key a space may search by its path.
+PATHS: dict[str, str] = {
+    **{f"model.{key}": engine for key, engine in MODEL_KEYS.items()},
+    **{f"optimizer.{key}": engine for key, engine in OPTIMIZER_KEYS.items()},
+    **{f"training.{key}": engine for key, engine in TRAINING_KEYS.items()},
+    **{f"training.schedule.{key}": engine for key, engine in SCHEDULE_KEYS.items()},
+}
+_SCHEDULE_NAME = "training.schedule.name"
 _TYPES = ("int", "float", "categorical")
 
 
@@ -85,6 +111,7 @@ class Dimension:
     step: float | None = None
     choices: tuple = ()
     per_layer: bool = True
+    key: str | None = None   # the config key it sets (None: the named setting's)
 
     def suggest(self, trial, name: str | None = None) -> Any:
         """Draw a value from ``trial`` under Optuna parameter ``name`` (default: own name)."""
@@ -107,6 +134,26 @@ class Dimension:
             raise ConfigError(key, {"low": self.low, "high": self.high}, "choices or a step for sampler 'grid' (a float range has no grid)")
         count = int(math.floor((self.high - self.low) / self.step + 1e-9)) + 1
         return [self.low + i * self.step for i in range(count)]
+
+    def entry(self) -> dict[str, Any]:
+        """The dimension as it is written in ``sweep.params``."""
+        if self.type == "categorical":
+            return {"choices": list(self.choices)}
+        return {"low": self.low, "high": self.high, **({"log": True} if self.log else {})}
+
+    def contains(self, value: Any) -> bool:
+        """Whether ``value`` is one of the dimension's values."""
+        if self.type == "categorical":
+            return any(value == c and type(value) is type(c) or (_number(value) and _number(c) and value == c)
+                       for c in self.choices)
+        if not _number(value) or not self.low <= value <= self.high:
+            return False
+        if self.type == "int" and not float(value).is_integer():
+            return False
+        if self.step is not None:
+            steps = (value - self.low) / self.step
+            return abs(steps - round(steps)) < 1e-9
+        return True
 
     def describe(self) -> str:
         if self.type == "categorical":
@@ -132,15 +179,20 @@ class SearchSpace:
             return None
         return int(n_layers.high) if n_layers.type == "int" else max(int(c) for c in n_layers.choices)
 
-    def suggest(self, trial, base_layers: tuple[int, ...] = (32,)) -> dict[str, Any]:
+    def suggest(self, trial, base_layers: tuple[int, ...] = (32,),
+                base: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The trial's values by Optuna parameter name (``units_l1``, ``units_l2``, ... per layer).
 
         ``base_layers`` is the training config's ``model.hidden_layers``: the layer count
-        when ``n_layers`` is not searched, the widths when ``units`` is not.
+        when ``n_layers`` is not searched, the widths when ``units`` is not. ``base`` is
+        the training config: its optimizer and schedule decide which conditional paths
+        a trial draws when those are not searched.
         """
         values: dict[str, Any] = {}
-        for name, dim in self.dimensions.items():
+        for name, dim in sorted(self.dimensions.items(), key=lambda item: _draw_order(item[1])):
             if name == "units":
+                continue
+            if dim.key is not None and not _read_by_trial(dim.key, values, base):
                 continue
             values[name] = dim.suggest(trial)
             if name == "n_layers":
@@ -191,9 +243,74 @@ class SearchSpace:
         for name, value in values.items():
             if name in ("n_layers", "units", "optimizer") or name.startswith("units_l"):
                 continue
-            setting = SETTINGS[name]
-            result[setting.key] = _plain(value)
+            dim = self.dimensions.get(name)
+            key = dim.key if dim is not None and dim.key is not None else SETTINGS[name].key
+            result[key] = _plain(value)
         return result
+
+    def check_conditions(self, base: Mapping[str, Any]) -> None:
+        """Refuse a searched path that no trial would draw (no candidate optimizer or schedule reads it)."""
+        for name, dim in self.dimensions.items():
+            if dim.key is None:
+                continue
+            group, _, setting = dim.key.partition(".")
+            if group == "optimizer":
+                names = self._candidates("optimizer", (base.get("optimizer") or {}).get("name"))
+                engine = PATHS[dim.key]
+                if not any(engine in P.OPTIMIZER_SETTINGS.get(n, ()) for n in names):
+                    raise ConfigError(f"sweep.params.{name}", dim.entry(),
+                                      f"a setting of an optimizer the sweep uses ({', '.join(map(str, names))}): "
+                                      f"{engine} is read by " + ", ".join(o for o, s in P.OPTIMIZER_SETTINGS.items() if engine in s))
+            elif dim.key.startswith("training.schedule.") and dim.key != _SCHEDULE_NAME:
+                schedule = ((base.get("training") or {}).get("schedule") or {}).get("name", "constant")
+                names = self._candidates(_SCHEDULE_NAME, schedule)
+                engine = PATHS[dim.key]
+                if not any(engine in P.SCHEDULE_SETTINGS.get(n, ()) for n in names):
+                    raise ConfigError(f"sweep.params.{name}", dim.entry(),
+                                      f"a setting of a schedule the sweep uses ({', '.join(map(str, names))}): "
+                                      f"{setting.split('.', 1)[1]} is read by "
+                                      + ", ".join(n for n, s in P.SCHEDULE_SETTINGS.items() if engine in s))
+
+    def _candidates(self, name: str, base_value: Any) -> tuple:
+        dim = self.dimensions.get(name)
+        return dim.choices if dim is not None and dim.type == "categorical" else (base_value,)
+
+    def check_enqueued(self, values: Any, key: str) -> dict[str, Any]:
+        """One ``sweep.enqueue`` entry: Optuna parameter names of this space and values inside it.
+
+        ``units`` with per-layer widths is a shorthand for the same width in every layer.
+        """
+        if not isinstance(values, Mapping) or not values:
+            raise ConfigError(key, values, "a mapping of searched parameters, e.g. {n_layers: 2, units_l1: 128, lr: 0.003}")
+        values = dict(values)
+        units = self.dimensions.get("units")
+        if "units" in values and units is not None and units.per_layer:
+            width = values.pop("units")
+            layers = values.get("n_layers", self.max_layers or 1)
+            for index in range(1, int(layers) + 1):
+                values.setdefault(f"units_l{index}", width)
+        allowed = self.parameter_names()
+        checked = {}
+        for name, value in values.items():
+            dim_name = "units" if name.startswith("units_l") and name[7:].isdigit() else name
+            if name not in allowed:
+                raise ConfigError(f"{key}.{name}", value, "a parameter of the search space: one of " + ", ".join(allowed))
+            dim = self.dimensions[dim_name]
+            if not dim.contains(value):
+                raise ConfigError(f"{key}.{name}", value, f"a value of sweep.params.{dim_name}: {dim.describe()}")
+            checked[name] = _plain(value)
+        return checked
+
+    def parameter_names(self) -> list[str]:
+        """Every Optuna parameter name a trial of this space may have."""
+        names = []
+        for name, dim in self.dimensions.items():
+            if name == "units" and dim.per_layer:
+                layers = self.max_layers if self.max_layers is not None else 1
+                names += [f"units_l{index}" for index in range(1, max(1, layers) + 1)]
+            else:
+                names.append(name)
+        return names
 
     def grid(self) -> dict[str, list]:
         """The search space as the grid sampler wants it (per-layer widths up to the most layers)."""
@@ -211,6 +328,31 @@ class SearchSpace:
     def describe(self) -> dict[str, str]:
         """One line per dimension, for logs and the parent run's tags."""
         return {name: dim.describe() for name, dim in self.dimensions.items()}
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _draw_order(dim: Dimension) -> int:
+    """Named settings first (the optimizer among them), then the schedule's name, then other paths."""
+    if dim.key is None:
+        return 0
+    return 1 if dim.key == _SCHEDULE_NAME else 2
+
+
+def _read_by_trial(key: str, values: Mapping[str, Any], base: Mapping[str, Any] | None) -> bool:
+    """Whether the trial's optimizer or schedule reads the path ``key`` (other paths: always)."""
+    if base is None:
+        return True
+    if key.startswith("optimizer.") and key != "optimizer.name":
+        name = values.get("optimizer", (base.get("optimizer") or {}).get("name"))
+        return PATHS[key] in P.OPTIMIZER_SETTINGS.get(name, ())
+    if key.startswith("training.schedule.") and key != _SCHEDULE_NAME:
+        schedule = ((base.get("training") or {}).get("schedule") or {}).get("name", "constant")
+        name = values.get(_SCHEDULE_NAME, schedule)
+        return PATHS[key] in P.SCHEDULE_SETTINGS.get(name, ())
+    return True
 
 
 def _plain(value: Any) -> Any:
@@ -236,20 +378,56 @@ def parse_space(section: Mapping[str, Any] | None, prefix: str = "sweep.params")
     if not isinstance(section, Mapping):
         raise ConfigError(prefix, section, "a mapping of searched settings: " + ", ".join(SETTINGS))
     dimensions: dict[str, Dimension] = {}
-    for name, entry in section.items():
-        key = f"{prefix}.{name}"
-        if name not in SETTINGS:
-            raise ConfigError(key, entry, "a searched setting: one of " + ", ".join(SETTINGS) + " (or remove it)")
+    for path, entry, key in _leaves(section, prefix):
+        name, setting = _setting_of(path, entry, key)
         if entry is None:
             continue
-        dimensions[name] = _parse_dimension(name, entry, key)
+        if name in dimensions:
+            raise ConfigError(key, entry, f"one entry per setting ({name} is searched twice)")
+        dimensions[name] = _parse_dimension(name, entry, key, setting)
     if not dimensions:
         raise ConfigError(prefix, dict(section), "at least one searched setting (" + ", ".join(SETTINGS) + ")")
     return SearchSpace(dimensions)
 
 
-def _parse_dimension(name: str, entry: Any, key: str) -> Dimension:
-    setting = SETTINGS[name]
+def _leaves(section: Mapping[str, Any], prefix: str, path: str = ""):
+    """``(config path or setting name, entry, command-line key)`` of every entry, nested or dotted."""
+    for name, entry in section.items():
+        name = str(name)
+        full, key = (f"{path}.{name}" if path else name), f"{prefix}.{name}"
+        is_group = any(p.startswith(full + ".") for p in PATHS)
+        if is_group and isinstance(entry, Mapping) and any(k not in _ENTRY_KEYS for k in entry):
+            own = {k: v for k, v in entry.items() if k in _ENTRY_KEYS}
+            if own:
+                yield full, own, key
+            yield from _leaves({k: v for k, v in entry.items() if k not in _ENTRY_KEYS}, key, full)
+        else:
+            yield full, entry, key
+
+
+def _setting_of(path: str, entry: Any, key: str) -> tuple[str, Setting]:
+    """The name (an Optuna parameter name) and setting of a leaf of ``sweep.params``."""
+    if path in SETTINGS:
+        return path, SETTINGS[path]
+    allowed = ("a searched setting: one of " + ", ".join(SETTINGS)
+               + ", or a config path such as optimizer.beta1, model.init, training.schedule.warmup_epochs")
+    if "." not in path:
+        raise ConfigError(key, entry, allowed + " (or remove it)")
+    for name, setting in SETTINGS.items():
+        if setting.key == path and name not in ("n_layers", "units"):
+            return name, setting
+    if path == "model.hidden_layers":
+        raise ConfigError(key, entry, "n_layers and units (the widths of model.hidden_layers are searched by those)")
+    engine = PATHS.get(path)
+    if engine is None:
+        raise ConfigError(key, entry, "a config path of model, optimizer, training or training.schedule: one of "
+                          + ", ".join(p for p in PATHS if p != "model.hidden_layers"))
+    spec = P.PARAMETERS[engine]
+    kind = "categorical" if isinstance(spec, P.Choice) else "int" if spec.integer else "float"
+    return path, Setting(path, kind, engine, path)
+
+
+def _parse_dimension(name: str, entry: Any, key: str, setting: Setting) -> Dimension:
     if isinstance(entry, (list, tuple)):
         entry = {"choices": list(entry)}
     if not isinstance(entry, Mapping):
@@ -269,13 +447,17 @@ def _parse_dimension(name: str, entry: Any, key: str) -> Dimension:
     if kind == "categorical" or has_choices:
         if kind != "categorical":
             raise ConfigError(f"{key}.type", kind, "'categorical' with choices")
-        return _categorical(name, entry, key)
-    if kind == "float" and setting.kind == "int":
-        raise ConfigError(f"{key}.type", kind, f"'int' or 'categorical' ({setting.doc} is a whole number)")
-    return _range(name, kind, entry, key)
+        dim = _categorical(name, entry, key, setting)
+    else:
+        if kind == "float" and setting.kind == "int":
+            raise ConfigError(f"{key}.type", kind, f"'int' or 'categorical' ({setting.doc} is a whole number)")
+        dim = _range(name, kind, entry, key, setting)
+    if name not in SETTINGS:
+        dim = dataclasses.replace(dim, key=setting.key)
+    return dim
 
 
-def _categorical(name: str, entry: Mapping[str, Any], key: str) -> Dimension:
+def _categorical(name: str, entry: Mapping[str, Any], key: str, setting: Setting) -> Dimension:
     for extra in ("low", "high", "log", "step"):
         if entry.get(extra) not in (None, False):
             raise ConfigError(f"{key}.{extra}", entry[extra], "nothing next to choices (a categorical setting has no range)")
@@ -284,13 +466,13 @@ def _categorical(name: str, entry: Mapping[str, Any], key: str) -> Dimension:
         raise ConfigError(f"{key}.choices", choices, "a non-empty list")
     checked = []
     for index, choice in enumerate(choices):
-        checked.append(_check_value(name, choice, f"{key}.choices[{index}]"))
+        checked.append(_check_value(name, choice, f"{key}.choices[{index}]", setting))
     if len(set(map(repr, checked))) != len(checked):
         raise ConfigError(f"{key}.choices", list(choices), "a list without repeated values")
     return Dimension(name, "categorical", choices=tuple(checked), per_layer=bool(entry.get("per_layer", True)))
 
 
-def _range(name: str, kind: str, entry: Mapping[str, Any], key: str) -> Dimension:
+def _range(name: str, kind: str, entry: Mapping[str, Any], key: str, setting: Setting) -> Dimension:
     low, high = entry.get("low"), entry.get("high")
     for bound_key, bound in (("low", low), ("high", high)):
         if bound is None:
@@ -314,8 +496,8 @@ def _range(name: str, kind: str, entry: Mapping[str, Any], key: str) -> Dimensio
             raise ConfigError(f"{key}.step", step, "a positive " + ("integer" if kind == "int" else "number"))
         if step > high - low:
             raise ConfigError(f"{key}.step", step, f"at most high - low = {_num(high - low)}")
-    low_checked = _check_value(name, low, f"{key}.low")
-    high_checked = _check_value(name, high, f"{key}.high")
+    low_checked = _check_value(name, low, f"{key}.low", setting)
+    high_checked = _check_value(name, high, f"{key}.high", setting)
     if kind == "int":
         low_checked, high_checked = int(low_checked), int(high_checked)
         step = int(step) if step is not None else None
@@ -328,7 +510,7 @@ def _range(name: str, kind: str, entry: Mapping[str, Any], key: str) -> Dimensio
     return Dimension(name, kind, low_checked, high_checked, log, step, per_layer=per_layer)
 
 
-def _check_value(name: str, value: Any, key: str) -> Any:
+def _check_value(name: str, value: Any, key: str, setting: Setting) -> Any:
     """One bound or choice, checked against what the engine allows for the setting."""
     if name == "n_layers":
         spec = P.Interval(0, MAX_LAYERS, integer=True)
@@ -336,7 +518,7 @@ def _check_value(name: str, value: Any, key: str) -> Any:
             return spec.check(name, value)
         except ann.InvalidParameterError:
             raise ConfigError(key, value, f"{spec.describe()} (hidden layers)") from None
-    engine = "units" if name == "units" else SETTINGS[name].engine
+    engine = "units" if name == "units" else setting.engine
     try:
         if engine == "units":
             return P.UNITS.check(name, value)

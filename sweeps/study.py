@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,7 +116,7 @@ class SweepSettings:
     metrics: tuple[str, ...]
     directions: tuple[str, ...]
     n_trials: int
-    timeout: float | None = None
+    timeout: float | None = None    # seconds after which no new trial starts (sweep.budget or sweep.timeout)
     workers: int = 1
     max_failures: int | None = 5
     seed: int | None = 0
@@ -167,10 +168,34 @@ class SweepSettings:
 # ----------------------------------------------------------------------------- parse
 
 _KNOWN_KEYS = (
-    "study_name", "storage", "metric", "direction", "n_trials", "timeout", "workers", "max_failures",
+    "study_name", "storage", "metric", "direction", "n_trials", "budget", "timeout", "workers", "max_failures",
     "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
-    "grace_period", "max_retries", "outage_wait", "plotlyjs",
+    "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue",
 )
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
+
+
+def parse_duration(key: str, value: Any) -> float:
+    """``90``, ``"90s"``, ``"10m"``, ``"1h30m"``, ``"2.5h"`` -> seconds (> 0); else a ConfigError."""
+    allowed = "a duration such as 90s, 10m, 1h30m or 2.5h (or a number of seconds > 0), or null for none"
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (found := _DURATION.fullmatch(value.strip().lower())) and any(found.groups()):
+        hours, minutes, secs = (float(group or 0) for group in found.groups())
+        seconds = 3600 * hours + 60 * minutes + secs
+    else:
+        raise ConfigError(key, value, allowed)
+    if not 0 < seconds < math.inf:
+        raise ConfigError(key, value, allowed)
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """``605`` -> ``10:05``, ``3725`` -> ``1:02:05``."""
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
@@ -220,6 +245,11 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
     timeout = section.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real) or not 0 < timeout < math.inf):
         raise ConfigError("sweep.timeout", timeout, "a number of seconds > 0, or null for no time limit")
+    budget = section.get("budget")
+    if budget is not None:
+        if timeout is not None:
+            raise ConfigError("sweep.budget", budget, f"null when sweep.timeout={timeout:g} is set (one time limit: keep sweep.budget)")
+        timeout = parse_duration("sweep.budget", budget)
     workers = _integer(section, "workers", 1, default=1, high=256)
     max_failures = section.get("max_failures", 5)
     if max_failures is not None:

@@ -32,11 +32,14 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 import hydra
 from omegaconf import DictConfig
+
+from sweeps.study import format_duration
 
 PROG = "ann-sweep"
 STATUS_PROG = "ann-sweep-status"
@@ -137,9 +140,10 @@ def _numeric(text: str) -> bool:
 class ProgressPrinter:
     """A tqdm bar on a terminal (trials done / pruned / failed, best so far), else one line per trial."""
 
-    def __init__(self, target: int, initial: int, metric: str, stream=None) -> None:
+    def __init__(self, target: int, initial: int, metric: str, stream=None, deadline: float | None = None) -> None:
         self.stream = stream or sys.stderr
         self.metric = metric
+        self.deadline = deadline  # time.time() after which no new trial starts (sweep.budget)
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.bar = None
         self.seen: set[int] = set()
@@ -153,6 +157,9 @@ class ProgressPrinter:
         best = (f"best {self.metric}={format_value(progress.best_value)} (t{progress.best_trial})"
                 if progress.best_value is not None else "best -")
         postfix = f"pruned {progress.pruned} · failed {progress.failed} · {best}"
+        if self.deadline is not None:
+            left = f"{format_duration(self.deadline - time.time())} of budget left"
+            postfix = f"{left} · {postfix}"
         trial = progress.last
         if self.bar is not None:
             self.bar.n = min(progress.finished, self.bar.total)
@@ -168,8 +175,10 @@ class ProgressPrinter:
             value = f" {self.metric}={format_value(trial.values[0])}" if trial.values else ""
             why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
             why = f" ({why})" if why and state != "complete" else ""
+            left = (f", {format_duration(self.deadline - time.time())} of budget left"
+                    if self.deadline is not None else "")
             print(f"[{progress.finished}/{progress.target}] trial {trial.number} {state}{value}{why}; "
-                  f"pruned {progress.pruned}, failed {progress.failed}, {best}", file=self.stream, flush=True)
+                  f"pruned {progress.pruned}, failed {progress.failed}, {best}{left}", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -232,7 +241,14 @@ def _app(cfg: DictConfig) -> None:
 
             print(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}: "
                   f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}", flush=True)
-        printer["bar"] = ProgressPrinter(settings.n_trials, info["finished_before"], settings.metric)
+        if info.get("deadline") is not None:
+            print(f"time budget: {format_duration(settings.timeout)} (no trial starts after it; "
+                  f"sweep.n_trials={settings.n_trials} stops it first if reached)", flush=True)
+        if info.get("enqueued"):
+            print(f"sweep.enqueue: {info['enqueued']} parameter set(s) queued to run first "
+                  "(those already in the study are not queued again)", flush=True)
+        printer["bar"] = ProgressPrinter(settings.n_trials, info["finished_before"], settings.metric,
+                                         deadline=info.get("deadline"))
 
     def progress(state) -> None:
         if "bar" in printer:

@@ -241,6 +241,57 @@ def test_resume_after_an_interrupted_sweep(tmp_path):
         assert client.get_run(trial.user_attrs[S.TRIAL_RUN_ID]).info.status == "KILLED"
 
 
+def test_enqueued_sets_run_first_and_paths_reach_the_runs(uris):
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(
+        storage, tracking_uri, "sweep.n_trials=4", "sweep.pruner.name=none",
+        "+sweep.params.optimizer={choices:[adam,adamw]}",
+        "+sweep.params.optimizer.weight_decay={low:1e-4,high:0.1,log:true}",
+        "+sweep.params.training.schedule.name={choices:[constant,cosine]}",
+        "+sweep.params.training.schedule.warmup_epochs={low:0,high:3}",
+        "sweep.enqueue=[{n_layers:1,units:8,optimizer:adamw,optimizer.weight_decay:0.05,"
+        "training.schedule.name:cosine,training.schedule.warmup_epochs:2},{n_layers:2,lr:0.01}]",
+    ))
+    outcome = run_sweep(prepared)
+    assert outcome.status == "FINISHED" and outcome.progress.finished == 4
+    trials = _study(storage, "moons-quick").trials
+    first, second = trials[0].params, trials[1].params
+    assert {k: first[k] for k in ("n_layers", "units_l1", "optimizer", "optimizer.weight_decay",
+                                  "training.schedule.name", "training.schedule.warmup_epochs")} == {
+        "n_layers": 1, "units_l1": 8, "optimizer": "adamw", "optimizer.weight_decay": 0.05,
+        "training.schedule.name": "cosine", "training.schedule.warmup_epochs": 2}
+    assert second["n_layers"] == 2 and second["lr"] == 0.01  # a partial set: the rest was sampled
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(trials[0].user_attrs[S.TRIAL_RUN_ID])
+    params = run.data.params
+    assert (params["optimizer.name"], params["optimizer.weight_decay"]) == ("adamw", "0.05")
+    assert (params["training.schedule.name"], params["training.schedule.warmup_epochs"]) == ("cosine", "2")
+    lr = float(params["optimizer.lr"])
+    curve = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)]
+    assert curve[:2] == pytest.approx([lr / 2, lr]) and len(curve) == 5 and curve[-1] < lr
+    # Running the same sweep again (toward more trials) does not queue the sets a second time.
+    run_sweep(prepare(sweep_cfg(
+        storage, tracking_uri, "sweep.n_trials=5", "sweep.pruner.name=none", "sweep.enqueue=[{n_layers:2,lr:0.01}]")))
+    trials = _study(storage, "moons-quick").trials
+    assert len(trials) == 5
+    assert sum(t.params.get("n_layers") == 2 and t.params.get("lr") == 0.01 for t in trials) == 1
+
+
+def test_a_time_budget_stops_the_sweep_and_the_progress_shows_what_is_left(tmp_path):
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    started = time.time()
+    result = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli",
+                             *cli_overrides(storage, None, "sweep.n_trials=10000", "sweep.budget=4s")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "time budget: 0:04 (no trial starts after it" in result.stdout
+    assert "(stopped: timeout)" in result.stdout
+    assert "of budget left" in result.stderr
+    finished = S.finished_count(_study(storage, "moons-quick"))
+    assert 1 <= finished < 10000
+    assert time.time() - started < 120
+
+
 def test_a_sweep_without_tracking(uris):
     storage, _ = uris
     outcome = run_sweep(prepare(sweep_cfg(storage, None, "sweep.n_trials=3")))

@@ -119,3 +119,119 @@ def test_grid_needs_steps_for_float_ranges():
     assert grid["lr"] == pytest.approx([0.01, 0.02, 0.03])
     with pytest.raises(ConfigError, match="sweep.params.lr"):
         parse_space({"lr": {"low": 1e-3, "high": 1e-1, "log": True}}).grid()
+
+
+# ------------------------------------------------------------------ config paths
+
+
+def test_any_config_key_is_searched_by_its_path_nested_or_dotted():
+    space = parse_space({
+        **SPACE,
+        "optimizer": {"choices": ["adam", "adamw"], "beta1": {"low": 0.8, "high": 0.99}},
+        "optimizer.weight_decay": {"low": 1e-5, "high": 0.1, "log": True},
+        "training": {"schedule": {"name": ["constant", "cosine"], "warmup_epochs": {"low": 0, "high": 5}}},
+        "model.init": {"choices": ["he", "xavier"]},
+    })
+    dims = space.dimensions
+    assert dims["optimizer"].choices == ("adam", "adamw") and dims["optimizer"].key is None
+    assert dims["optimizer.beta1"].type == "float" and dims["optimizer.beta1"].key == "optimizer.beta1"
+    assert dims["optimizer.weight_decay"].log
+    assert dims["training.schedule.warmup_epochs"].type == "int"  # the engine's table says integer
+    assert dims["training.schedule.name"].choices == ("constant", "cosine")
+    assert dims["model.init"].type == "categorical"
+
+
+def test_a_path_of_a_named_setting_is_that_setting():
+    space = parse_space({"optimizer.lr": {"low": 1e-3, "high": 0.1, "log": True}, "training.batch_size": [16, 32]})
+    assert set(space.dimensions) == {"lr", "batch_size"}
+    assert _error({"lr": {"low": 1e-3, "high": 0.1}, "optimizer.lr": {"low": 1e-3, "high": 0.1}},
+                  "sweep.params.optimizer.lr").endswith("one entry per setting (lr is searched twice)")
+
+
+@pytest.mark.parametrize("section, key, fragment", [
+    ({"optimizer.foo": {"low": 1, "high": 2}}, "sweep.params.optimizer.foo", "a config path of model, optimizer, training"),
+    ({"model": {"hidden_layers": [[8]]}}, "sweep.params.model.hidden_layers", "n_layers and units"),
+    ({"optimizer.beta1": {"low": 0.5, "high": 1.5}}, "sweep.params.optimizer.beta1.high", "a finite number in [0, 1)"),
+    ({"training.schedule.name": {"choices": ["cosine", "linear"]}}, "sweep.params.training.schedule.name.choices[1]",
+     "one of 'constant', 'step'"),
+    ({"training.schedule.warmup_epochs": {"low": 0.5, "high": 3}}, "sweep.params.training.schedule.warmup_epochs.low",
+     "an integer"),
+    ({"model.init": {"low": 1, "high": 2}}, "sweep.params.model.init", "choices for model.init"),
+    ({"learning_rate": {"low": 1, "high": 2}}, "sweep.params.learning_rate", "or a config path such as optimizer.beta1"),
+])
+def test_bad_paths_are_refused_with_their_key(section, key, fragment):
+    assert fragment in _error(section, key)
+
+
+def _draw(space, base, params):
+    return space.suggest(FixedTrial(params), (32,), base)
+
+
+def test_optimizer_and_schedule_paths_are_drawn_only_when_read():
+    space = parse_space({
+        "optimizer": ["sgd", "adam", "adamw"],
+        "optimizer.weight_decay": {"low": 1e-5, "high": 0.1, "log": True},
+        "optimizer.beta1": {"low": 0.8, "high": 0.99},
+        "training.schedule.name": ["constant", "cosine", "one_cycle"],
+        "training.schedule.warmup_epochs": {"low": 0, "high": 5},
+        "training.schedule.pct_start": {"low": 0.1, "high": 0.5},
+    })
+    base = to_container(compose([]))
+    params = {"optimizer.weight_decay": 0.01, "optimizer.beta1": 0.9, "training.schedule.warmup_epochs": 2,
+              "training.schedule.pct_start": 0.3}
+    drawn = _draw(space, base, {**params, "optimizer": "adam", "training.schedule.name": "cosine"})
+    assert set(drawn) == {"optimizer", "optimizer.beta1", "training.schedule.name", "training.schedule.warmup_epochs"}
+    drawn = _draw(space, base, {**params, "optimizer": "sgd", "training.schedule.name": "one_cycle"})
+    assert set(drawn) == {"optimizer", "optimizer.weight_decay", "training.schedule.name", "training.schedule.pct_start"}
+    drawn = _draw(space, base, {**params, "optimizer": "adamw", "training.schedule.name": "constant"})
+    assert set(drawn) == {"optimizer", "optimizer.weight_decay", "optimizer.beta1", "training.schedule.name"}
+
+
+def test_a_path_no_trial_would_read_is_refused_before_the_sweep():
+    base = to_container(compose([]))  # optimizer adam, constant schedule
+    space = parse_space({"optimizer.weight_decay": {"low": 1e-5, "high": 0.1}})
+    with pytest.raises(ConfigError, match=r"^sweep.params.optimizer.weight_decay=.* a setting of an optimizer the sweep "
+                                          r"uses \(adam\): weight_decay is read by sgd, momentum, nesterov, adamw$"):
+        space.check_conditions(base)
+    parse_space({"optimizer": ["adam", "adamw"], "optimizer.weight_decay": {"low": 1e-5, "high": 0.1}}).check_conditions(base)
+    space = parse_space({"training.schedule.warmup_epochs": {"low": 0, "high": 3}})
+    with pytest.raises(ConfigError, match=r"a setting of a schedule the sweep uses \(constant\): warmup_epochs is read by cosine$"):
+        space.check_conditions(base)
+
+
+def test_trial_config_sets_nested_paths_and_the_engine_accepts_it():
+    from sweeps.config import build_run_spec
+
+    base = to_container(compose([]))
+    space = parse_space({"optimizer": ["adamw"], "optimizer.weight_decay": {"low": 1e-5, "high": 0.1},
+                         "training.schedule.name": ["cosine"], "training.schedule.warmup_epochs": {"low": 0, "high": 5},
+                         "model.init": ["xavier"]})
+    values = _draw(space, base, {"optimizer": "adamw", "optimizer.weight_decay": 0.02, "training.schedule.name": "cosine",
+                                 "training.schedule.warmup_epochs": 3, "model.init": "xavier"})
+    cfg, overrides = trial_config(base, space, values)
+    assert cfg["training"]["schedule"]["warmup_epochs"] == 3 and cfg["training"]["schedule"]["gamma"] == 0.5
+    assert base["training"]["schedule"]["warmup_epochs"] == 0  # the base is left alone
+    assert "training.schedule.warmup_epochs=3" in overrides and overrides[0] == "optimizer=adamw"
+    kwargs = build_run_spec(cfg).model_kwargs
+    assert (kwargs["optimizer"], kwargs["weight_decay"], kwargs["lr_schedule"], kwargs["warmup_epochs"], kwargs["init"]) == (
+        "adamw", 0.02, "cosine", 3, "xavier")
+
+
+# ------------------------------------------------------------------ enqueue
+
+
+def test_enqueued_sets_are_checked_against_the_space():
+    space = parse_space({**SPACE, "optimizer.beta1": {"low": 0.8, "high": 0.99}})
+    assert space.check_enqueued({"n_layers": 2, "units": 64, "lr": 3e-3, "optimizer.beta1": 0.9}, "sweep.enqueue[0]") == {
+        "n_layers": 2, "units_l1": 64, "units_l2": 64, "lr": 3e-3, "optimizer.beta1": 0.9}
+    for values, key, fragment in [
+        ({"n_layers": 4}, "sweep.enqueue[0].n_layers", "a value of sweep.params.n_layers: int [1, 3]"),
+        ({"lr": 1.0}, "sweep.enqueue[0].lr", "a value of sweep.params.lr: float [0.0001, 0.3] log"),
+        ({"activation": "elu"}, "sweep.enqueue[0].activation", "a value of sweep.params.activation: {relu, tanh}"),
+        ({"units_l4": 16}, "sweep.enqueue[0].units_l4", "a parameter of the search space: one of n_layers, units_l1, units_l2, units_l3"),
+        ({"epochs": 10}, "sweep.enqueue[0].epochs", "a parameter of the search space"),
+        ([1, 2], "sweep.enqueue[0]", "a mapping of searched parameters"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            space.check_enqueued(values, "sweep.enqueue[0]")
+        assert caught.value.key == key and fragment in str(caught.value), str(caught.value)

@@ -38,6 +38,11 @@ def test_the_shipped_sweeps_have_valid_settings():
         ({"n_trials": 2.5}, "sweep.n_trials"),
         ({"workers": 0}, "sweep.workers"),
         ({"timeout": -1}, "sweep.timeout"),
+        ({"budget": "10 minutes"}, "sweep.budget"),
+        ({"budget": "0s"}, "sweep.budget"),
+        ({"budget": -5}, "sweep.budget"),
+        ({"budget": True}, "sweep.budget"),
+        ({"budget": "10m", "timeout": 60}, "sweep.budget"),
         ({"sampler": {"name": "bayes"}}, "sweep.sampler.name"),
         ({"pruner": {"name": "patient"}}, "sweep.pruner.name"),
         ({"sampler": {"name": "tpe", "n_startup": 3}}, "sweep.sampler.n_startup"),
@@ -56,6 +61,17 @@ def test_bad_settings_are_refused_with_their_key(changes, key):
     with pytest.raises(ConfigError) as caught:
         _settings(**changes)
     assert caught.value.key == key, str(caught.value)
+
+
+@pytest.mark.parametrize("budget, seconds", [
+    ("10m", 600), ("90s", 90), ("1h30m", 5400), ("2.5h", 9000), ("1h2m3s", 3723), (45, 45), (" 5M ", 300),
+])
+def test_a_budget_is_a_duration(budget, seconds):
+    assert _settings(budget=budget).timeout == seconds
+
+
+def test_format_duration():
+    assert [S.format_duration(s) for s in (0, 59.6, 605, 3725, -3)] == ["0:00", "1:00", "10:05", "1:02:05", "0:00"]
 
 
 def test_settings_of_another_sampler_or_pruner_are_ignored():
