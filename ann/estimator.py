@@ -107,7 +107,10 @@ class MLP:
         epochs: maximum passes over the training set.
         l2: L2 weight decay; adds ``l2/2 * sum(W^2)`` over weights (not biases) to the loss.
         dropout: probability of zeroing a hidden unit during training (inverted dropout).
-        leaky_slope, rrelu_lower, rrelu_upper, elu_alpha: activation settings.
+        leaky_slope: the slope of ``leaky_relu`` below 0.
+        rrelu_lower: the lowest random slope of ``rrelu``.
+        rrelu_upper: the highest random slope of ``rrelu``.
+        elu_alpha: the alpha of ``elu``.
         early_stopping: stop when the monitored loss has not improved by ``min_delta`` for
             ``patience`` epochs; ``restore_best_weights`` then rolls back to the best epoch.
         standardize: standardise X (and regression targets) with statistics of the

@@ -28,7 +28,7 @@ How trials end:
   :class:`TrialFailed`, which the sweep catches and counts against ``sweep.max_failures``;
 * **Ctrl-C / SIGTERM** -- the trial is marked ``interrupted`` and the exception propagates;
 * **the tracking server does not answer** (each request is retried for about a minute
-  first, see README, "Tracking server outages") -- the trial fails *retryable*: ``fail_reason``
+  first, see docs/explanation/heartbeats.md) -- the trial fails *retryable*: ``fail_reason``
   says what failed, ``retryable=true``, it does not count toward ``n_trials``, and a
   re-run with the same values is queued (WAITING) before the trial ends, up to
   ``sweep.max_retries`` times. A pruned trial whose curves cannot be confirmed on the

@@ -49,7 +49,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "ann_sweep"
 #: Rows of the leaderboard printed at the end of a sweep.
 LEADERBOARD_ROWS = 10
-#: MLflow's HTTP client settings for sweeps (see README, "Tracking server outages").
+#: MLflow's HTTP client settings for sweeps (see docs/explanation/heartbeats.md).
 HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",

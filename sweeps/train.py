@@ -286,7 +286,7 @@ def train(
 
     Raises:
         UserError: bad config, data or tracking store (no run was created).
-        Anything raised during training (the run is marked FAILED or KILLED first).
+        Exception: anything raised during training (the run is marked FAILED or KILLED first).
     """
     spec = build_run_spec(cfg)
     data = prepare_data(spec)

@@ -11,7 +11,7 @@ from ann.data import load_dataset, split_dataset
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)
 XOR_Y = np.array([0, 1, 1, 0])
 
-#: The recipes the README documents for the bundled data sets (all else at MLP defaults).
+#: The recipes docs/reference/engine.md documents for the bundled data sets (all else at MLP defaults).
 DIGITS_RECIPE = dict(hidden_layers=[128], l2=1e-3)
 DIABETES_RECIPE = dict(hidden_layers=[8], activation="tanh", early_stopping=True)
 

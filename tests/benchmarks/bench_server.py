@@ -19,8 +19,8 @@ credentials:
 Settings: ``uvicorn-N`` (``--workers N``, MLflow's default server), ``gunicorn-N``
 (``--gunicorn-opts``, sync workers) and ``gunicorn-N-threads`` (gthread, 4 threads each);
 ``+nocache`` switches off the basic-auth credential cache (``auth_cache_ttl_seconds = 0``,
-MLflow's default: a PBKDF2 hash per request). Results are in README, "Team setup"
-(its "Server processes (`--workers`)" part).
+MLflow's default: a PBKDF2 hash per request). Results are in docs/benchmarks.md
+("MLflow server settings").
 """
 
 from __future__ import annotations

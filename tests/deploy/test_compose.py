@@ -131,7 +131,7 @@ def test_the_mlflow_service_runs_a_tracking_server_with_basic_auth():
     environment = H.service_environment(service)
     assert environment["MLFLOW_AUTH_CONFIG_PATH"].startswith("/tmp/")
     assert {"MLFLOW_AUTH_ADMIN_USERNAME", "MLFLOW_AUTH_ADMIN_PASSWORD", "MLFLOW_FLASK_SERVER_SECRET_KEY"} <= set(environment)
-    assert re.search(r"--workers \d+\s*$", script), 'a fixed, measured number of server processes (README, "Team setup")'
+    assert re.search(r"--workers \d+\s*$", script), 'a fixed, measured number of server processes (docs/benchmarks.md)'
 
 
 def test_the_worker_scales_and_reaches_both_stores():
