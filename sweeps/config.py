@@ -27,6 +27,7 @@ import ann
 from ann import params as P
 from ann.data import DATASETS
 from sweeps.errors import ConfigError, UserError
+from sweeps.redaction import redact
 
 #: Where the configs are (a symlink to the repository's ``conf/`` in a checkout).
 CONFIG_DIR = Path(__file__).resolve().parent / "conf"
@@ -411,23 +412,9 @@ def run_params(spec: RunSpec, resolved: Mapping[str, Any] | None = None) -> dict
     return {key: format_value(value) for key, value in params.items()}
 
 
-def redact_uri(uri: str | None) -> str | None:
-    """``uri`` with a password replaced by ``***`` (``postgresql://user:***@host/db``)."""
-    if not uri or "@" not in uri or "://" not in uri:
-        return uri
-    scheme, rest = uri.split("://", 1)
-    credentials, at, host = rest.rpartition("@")
-    if ":" in credentials:
-        credentials = credentials.split(":", 1)[0] + ":***"
-    return f"{scheme}://{credentials}{at}{host}"
-
-
 def resolved_yaml(spec: RunSpec) -> str:
-    """The resolved config as YAML, with any password in the tracking URI redacted."""
-    config = {key: value for key, value in spec.config.items()}
-    if isinstance(config.get("tracking"), dict):
-        config["tracking"] = {**config["tracking"], "uri": redact_uri(config["tracking"].get("uri"))}
-    return OmegaConf.to_yaml(OmegaConf.create(config))
+    """The resolved config as YAML, every credential in it redacted."""
+    return redact(OmegaConf.to_yaml(OmegaConf.create(dict(spec.config))))
 
 
 def _missing_hint(key: str, dataset: str | None = None) -> str:

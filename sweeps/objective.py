@@ -55,7 +55,8 @@ from typing import Any, Mapping, Sequence
 from omegaconf import OmegaConf
 
 from sweeps import study as S
-from sweeps.config import CONFIG_DIR, format_value, redact_uri
+from sweeps.config import CONFIG_DIR, format_value
+from sweeps.redaction import redact
 from sweeps.errors import TrackingError
 from sweeps.space import SETTINGS, SearchSpace
 from sweeps.storage_faults import StorageOutage
@@ -386,7 +387,7 @@ class Objective:
             TAG_TRIAL: str(trial.number),
             TAG_TRIAL_UID: uid,
             TAG_STATE: "RUNNING",
-            TAG_STORAGE: redact_uri(self.settings.storage) or "",
+            TAG_STORAGE: redact(self.settings.storage or ""),
             TAG_ROLE: "trial",
         }
         link_state = {"run_id": None}
@@ -532,13 +533,13 @@ class Objective:
                 waited = time.monotonic() - started
                 if waited >= self.settings.outage_wait:
                     raise TrackingOutage(
-                        f"the tracking server {redact_uri(uri)} has not answered for {waited:.0f} s "
+                        f"the tracking server {redact(uri)} has not answered for {waited:.0f} s "
                         f"(sweep.outage_wait={self.settings.outage_wait:g}): {str(error).split(': ', 1)[-1]}; "
                         "the study and the finished trials are intact: run the same command again to resume"
                     ) from None
                 if not warned:
                     log.warning("the tracking server %s does not answer; waiting up to %g s before the next trial",
-                                redact_uri(uri), self.settings.outage_wait)
+                                redact(uri), self.settings.outage_wait)
                     warned = True
                 STOP.check()
                 time.sleep(min(pause, max(0.1, self.settings.outage_wait - waited)))

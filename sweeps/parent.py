@@ -49,6 +49,7 @@ from typing import Any, Mapping, Sequence
 
 from sweeps import study as S
 from sweeps.objective import TAG_ROLE, TAG_STATE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL, TAG_TRIAL_UID
+from sweeps.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,7 @@ def _candidates(client, experiment_id: str, study_name: str, storage: str) -> li
     runs = client.search_runs(
         [experiment_id],
         filter_string=(f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_STUDY}` = '{_quote(study_name)}' "
-                       f"and tags.`{TAG_STORAGE}` = '{_quote(S.redact(storage))}'"),
+                       f"and tags.`{TAG_STORAGE}` = '{_quote(redact(storage))}'"),
         max_results=50,
     )
     return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
@@ -99,7 +100,7 @@ def find_or_create_parent(
         study.set_user_attr(S.ATTR_PARENT_RUN, run_id)
         study.set_user_attr(S.ATTR_EXPERIMENT, experiment_id)
         return run_id, False
-    run_tags = {TAG_ROLE: "parent", TAG_STUDY: settings.study_name, TAG_STORAGE: S.redact(settings.storage),
+    run_tags = {TAG_ROLE: "parent", TAG_STUDY: settings.study_name, TAG_STORAGE: redact(settings.storage),
                 **(tags or {})}
     run = tracking.create_run(client, experiment_id, run_name=f"sweep {settings.study_name}", tags=run_tags)
     mine = run.info.run_id
@@ -114,7 +115,7 @@ def find_or_create_parent(
 
 def parent_tags(settings: S.SweepSettings, space) -> dict[str, str]:
     tags = {
-        TAG_STORAGE: S.redact(settings.storage),
+        TAG_STORAGE: redact(settings.storage),
         "sweep.metric": ",".join(settings.metrics),
         "sweep.direction": ",".join(settings.directions),
         "sweep.sampler": settings.sampler,

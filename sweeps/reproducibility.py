@@ -11,6 +11,8 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from sweeps.redaction import redact
+
 #: Distributions whose versions are recorded as ``versions.<name>`` tags.
 PACKAGES = ("numpy", "pandas", "scikit-learn", "mlflow", "hydra-core", "omegaconf", "optuna", "matplotlib")
 
@@ -52,11 +54,11 @@ def git_state(path: str | None = None) -> tuple[str | None, bool | None]:
 
 
 def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed (program name shortened to its basename)."""
+    """The command as typed (program name shortened to its basename), credentials redacted."""
     argv = list(sys.argv if argv is None else argv)
     if argv:
         argv[0] = os.path.basename(argv[0]) or argv[0]
-    return shlex.join(argv)
+    return redact(shlex.join(argv))
 
 
 def reproducibility_tags(seed: int | None) -> dict[str, str]:

@@ -35,6 +35,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sweeps import study as S
 from sweeps.errors import ConfigError
+from sweeps.redaction import redact_logging
 from sweeps.space import SearchSpace, parse_space
 from sweeps.storage_faults import RETRY_SECONDS, StorageOutage
 
@@ -322,6 +323,7 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     _logging.basicConfig(level=_logging.WARNING, format=f"[worker {index}] %(levelname)s %(name)s: %(message)s")
+    redact_logging()
     try:
         from threadpoolctl import threadpool_limits
 
@@ -626,7 +628,7 @@ def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
     from omegaconf import OmegaConf
 
     from sweeps import tracking
-    from sweeps.config import redact_uri, run_params
+    from sweeps.config import run_params
     from sweeps.parent import parent_tags
 
     tracking.set_tags(parent.client, parent.run_id, parent_tags(prepared.settings, prepared.space))
@@ -636,12 +638,8 @@ def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
             params[f"sweep.space.{name}"] = dim.describe()
         with contextlib.suppress(Exception):
             tracking.log_params(parent.client, parent.run_id, params)
-    config = dict(prepared.config)
-    if isinstance(config.get("tracking"), dict):
-        config["tracking"] = {**config["tracking"], "uri": redact_uri(config["tracking"].get("uri"))}
-    sweep = dict(config.get("sweep", {}))
-    sweep["storage"] = S.redact(sweep.get("storage", ""))
-    config["sweep"] = sweep
-    parent.client.log_text(parent.run_id, OmegaConf.to_yaml(OmegaConf.create(config)), "sweep/config.yaml")
-    parent.client.log_text(parent.run_id, OmegaConf.to_yaml(OmegaConf.create(list(prepared.overrides))) if prepared.overrides else "[]\n",
-                           "sweep/overrides.yaml")
+    tracking.log_text(parent.client, parent.run_id, OmegaConf.to_yaml(OmegaConf.create(dict(prepared.config))),
+                      "sweep/config.yaml")
+    tracking.log_text(parent.client, parent.run_id,
+                      OmegaConf.to_yaml(OmegaConf.create(list(prepared.overrides))) if prepared.overrides else "[]\n",
+                      "sweep/overrides.yaml")

@@ -35,6 +35,7 @@ from typing import Any
 
 from sweeps import study as S
 from sweeps.errors import UserError
+from sweeps.redaction import redact
 
 
 @dataclass
@@ -71,7 +72,7 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
         held = ("one of " + ", ".join(names)) if names else "none: the storage holds no study yet"
         raise UserError(
             f"sweep.study_name={settings.study_name!r} is not allowed: expected a study in "
-            f"sweep.storage={S.redact(settings.storage)!r}: {held}"
+            f"sweep.storage={redact(settings.storage)!r}: {held}"
         )
     study = optuna.load_study(study_name=settings.study_name, storage=storage)
     metrics = tuple(study.user_attrs.get(S.ATTR_METRICS) or settings.metrics)

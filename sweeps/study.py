@@ -44,6 +44,7 @@ from typing import Any, Mapping, Sequence
 
 from sweeps.drivers import missing_driver
 from sweeps.errors import ConfigError, UserError
+from sweeps.redaction import redact
 
 #: Seconds an SQLite writer waits for another process's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
@@ -414,12 +415,6 @@ def storage_kind(url: str) -> str:
     if "://" not in url:
         return "journal"
     return url.split("://", 1)[0].split("+", 1)[0].lower()
-
-
-def redact(url: str) -> str:
-    from sweeps.config import redact_uri
-
-    return redact_uri(url) or url
 
 
 def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,

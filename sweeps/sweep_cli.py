@@ -39,6 +39,7 @@ from typing import Any, Sequence
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.redaction import redact, redact_logging, write_hydra_output
 from sweeps.study import format_duration
 
 PROG = "ann-sweep"
@@ -60,7 +61,7 @@ _prog = PROG
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
-    print(f"{_prog}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(redact(f"{_prog}: error: {' '.join(str(message).split())}"), file=sys.stderr)
     raise SystemExit(status)
 
 
@@ -167,7 +168,7 @@ class ProgressPrinter:
             self.bar.refresh()
             if trial is not None and trial.state.name == "FAIL":
                 reason = trial.user_attrs.get("fail_reason") or "interrupted"
-                self.bar.write(f"trial {trial.number} failed: {reason}", file=self.stream)
+                self.bar.write(redact(f"trial {trial.number} failed: {reason}"), file=self.stream)
             return
         if trial is not None and trial.number not in self.seen:
             self.seen.add(trial.number)
@@ -177,8 +178,8 @@ class ProgressPrinter:
             why = f" ({why})" if why and state != "complete" else ""
             left = (f", {format_duration(self.deadline - time.time())} of budget left"
                     if self.deadline is not None else "")
-            print(f"[{progress.finished}/{progress.target}] trial {trial.number} {state}{value}{why}; "
-                  f"pruned {progress.pruned}, failed {progress.failed}, {best}{left}", file=self.stream, flush=True)
+            print(redact(f"[{progress.finished}/{progress.target}] trial {trial.number} {state}{value}{why}; "
+                         f"pruned {progress.pruned}, failed {progress.failed}, {best}{left}"), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -213,6 +214,8 @@ def _app(cfg: DictConfig) -> None:
     from sweeps.train_cli import _remove_job_output_dir
 
     _quiet_console()
+    redact_logging()
+    write_hydra_output(cfg)
     try:
         prepared = prepare(cfg, hydra_overrides())
     except (UserError, ann.AnnError) as error:
@@ -223,10 +226,10 @@ def _app(cfg: DictConfig) -> None:
     printer: dict[str, ProgressPrinter] = {}
 
     def started(info: dict) -> None:
-        print(
-            f"{PROG}: study {settings.study_name!r} in {_shown(settings.storage)}: {settings.n_trials} trials on "
+        print(redact(
+            f"{PROG}: study {settings.study_name!r} in {settings.storage}: {settings.n_trials} trials on "
             f"{dataset} ({prepared.task}), {' and '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}, "
-            f"{settings.sampler} sampler, {settings.pruner} pruner, {settings.workers} worker{'s' if settings.workers > 1 else ''}",
+            f"{settings.sampler} sampler, {settings.pruner} pruner, {settings.workers} worker{'s' if settings.workers > 1 else ''}"),
             flush=True,
         )
         if info["resumed"]:
@@ -239,8 +242,8 @@ def _app(cfg: DictConfig) -> None:
         if info["parent_run_id"]:
             from sweeps.tracking import run_url
 
-            print(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}: "
-                  f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}", flush=True)
+            print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}: "
+                         f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}"), flush=True)
         if info.get("deadline") is not None:
             print(f"time budget: {format_duration(settings.timeout)} (no trial starts after it; "
                   f"sweep.n_trials={settings.n_trials} stops it first if reached)", flush=True)
@@ -282,12 +285,6 @@ def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
     from sweeps.ui_views import trials_view_id, view_url
 
     return view_url(uri, experiment_id, trials_view_id(parent_run_id))
-
-
-def _shown(url: str) -> str:
-    from sweeps.study import redact
-
-    return redact(url)
 
 
 def _print_outcome(prepared, outcome) -> None:
@@ -336,7 +333,7 @@ def _print_outcome(prepared, outcome) -> None:
         lines.append(dashboard_line(settings.storage))
     status = [STATUS_PROG, *[o for o in _hydra_task_overrides() if not o.startswith("hydra")]]
     lines.append(f"trials and orphans: {' '.join(status)}")
-    print("\n".join(lines), flush=True)
+    print(redact("\n".join(lines)), flush=True)
 
 
 #: The extra that installs optuna-dashboard (pyproject.toml).
@@ -349,7 +346,7 @@ def dashboard_line(storage: str, installed: bool | None = None) -> str:
 
     if installed is None:
         installed = importlib.util.find_spec("optuna_dashboard") is not None
-    line = f"Optuna dashboard: optuna-dashboard {_shown(storage)}"
+    line = f"Optuna dashboard: optuna-dashboard {redact(storage)}"
     return line if installed else f"{line}  (not installed: {DASHBOARD_EXTRA})"
 
 
@@ -403,7 +400,7 @@ def _run_app(app, prog: str, debug: bool) -> None:
               "run the same command again to resume", file=sys.stderr)
         raise SystemExit(143) from None
     except StorageOutage as error:  # retried for a minute first (sweeps.storage_faults)
-        print(f"{prog}: error: {error}", file=sys.stderr)
+        print(redact(f"{prog}: error: {error}"), file=sys.stderr)
         raise SystemExit(EXIT_FAILED) from None
     except Exception as error:
         message = _space_override_message(error) or _config_error_message(error, CONFIG_NAME)
@@ -490,7 +487,7 @@ def _status_app(cfg: DictConfig) -> None:
         _fail(str(error))
     c = report.counts
     lines = [
-        f"study {report.study_name!r} in {_shown(report.storage)}: "
+        f"study {report.study_name!r} in {report.storage}: "
         + ", ".join(f"{d} {m}" for m, d in zip(report.metrics, report.directions)),
         f"{report.finished} finished (counting toward sweep.n_trials): {c.get('COMPLETE', 0)} complete, "
         f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed, {c.get('RUNNING', 0)} running",
@@ -511,7 +508,7 @@ def _status_app(cfg: DictConfig) -> None:
         lines += [f"  {line}" for line in report.reconciled]
         if _status_options["dry_run"]:
             lines.append(f"  (--dry-run: nothing was changed; run {STATUS_PROG} without it to apply)")
-    print("\n".join(lines), flush=True)
+    print(redact("\n".join(lines)), flush=True)
 
 
 #: Options of ann-sweep-status that are not Hydra overrides.

@@ -10,7 +10,8 @@
 * :func:`experiment_url` / :func:`run_url` build UI links that open the model-training
   view (``?workflowType=machine_learning``), the former in a saved view if given one.
 
-Every call names its run explicitly; nothing here uses MLflow's global active run.
+Every call names its run explicitly; nothing here uses MLflow's global active run. Every
+tag, param and text artifact written here goes through :func:`sweeps.redaction.redact`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from mlflow.exceptions import MlflowException
 
 from sweeps.drivers import missing_driver
 from sweeps.errors import TrackingError
+from sweeps.redaction import redact, without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +72,7 @@ def probe(uri: str, timeout: float = 5.0, experiment_name: str = "ann") -> None:
 
 
 def _error(uri: str, problem: str) -> TrackingError:
-    from sweeps.config import redact_uri
-
-    return TrackingError(f"tracking.uri={redact_uri(uri)!r} cannot be used: {problem}")
+    return TrackingError(f"tracking.uri={redact(uri)!r} cannot be used: {problem}")
 
 
 def _probe_http(uri: str, timeout: float, experiment_name: str) -> None:
@@ -208,7 +208,7 @@ def create_run(
     parent_run_id: str | None = None,
 ):
     """Create a RUNNING run (a nested child run of ``parent_run_id`` if given)."""
-    tags = dict(tags or {})
+    tags = {key: redact(value) for key, value in (tags or {}).items()}
     if parent_run_id:
         tags["mlflow.parentRunId"] = parent_run_id
     return client.create_run(experiment_id, run_name=run_name, tags=tags)
@@ -216,13 +216,13 @@ def create_run(
 
 def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> None:
     """Log params in batches of 100 (values cut to MLflow's length limit)."""
-    items = [Param(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in params.items()]
+    items = [Param(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in params.items()]
     for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
 
 
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
-    items = [RunTag(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()]
+    items = [RunTag(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()]
     for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
         client.log_batch(run_id, tags=items[start : start + MAX_PARAMS_PER_BATCH])
 
@@ -241,8 +241,13 @@ def log_final(client: MlflowClient, run_id: str, metrics: Mapping[str, float], t
     client.log_batch(
         run_id,
         metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()][:MAX_METRICS_PER_BATCH],
-        tags=[RunTag(key, str(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()][:MAX_PARAMS_PER_BATCH],
+        tags=[RunTag(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()][:MAX_PARAMS_PER_BATCH],
     )
+
+
+def log_text(client: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
+    """Log ``text`` (redacted) as the artifact ``artifact_file``."""
+    client.log_text(run_id, redact(text), artifact_file)
 
 
 def terminate(client: MlflowClient, run_id: str, status: str) -> None:
@@ -368,7 +373,7 @@ class MetricLogger:
 def ui_base(uri: str) -> str:
     """The UI address for ``uri``: the server itself, or where ``mlflow ui`` listens."""
     if urlparse(uri).scheme in _HTTP_SCHEMES:
-        return uri.rstrip("/")
+        return without_userinfo(uri.rstrip("/"))
     return "http://127.0.0.1:5000"
 
 
@@ -393,9 +398,7 @@ def ui_command(uri: str) -> str | None:
     """How to look at a local store (``mlflow ui --backend-store-uri ...``); None for a server."""
     if urlparse(uri).scheme in _HTTP_SCHEMES:
         return None
-    from sweeps.config import redact_uri
-
-    return f"mlflow ui --backend-store-uri {redact_uri(uri)}"
+    return f"mlflow ui --backend-store-uri {redact(uri)}"
 
 
 def chunks(items: list, size: int) -> Iterable[list]:

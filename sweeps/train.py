@@ -53,6 +53,7 @@ from ann.data import Dataset, load_dataset, split_dataset
 from sweeps import diagnosis as D
 from sweeps.config import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
 from sweeps.errors import ConfigError, TrackingError, UserError
+from sweeps.redaction import redact, redact_optional
 
 log = logging.getLogger(__name__)
 
@@ -390,16 +391,11 @@ def hydra_overrides() -> list[str]:
 
 
 def _redacted_override(override: str) -> str:
-    from sweeps.config import redact_uri
-
-    key, equals, value = override.partition("=")
-    return key + equals + redact_uri(value) if equals else override
+    return redact(override)
 
 
 def _shown_uri(uri: str | None) -> str | None:
-    from sweeps.config import redact_uri
-
-    return redact_uri(uri)
+    return redact_optional(uri)
 
 
 def _fit(model: ann.MLP, data: PreparedData, callbacks: Sequence[Callback]):
@@ -495,8 +491,8 @@ def _train_tracked(
                 metric_logger = tracking.MetricLogger(client, run_id, settings.flush_interval)
                 params = run_params(spec, resolved_params(spec, data))
                 metric_logger.submit(tracking.log_params, client, run_id, params)
-                metric_logger.submit(client.log_text, run_id, resolved_yaml(spec), "config/config.yaml")
-                metric_logger.submit(client.log_text, run_id, _overrides_yaml(overrides), "config/overrides.yaml")
+                metric_logger.submit(tracking.log_text, client, run_id, resolved_yaml(spec), "config/config.yaml")
+                metric_logger.submit(tracking.log_text, client, run_id, _overrides_yaml(overrides), "config/overrides.yaml")
                 metric_logger.submit(log_dataset_inputs, client, run_id, spec, data)  # the Dataset column
                 # The UI view that shows loss/train vs loss/val first (once per experiment or sweep).
                 metric_logger.submit(lambda: view.update(id=ui_views.ensure_run_view_quietly(

@@ -26,6 +26,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.redaction import redact, redact_logging, write_hydra_output
+
 PROG = "ann-train"
 EXIT_USAGE = 2
 #: An absolute path, so Hydra reads the files directly (the package has no __init__ there).
@@ -33,7 +35,7 @@ CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    print(redact(f"{PROG}: error: {' '.join(str(message).split())}"), file=sys.stderr)
     raise SystemExit(status)
 
 
@@ -46,6 +48,8 @@ def _app(cfg: DictConfig) -> dict:
     from sweeps.train import train
 
     _quiet_console()
+    redact_logging()
+    write_hydra_output(cfg)
     try:
         result = train(cfg)
     except (UserError, ann.AnnError) as error:
@@ -116,7 +120,7 @@ def _print_summary(result: dict, cfg: DictConfig) -> None:
             lines.append(f"look at it: {command}  then open {result['experiment_url']}")
         else:
             lines.append(f"look at it: {result['experiment_url']}")
-    print("\n".join(lines), flush=True)
+    print(redact("\n".join(lines)), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,11 +11,11 @@ from sweeps.config import (
     CONFIG_DIR,
     build_run_spec,
     compose,
-    redact_uri,
     resolved_yaml,
     run_params,
 )
 from sweeps.errors import ConfigError, UserError
+from sweeps.redaction import redact
 
 GROUPS = {
     "model": {"mlp", "linear", "deep"},
@@ -157,8 +157,8 @@ def test_params_are_the_flattened_config_with_readable_names():
 
 
 def test_passwords_in_tracking_uris_are_redacted():
-    assert redact_uri("postgresql://me:secret@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
-    assert redact_uri("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
+    assert redact("postgresql://me:secret@db:5432/mlflow") == "postgresql://me:***@db:5432/mlflow"
+    assert redact("http://127.0.0.1:5000") == "http://127.0.0.1:5000"
     spec = build_run_spec(compose(["tracking.uri=postgresql://me:secret@db/mlflow"]))
     assert "secret" not in resolved_yaml(spec)
 
