@@ -24,6 +24,11 @@ says what it would do):
   dead worker's run keeps pointing at the trial that failed.
 
 Every change is listed in :attr:`StatusReport.reconciled`.
+
+Reading creates nothing: a storage or tracking file that does not exist is reported (the
+storage) or left out (the tracking store), never created empty. A tracking server is
+probed first, with the same ``tracking.probe_timeout`` as ``ann-train``: one that does not
+answer is a :class:`~sweeps.errors.TrackingError`, not hundreds of seconds of retries.
 """
 
 from __future__ import annotations
@@ -31,9 +36,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sweeps import study as S
+from sweeps import tracking
+from sweeps.config import absolute_path
 from sweeps.errors import UserError
 from sweeps.redaction import redact
 
@@ -55,17 +63,21 @@ class StatusReport:
 
 
 def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
-                 experiment_name: str | None = None, *, reconcile: bool = True) -> StatusReport:
+                 experiment_name: str | None = None, *, reconcile: bool = True,
+                 probe_timeout: float = 5.0) -> StatusReport:
     """The report of study ``settings.study_name`` in ``settings.storage``, reconciled unless ``reconcile=False``.
 
     Raises:
-        UserError: the storage cannot be opened or holds no study of that name.
+        UserError: the storage does not exist, cannot be opened or holds no study of that name.
+        TrackingError: the tracking store does not answer within ``probe_timeout`` seconds.
     """
     import optuna
 
     from sweeps.claims import Coordinator, claim_of
     from sweeps.parent import leaderboard, trial_runs
 
+    _check_storage_exists(settings)
+    tracking_uri = _readable_tracking_store(tracking_uri, experiment_name, probe_timeout)
     storage = S.open_sweep_storage(settings)
     names = sorted(optuna.study.get_all_study_names(storage))
     if settings.study_name not in names:
@@ -154,6 +166,27 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
         counts=counts, finished=S.finished_count(study), leaderboard=board, parent_run_id=parent_run_id,
         experiment_id=experiment_id, orphans=orphans, studies=names, reconciled=reconciled,
     )
+
+
+def _check_storage_exists(settings: S.SweepSettings) -> None:
+    """A storage file that does not exist holds no study: say so instead of creating it."""
+    kind = S.storage_kind(settings.storage)
+    path = (Path(absolute_path(settings.storage)) if kind == "journal"
+            else tracking.sqlite_path(settings.storage) if kind == "sqlite" else None)
+    if path is not None and not Path(absolute_path(path)).exists():
+        raise UserError(f"sweep.storage={redact(settings.storage)!r} holds no study: the file {absolute_path(path)} "
+                        "does not exist (give the sweep.storage that ann-sweep used)")
+
+
+def _readable_tracking_store(uri: str | None, experiment_name: str | None, timeout: float) -> str | None:
+    """``uri`` once it answered within ``timeout`` seconds; None for a SQLite file that does not exist."""
+    if not uri:
+        return None
+    path = tracking.sqlite_path(uri) if S.storage_kind(uri) == "sqlite" else None
+    if path is not None and not Path(absolute_path(path)).exists():
+        return None
+    tracking.probe(uri, timeout, experiment_name or "ann")
+    return uri
 
 
 def _stale_trials(coordinator, study, reconcile: bool) -> list:

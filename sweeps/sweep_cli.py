@@ -482,7 +482,8 @@ def _status_app(cfg: DictConfig) -> None:
         settings = parse_settings(config.get("sweep") or {})
         tracking = config.get("tracking") or {}
         uri = tracking.get("uri") if tracking.get("enabled", True) else None
-        report = study_status(settings, uri, tracking.get("experiment_name"), reconcile=not _status_options["dry_run"])
+        report = study_status(settings, uri, tracking.get("experiment_name"), reconcile=not _status_options["dry_run"],
+                              probe_timeout=float(tracking.get("probe_timeout", 5.0)))
     except (UserError, ann.AnnError) as error:
         _fail(str(error))
     c = report.counts

@@ -18,6 +18,7 @@ and for anything else (a bug: with its traceback).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -30,6 +31,8 @@ from sweeps.redaction import redact, redact_logging, write_hydra_output
 
 PROG = "ann-train"
 EXIT_USAGE = 2
+#: A folder the program cannot write to (a read-only, full or foreign one): the user's situation, not a bug.
+UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 #: An absolute path, so Hydra reads the files directly (the package has no __init__ there).
 CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
@@ -163,6 +166,14 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
+def unwritable_message(error: OSError) -> str:
+    """``cannot write 'outputs' in /data: Read-only file system; ...`` (Hydra's output folder,
+    a SQLite file, ...)."""
+    where = f" '{error.filename}'" if error.filename else ""
+    return (f"cannot write{where} in {os.getcwd()}: {error.strerror or error}; run from a folder you can write to, "
+            "or put Hydra's output folder elsewhere with hydra.run.dir=<folder>")
+
+
 def _config_error_message(error: BaseException, config_name: str = "config") -> str | None:
     """One line for Hydra/OmegaConf composition errors; None for anything else.
 
@@ -176,6 +187,8 @@ def _config_error_message(error: BaseException, config_name: str = "config") -> 
     from sweeps.errors import UserError
     from sweeps.suggestions import closest, suggest_key
 
+    if isinstance(error, OSError) and error.errno in UNWRITABLE:
+        return unwritable_message(error)
     if isinstance(error, (UserError, ann.AnnError)):
         return str(error)
     if isinstance(error, MissingConfigException):

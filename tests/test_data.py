@@ -233,6 +233,12 @@ def write_text(tmp_path, text, name="data.csv"):
     return path
 
 
+def test_csv_with_a_header_and_no_rows_is_a_data_error(tmp_path):
+    path = write_text(tmp_path, "a,b,label\n")
+    with pytest.raises(DataError, match=r"has no data rows \(only its header: a, b, label\)"):
+        load_csv(path, target="label")
+
+
 def test_csv_string_labels_encoded_sorted(tmp_path):
     path = write_text(tmp_path, "a,b,label\n1,2,dog\n3,4,cat\n5,6,dog\n7,8,bird\n")
     ds = load_csv(path, target="label")

@@ -154,7 +154,7 @@ def load_csv(path: str | os.PathLike, target: str, features: list[str] | None = 
 
     Raises:
         InvalidParameterError: bad ``path``/``target``/``features``/``task`` argument.
-        DataError: the file is missing or unparsable, a named column is missing, a used
+        DataError: the file is missing, unparsable or has no data rows, a named column is missing, a used
             column has empty cells, a feature is not numeric, the target is not
             numeric for regression, or a classification target has a single class,
             or ``task="binary"`` is asked for a target without exactly 2 classes.
@@ -167,6 +167,8 @@ def load_csv(path: str | os.PathLike, target: str, features: list[str] | None = 
         raise InvalidParameterError("task", task, f"one of {list(CSV_TASKS)}")
     path = Path(path)
     df = _read(path)
+    if df.empty:
+        raise DataError(f"CSV file '{path}' has no data rows (only its header: {', '.join(map(str, df.columns))})")
     df.columns = [str(c) for c in df.columns]
     columns = _columns(df, path, target, features)
     _check_missing(df, path, [target, *columns])

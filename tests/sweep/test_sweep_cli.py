@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from sweeps.sweep_cli import leaderboard_table, main, status_main
+from programs import program, run_in_read_only_folder
 from sweep_helpers import cli_overrides
 
 
@@ -51,6 +52,15 @@ def test_bad_input_is_one_line_exit_2_and_starts_nothing(capsys, tmp_path, monke
     assert sorted(os.listdir(tmp_path)) == []  # no storage, no MLflow store, no Hydra output folder
 
 
+@pytest.mark.parametrize("tracking", ["tracking=off", "tracking=local"])
+def test_a_read_only_working_directory_is_one_line_exit_2(tmp_path, tracking):
+    result = run_in_read_only_folder(tmp_path / "read-only", [*program("ann-sweep"), tracking, "sweep=quick"])
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ann-sweep: error: cannot write 'outputs' in "), result.stderr
+    assert "Read-only file system" in lines[0] and "hydra.run.dir=" in lines[0]
+
+
 def test_resuming_with_another_direction_or_metric_is_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
@@ -79,9 +89,49 @@ def test_help_lists_the_groups():
 def test_status_of_a_missing_study_names_the_ones_there(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    code, _, err = _run(capsys, status_main, [f"sweep.storage={storage}", "tracking=off"])
-    assert code == 2 and "holds no study yet" in err
+    from sweeps import study as S
+
+    S.create_or_resume(S.parse_settings({"study_name": "other", "storage": storage, "n_trials": 1}), S.open_storage(storage))
+    code, _, err = _run(capsys, status_main, [f"sweep.storage={storage}", "tracking=off", "sweep.study_name=mine"])
+    assert code == 2 and "expected a study in" in err and "one of other" in err
     assert os.listdir(tmp_path) == ["optuna.db"]
+
+
+@pytest.mark.parametrize("storage", ["sqlite:///optuna.db", "optuna.log"])
+def test_status_creates_no_storage_file(capsys, tmp_path, monkeypatch, storage):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, status_main, [f"sweep.storage={storage}", "sweep.study_name=mine"])
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and out == "", err
+    file = storage.removeprefix("sqlite:///")
+    assert lines[0] == (f"ann-sweep-status: error: sweep.storage={storage!r} holds no study: the file "
+                        f"{tmp_path / file} does not exist (give the sweep.storage that ann-sweep used)")
+    assert os.listdir(tmp_path) == []  # neither the storage nor the local MLflow store was created
+
+
+def test_status_with_a_tracking_server_that_does_not_answer_gives_up_after_the_probe(capsys, tmp_path, monkeypatch):
+    """A server that accepts connections and never answers (a real listening socket): the same
+    probe as ann-train, then one line and exit 2, not minutes of retries."""
+    import socket
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    from sweeps import study as S
+
+    S.create_or_resume(S.parse_settings({"study_name": "mine", "storage": storage, "n_trials": 1}), S.open_storage(storage))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        started = time.monotonic()
+        code, out, err = _run(capsys, status_main, [f"sweep.storage={storage}", "sweep.study_name=mine",
+                                                    f"tracking.uri={uri}", "tracking.probe_timeout=2"])
+        seconds = time.monotonic() - started
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and out == "", err
+    assert lines[0].startswith(f"ann-sweep-status: error: tracking.uri='{uri}' cannot be used: no answer within 2 s")
+    assert seconds < 30
 
 
 def test_leaderboard_table_of_no_trials():

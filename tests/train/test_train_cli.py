@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.train_cli import main
-from programs import program
+from programs import program, run_in_read_only_folder
 from train_helpers import FAST, all_runs, history
 
 
@@ -95,6 +95,7 @@ def test_mistakes_exit_2_with_one_line_and_create_nothing(run_cli, tmp_path, arg
     ("a,b,label\n1,2,0\n,3,1\n4,5,0\n6,7,1\n", ["dataset.path=", "missing or empty cells", "'a'"]),
     ("a,b,label\n1,x,0\n2,3,1\n4,5,0\n6,7,1\n", ["dataset.path=", "feature column 'b'", "not numeric"]),
     ("a,b,label\n1,2,yes\n2,3,yes\n4,5,yes\n", ["dataset.target='label'", "single class"]),
+    ("a,b,label\n", ["dataset.path=", "has no data rows (only its header: a, b, label)"]),
 ])
 def test_bad_csv_files(run_cli, tmp_path, content, fragments):
     path = write(tmp_path / "data.csv", content)
@@ -102,6 +103,15 @@ def test_bad_csv_files(run_cli, tmp_path, content, fragments):
                                "tracking.uri=sqlite:///mlflow.db")
     assert_one_line_error(status, err, *fragments)
     assert not (tmp_path / "mlflow.db").exists()
+    assert sorted(os.listdir(tmp_path)) == ["data.csv"]  # no Hydra output folder either
+
+
+@pytest.mark.parametrize("tracking", ["tracking=off", "tracking=local"])
+def test_a_read_only_working_directory_is_one_line_exit_2(tmp_path, tracking):
+    result = run_in_read_only_folder(tmp_path / "read-only", [*program("ann-train"), tracking, "training.epochs=1"])
+    assert_one_line_error(result.returncode, result.stderr, "cannot write 'outputs' in ", "Read-only file system",
+                          "hydra.run.dir=")
+    assert result.stdout == ""
 
 
 def test_csv_run(run_cli, tmp_path):
