@@ -89,6 +89,29 @@ def test_db_init_refuses_placeholder_and_unsafe_passwords(deploy_env, password, 
 
 
 @pytest.mark.postgres
+def test_db_init_refuses_the_placeholder_postgres_password(deploy_env):
+    result = H.run_db_init({**deploy_env, "POSTGRES_PASSWORD": "change-me-postgres"})
+    assert result.returncode == 2
+    assert "POSTGRES_PASSWORD" in _one_error_line(result.stderr, "db-init")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("password", ["change-me-postgres", ""])
+def test_postgres_refuses_to_start_with_the_placeholder_password(deploy_env, password):
+    """The postgres service's entrypoint, run natively up to the image's own entrypoint
+    (replaced by ``echo``: it is not on this machine)."""
+    service = H.load_compose({**deploy_env, "POSTGRES_PASSWORD": password})["services"]["postgres"]
+    argv, env = H.native(service, {"docker-entrypoint.sh": "echo"})
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert "POSTGRES_PASSWORD" in _one_error_line(result.stderr, "postgres")
+    service = H.load_compose(deploy_env)["services"]["postgres"]
+    argv, env = H.native(service, {"docker-entrypoint.sh": "echo"})
+    started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert (started.returncode, started.stdout) == (0, "postgres\n")  # the image's entrypoint, given `postgres`
+
+
+@pytest.mark.postgres
 def test_mlflow_refuses_to_start_with_the_placeholder_admin_password(deploy_env, tmp_path):
     env_file = {**deploy_env, "MLFLOW_ADMIN_PASSWORD": "change-me-mlflow-admin"}
     argv, env = H.mlflow_native(env_file, tmp_path, H.free_port())
