@@ -47,19 +47,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps import diagnosis as D
+from sweeps import fit_plots, fit_view
 from sweeps import study as S
+from sweeps import ui_views
 from sweeps.objective import TAG_ROLE, TAG_STATE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL, TAG_TRIAL_UID
 from sweeps.redaction import redact
 
 log = logging.getLogger(__name__)
 
-#: Colours of the fit tags in the curve overlay.
-FIT_COLOURS = {
-    "good": "tab:green",
-    "overfit": "tab:red",
-    "underfit": "tab:orange",
-    "diverged": "tab:gray",
-}
 _STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
 
 
@@ -138,6 +134,10 @@ def parent_description(settings: S.SweepSettings, counts: Mapping[str, int], fin
         f"{finished}/{settings.n_trials} trials finished: {counts.get('COMPLETE', 0)} complete, "
         f"{counts.get('PRUNED', 0)} pruned, {counts.get('FAIL', 0)} failed.",
     ]
+    counts_by_label = fit_view.counts_line(fit_view.label_counts(board))
+    if counts_by_label:
+        lines.append(f"Fit: {counts_by_label} (**Views** → *... by fit* puts one of each side by side; "
+                     f"`plots/fit_map.png` shows where in the search space they are).")
     done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None
     if done is not None and not done.empty:
         best = done.iloc[0]
@@ -203,10 +203,12 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
             row[name] = value
         row["epochs"] = attrs.get(S.TRIAL_EPOCHS)
         row["pruned_at_epoch"] = attrs.get(S.TRIAL_PRUNED_AT)
-        row["fit"] = tags.get("fit") or attrs.get(S.TRIAL_FIT) or ("pruned" if trial.state.name == "PRUNED" else None)
+        row["fit"] = (tags.get(D.TAG_FIT) or attrs.get(S.TRIAL_FIT)
+                      or (fit_view.PRUNED if trial.state.name == "PRUNED" else None))
+        row["fit_hint"] = tags.get(D.TAG_FIT_HINT)
         row["reason"] = (
             attrs.get(S.TRIAL_PRUNE_REASON) or attrs.get(S.TRIAL_FAIL_REASON)
-            or ("interrupted" if attrs.get(S.TRIAL_INTERRUPTED) else None) or tags.get("fit_reason")
+            or ("interrupted" if attrs.get(S.TRIAL_INTERRUPTED) else None) or tags.get(D.TAG_FIT_REASON)
         )
         if trial.state.name == "FAIL" and not row["reason"]:
             row["reason"] = "no heartbeat: its worker died or stalled"
@@ -223,7 +225,7 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
         row["seconds"] = round(duration.total_seconds(), 2) if duration is not None else None
         rows.append(row)
     param_names.sort(key=_param_order)
-    columns = ["trial", "state", *settings.metrics, *param_names, "epochs", "pruned_at_epoch", "fit", "reason",
+    columns = ["trial", "state", *settings.metrics, *param_names, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason",
                "run_id", "run_name", "run_status", "model_uri", "seconds"]
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
@@ -369,59 +371,6 @@ def _escape(text: str) -> str:
     return html.escape(str(text))
 
 
-def curves_figure(client, board, task: str, top_k: int = 8, title: str | None = None):
-    """Training (solid) and validation (dashed) curves of the ``top_k`` best completed trials.
-
-    Colour is the run's fit tag (:data:`FIT_COLOURS`); each validation curve ends with
-    its trial number. Returns a matplotlib Figure, or None when no trial has curves.
-    """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-
-    from sweeps.plots import PLOTTED_METRIC
-
-    score = PLOTTED_METRIC.get(task, "accuracy")
-    top = board[(board["state"] == "COMPLETE") & board["run_id"].notna()].head(top_k)
-    if top.empty:
-        return None
-    figure = Figure(figsize=(12, 4.8), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.subplots(1, 2)
-    fits_seen: list[str] = []
-    for _, row in top.iterrows():
-        fit = row["fit"] if isinstance(row["fit"], str) else "good"
-        colour = FIT_COLOURS.get(fit, "tab:blue")
-        if fit not in fits_seen:
-            fits_seen.append(fit)
-        for ax, quantity in zip(axes, ("loss", score)):
-            for split, style in (("train", "-"), ("val", "--")):
-                history = sorted((m.step, m.value) for m in client.get_metric_history(row["run_id"], f"{quantity}/{split}"))
-                if not history:
-                    continue
-                steps, values = zip(*history)
-                ax.plot(steps, values, style, color=colour, alpha=0.85, linewidth=1.4)
-                if split == "val":
-                    ax.annotate(f"t{int(row['trial'])}", (steps[-1], values[-1]), textcoords="offset points",
-                                xytext=(3, 0), fontsize=8, color=colour, va="center")
-    for ax, quantity in zip(axes, ("loss", score)):
-        ax.set_xlabel("epoch")
-        ax.set_ylabel({"r2": "R²"}.get(quantity, quantity))
-        ax.set_title({"r2": "R²"}.get(quantity, quantity))
-        ax.grid(True, alpha=0.3)
-        if quantity == "loss":
-            lows = [line.get_ydata() for line in ax.get_lines()]
-            flat = [v for ys in lows for v in ys if v > 0]
-            if flat and max(flat) / min(flat) > 100:
-                ax.set_yscale("log")
-    handles = [Line2D([], [], color=FIT_COLOURS.get(fit, "tab:blue"), label=f"fit: {fit}") for fit in fits_seen]
-    handles += [Line2D([], [], color="black", linestyle="-", label="training"),
-                Line2D([], [], color="black", linestyle="--", label="validation")]
-    axes[0].legend(handles=handles, loc="best", fontsize=8)
-    figure.suptitle(title or f"Top {len(top)} trials: training vs validation, coloured by fit")
-    return figure
-
-
 # ------------------------------------------------------------------------ registry
 
 
@@ -492,7 +441,8 @@ class ParentRun:
         from sweeps import tracking
         from sweeps.train import NOTE_TAG
 
-        board = leaderboard(study, self.settings, trial_runs(self.client, self.experiment_id, self.settings.study_name))
+        runs = trial_runs(self.client, self.experiment_id, self.settings.study_name)
+        board = leaderboard(study, self.settings, runs)
         counts = S.state_counts(study)
         finished = S.finished_count(study)
         metrics = {
@@ -500,6 +450,7 @@ class ParentRun:
             "trials/pruned": counts.get("PRUNED", 0),
             "trials/failed": counts.get("FAIL", 0),
             "epochs/total": float(board["epochs"].fillna(0).sum()) if not board.empty else 0.0,
+            **{f"fit/count_{label}": float(n) for label, n in fit_view.label_counts(board).items()},
         }
         tags: dict[str, str] = {}
         best = S.best_trials(study)
@@ -526,13 +477,28 @@ class ParentRun:
             path = Path(tmp) / "leaderboard.csv"
             board.to_csv(path, index=False)
             self.client.log_artifact(self.run_id, str(path), "leaderboard")
+        self._mark_showcase(board, runs)
         return board
+
+    def _mark_showcase(self, board, runs: Mapping[str, Any]) -> None:
+        """Tag the trials the "by fit" view shows (:func:`sweeps.fit_view.representatives`);
+        untag those no longer chosen. Only changes are written."""
+        chosen = {board["run_id"].iloc[i] for i in fit_view.representatives(board, self.settings.top_k)}
+        for run_id, run in runs.items():
+            marked = run.data.tags.get(fit_view.SHOWCASE_TAG) == "true"
+            try:
+                if run_id in chosen and not marked:
+                    self.client.set_tag(run_id, fit_view.SHOWCASE_TAG, "true")
+                elif marked and run_id not in chosen:
+                    self.client.delete_tag(run_id, fit_view.SHOWCASE_TAG)
+            except Exception as error:  # a deleted run, a server hiccup: the next refresh retries
+                log.debug("showcase tag of run %s: %s", run_id, error)
 
     def finish(self, study, status: str = "FINISHED") -> dict[str, Any]:
         """Refresh, write the plots and the curve overlay, register the champion, end the run."""
         from sweeps import tracking
 
-        outcome: dict[str, Any] = {"registered": None}
+        outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
         board = self.refresh(study)
         outcome["leaderboard"] = board
         with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
@@ -542,14 +508,21 @@ class ParentRun:
                 self.client.log_artifact(self.run_id, str(html), "plots")
             except Exception as error:
                 log.warning("the Optuna plots could not be made: %s", error)
-            try:
-                figure = curves_figure(self.client, board, self.task, self.settings.top_k)
-                if figure is not None:
-                    png = Path(tmp) / "top_trials_curves.png"
-                    figure.savefig(png, format="png")
-                    self.client.log_artifact(self.run_id, str(png), "plots")
-            except Exception as error:
-                log.warning("the curve overlay could not be drawn: %s", error)
+            for name, draw in (("top_trials_curves.png", lambda: self._curves(board)),
+                               ("fit_map.png", lambda: fit_plots.fit_map_figure(study, board))):
+                try:
+                    figure = draw()
+                    if figure is not None:
+                        png = Path(tmp) / name
+                        figure.savefig(png, format="png")
+                        self.client.log_artifact(self.run_id, str(png), "plots")
+                except Exception as error:
+                    log.warning("plots/%s could not be drawn: %s", name, error)
+        try:
+            outcome["fit_views"] = ui_views.ensure_fit_views(
+                self.client, self.experiment_id, self.run_id, self.task, fit_view.label_counts(board))
+        except Exception as error:
+            log.warning("the fit views could not be written: %s", error)
         try:
             outcome["registered"] = register_best(self.client, self.settings, board)
         except Exception as error:
@@ -561,6 +534,14 @@ class ParentRun:
             })
         tracking.terminate(self.client, self.run_id, status)
         return outcome
+
+    def _curves(self, board):
+        """The curve overlay: the best trial of each fit label, then the best overall."""
+        def histories(run_id: str, metric: str) -> list[tuple[int, float]]:
+            return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, metric))
+
+        rows = fit_view.representatives(board, self.settings.top_k)
+        return fit_plots.curves_figure(histories, board, rows, self.task)
 
     def reopen(self) -> None:
         """Mark a resumed sweep's parent RUNNING again."""

@@ -31,10 +31,11 @@ import contextlib
 import logging
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import hydra
 from omegaconf import DictConfig
@@ -85,49 +86,71 @@ def format_value(value: Any) -> str:
 
 
 def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERBOARD_ROWS,
-                      full_run_ids: bool = False, width: int | None = None) -> str:
-    """The leaderboard as a plain-text table (the first ``limit`` rows).
+                      full_run_ids: bool = False, width: int | None = None, reasons: bool = False) -> str:
+    """The leaderboard as a plain-text table (the first ``limit`` rows) that fits ``width``
+    characters (default: the terminal's width).
 
-    The ``reason`` column (last) is cut to fit ``width`` characters in all (default: the
-    terminal's width), keeping at least 24 of it.
+    One column per searched setting, with the layer widths in one ``units`` column
+    (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
+    stopped, train longer). With ``reasons`` (``ann-sweep-status``) a last ``reason`` column
+    says why a trial was pruned or failed, cut to fit. Too wide a table drops ``run_id``,
+    then ``epochs``.
     """
     if board is None or board.empty:
         return "(no trials)"
-    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "reason", "run_id",
-             "run_name", "run_status", "model_uri", "seconds"}
-    params = [c for c in board.columns if c not in fixed]
-    columns = ["rank", "trial", "state", *metrics, *params, "epochs", "fit", "run_id", "reason"]
-    rows = board.head(limit) if limit else board
-    table = [[str(c) for c in columns]]
-    for _, row in rows.iterrows():
-        cells = []
-        for column in columns:
-            value = row[column]
-            if column == "run_id" and isinstance(value, str) and not full_run_ids:
-                value = value[:8]
-            cells.append(format_value(value))
-        table.append(cells)
     if width is None:
-        import shutil
-
         width = shutil.get_terminal_size((160, 40)).columns
-    used = sum(max(len(r[i]) for r in table) + 2 for i in range(len(columns) - 1))
-    room = max(24, width - used - 1)
-    for cells in table[1:]:
-        if len(cells[-1]) > room:
-            cells[-1] = cells[-1][: room - 1] + "…"
-    widths = [max(len(r[i]) for r in table) for i in range(len(columns))]
-    lines = []
-    for index, cells in enumerate(table):
-        line = "  ".join(cell.ljust(widths[i]) if i >= 2 and columns[i] in ("state", "fit", "run_id", "reason", "activation", *params) and not _numeric(cell) else cell.rjust(widths[i])
-                         for i, cell in enumerate(cells))
-        lines.append(line.rstrip())
-        if index == 0:
-            lines.append("  ".join("-" * w for w in widths))
+    rows = board.head(limit) if limit else board
+    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
+             "run_name", "run_status", "model_uri", "seconds", "n_layers"}
+    unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
+    params = [c for c in board.columns if c not in fixed and c not in unit_columns]
+    cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
+    for column in metrics:
+        cells[column] = [format_value(v) for v in rows[column]]
+    if unit_columns:
+        cells["units"] = ["-".join(format_value(v) for v in row if format_value(v)) for row in rows[unit_columns].values]
+    for column in params:
+        cells[column] = [format_value(v) for v in rows[column]]
+    cells["rank"] = [format_value(v) for v in rows["rank"]]
+    cells["trial"] = [format_value(v) for v in rows["trial"]]
+    cells["state"] = [format_value(v) for v in rows["state"]]
+    cells["epochs"] = [format_value(v) for v in rows["epochs"]]
+    hints = rows["fit_hint"] if "fit_hint" in rows else [None] * len(rows)
+    cells["fit"] = [format_value(fit) + ("*" if isinstance(hint, str) and hint else "")
+                    for fit, hint in zip(rows["fit"], hints)]
+    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(format_value)]
+    order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
+    if reasons:
+        cells["reason"] = [format_value(v) for v in rows["reason"]]
+        order.append("reason")
+    for optional in ("run_id", "epochs"):
+        if _table_width(cells, order) <= width or reasons:
+            break
+        order.remove(optional)
+    text_columns = {"state", "fit", "run_id", "reason", "units", *params}
+    widths = {c: max(len(c), *(len(v) for v in cells[c])) for c in order}
+    if reasons:
+        room = max(24, width - sum(widths[c] + 2 for c in order[:-1]) - 1)
+        cells["reason"] = [v if len(v) <= room else v[: room - 1] + "…" for v in cells["reason"]]
+        widths["reason"] = max(len("reason"), *(len(v) for v in cells["reason"]))
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(widths[c]) if c in text_columns and not _numeric(v) else v.rjust(widths[c])
+                         for c, v in zip(order, values)).rstrip()
+
+    lines = [line(order), "  ".join("-" * widths[c] for c in order)]
+    lines += [line([cells[c][i] for c in order]) for i in range(len(rows))]
+    if any(cell.endswith("*") for cell in cells["fit"]):
+        lines.append("* still improving when it stopped: train longer")
     more = len(board) - len(rows)
     if more > 0:
         lines.append(f"... and {more} more (the parent run's leaderboard/leaderboard.csv has them all)")
     return "\n".join(lines)
+
+
+def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str]) -> int:
+    return sum(max(len(c), *(len(v) for v in cells[c])) + 2 for c in order) - 2
 
 
 def _numeric(text: str) -> bool:
@@ -228,7 +251,7 @@ def _app(cfg: DictConfig) -> None:
     def started(info: dict) -> None:
         print(redact(
             f"{PROG}: study {settings.study_name!r} in {settings.storage}: {settings.n_trials} trials on "
-            f"{dataset} ({prepared.task}), {' and '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}, "
+            f"{dataset} ({prepared.task}),\n  {' and '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}, "
             f"{settings.sampler} sampler, {settings.pruner} pruner, {settings.workers} worker{'s' if settings.workers > 1 else ''}"),
             flush=True,
         )
@@ -242,7 +265,7 @@ def _app(cfg: DictConfig) -> None:
         if info["parent_run_id"]:
             from sweeps.tracking import run_url
 
-            print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}: "
+            print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}:\n  "
                          f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}"), flush=True)
         if info.get("deadline") is not None:
             print(f"time budget: {format_duration(settings.timeout)} (no trial starts after it; "
@@ -288,6 +311,10 @@ def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
 
 
 def _print_outcome(prepared, outcome) -> None:
+    # Imported here, not at the top: they pull in NumPy, which --help and a config error never need.
+    from sweeps.fit_view import counts_line, label_counts
+    from sweeps.ui_views import fit_view_id, view_url
+
     settings = prepared.settings
     p = outcome.progress
     lines = [
@@ -296,6 +323,9 @@ def _print_outcome(prepared, outcome) -> None:
         f"{p.pruned} pruned, {p.failed} failed; {outcome.epochs_total} epochs trained"
         + (f" (stopped: {outcome.stop_reason})" if outcome.stop_reason and outcome.stop_reason != "interrupted" else ""),
     ]
+    counts = counts_line(label_counts(outcome.leaderboard))
+    if counts:
+        lines.append(f"fit: {counts}")
     for error in outcome.worker_errors:
         lines.append(f"warning: {error}")
     if outcome.parent_run_id and not outcome.finished_parent:
@@ -313,20 +343,21 @@ def _print_outcome(prepared, outcome) -> None:
     if outcome.registered:
         model, version = outcome.registered
         uri = f"models:/{model}@{settings.register_alias}"
-        lines.append(f"model: {uri} (version {version}); load it with mlflow.pyfunc.load_model({uri!r})")
+        lines.append(f"model: {uri} (version {version})\n  load it with mlflow.pyfunc.load_model({uri!r})")
     if outcome.parent_run_id:
         from sweeps.tracking import run_url, ui_command
 
         uri = prepared.tracking.uri
-        lines.append(f"parent run (leaderboard, plots/optuna.html, plots/top_trials_curves.png): "
-                     f"{run_url(uri, outcome.experiment_id, outcome.parent_run_id)}")
+        lines.append("parent run (leaderboard; plots: fit_map.png, top_trials_curves.png, optuna.html):\n  "
+                     + run_url(uri, outcome.experiment_id, outcome.parent_run_id))
         command = ui_command(uri)
         compare = trials_url(uri, outcome.experiment_id, outcome.parent_run_id)
         if command:
             lines.append(f"look at it: {command}")
-            lines.append(f"  then compare the trials' curves (best first): {compare}")
-        else:
-            lines.append(f"compare the trials' curves (best first): {compare}")
+        lines.append(f"compare the trials' curves, best first:\n  {compare}")
+        if outcome.finished_parent and counts:
+            lines.append("one of each fit label side by side:\n  "
+                         + view_url(uri, outcome.experiment_id, fit_view_id(outcome.parent_run_id)))
     from sweeps.study import storage_kind
 
     if storage_kind(settings.storage) in ("sqlite", "journal"):
@@ -498,7 +529,7 @@ def _status_app(cfg: DictConfig) -> None:
     others = [name for name in report.studies if name != report.study_name]
     if others:
         lines.append("other studies in this storage: " + ", ".join(others))
-    lines += ["", leaderboard_table(report.leaderboard, report.metrics, limit=None, full_run_ids=True), ""]
+    lines += ["", leaderboard_table(report.leaderboard, report.metrics, limit=None, full_run_ids=True, reasons=True), ""]
     if report.orphans:
         lines.append(f"orphans ({len(report.orphans)}):")
         lines += [f"  {line}" for line in report.orphans]

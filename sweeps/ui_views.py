@@ -41,6 +41,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
 from sweeps import diagnosis as D
+from sweeps import fit_view
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +142,14 @@ def view_state(
     order_by: str = "attributes.start_time",
     ascending: bool = False,
     sort_metric: str | None = None,
+    columns: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The experiment page's state (search facets + UI state) that a view restores."""
+    """The experiment page's state (search facets + UI state) that a view restores.
+
+    ``columns`` are the runs table's columns, as the UI names them (``tags.`fit```).
+    """
     charts, sections = chart_layout(task, sort_metric)
-    return {
+    state = {
         # search facets
         "searchFilter": search_filter,
         "orderByKey": order_by,
@@ -162,6 +167,18 @@ def view_state(
         "useGroupedValuesInCharts": True,
         "globalLineChartConfig": {"xAxisKey": "step", "lineSmoothness": 0, "selectedXAxisMetricKey": ""},
     }
+    if columns:
+        state["selectedColumns"] = list(columns)
+    return state
+
+
+def column(kind: str, key: str) -> str:
+    """A runs-table column as the UI names it: ``column("tags", "fit")`` -> ``tags.`fit```."""
+    return f"{kind}.`{key}`"
+
+
+#: The runs table's columns in a sweep's views: the fit label and hint, then the objective.
+TRIAL_COLUMNS = (column("tags", D.TAG_FIT), column("tags", D.TAG_FIT_HINT), column("metrics", OBJECTIVE_METRIC))
 
 
 def encode_view(name: str, state: Mapping[str, Any], created_ms: int | None = None) -> str:
@@ -245,16 +262,51 @@ def ensure_run_view(client, experiment_id: str, task: str, parent_run_id: str | 
         parent = client.get_run(parent_run_id)
         name = f"Trials of {parent.info.run_name or parent_run_id}: training vs validation"
         search = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
-        direction = parent.data.tags.get("sweep.direction", "")
-        if not direction:
-            return name, view_state(task, search_filter=search)
-        ascending = direction.split(",")[0].strip() != "maximize"
-        return name, view_state(task, search_filter=search, order_by=f"metrics.`{OBJECTIVE_METRIC}`",
-                                ascending=ascending, sort_metric=OBJECTIVE_METRIC)
+        return name, _sweep_view_state(task, search, parent.data.tags.get("sweep.direction", ""))
 
     view_id = trials_view_id(parent_run_id)
     ensure_view(client, experiment_id, view_id, make)
     return view_id
+
+
+def _sweep_view_state(task: str, search: str, direction: str) -> dict[str, Any]:
+    """A view of some of a sweep's trials, best first (newest first without a direction), with
+    the fit and objective columns."""
+    if not direction:
+        return view_state(task, search_filter=search, columns=TRIAL_COLUMNS)
+    ascending = direction.split(",")[0].strip() != "maximize"
+    return view_state(task, search_filter=search, order_by=f"metrics.`{OBJECTIVE_METRIC}`",
+                      ascending=ascending, sort_metric=OBJECTIVE_METRIC, columns=TRIAL_COLUMNS)
+
+
+def fit_view_id(parent_run_id: str, label: str | None = None) -> str:
+    """The view of a sweep's trials by fit: one of each label, or (``label``) every trial of one."""
+    return f"fit-{parent_run_id}" if label is None else f"fit-{label}-{parent_run_id}"
+
+
+def ensure_fit_views(client, experiment_id: str, parent_run_id: str, task: str,
+                     counts: Mapping[str, int]) -> dict[str, str]:
+    """Write the sweep's views by fit; returns ``{"all labels" or label: view id}``.
+
+    * *Trials of <sweep> by fit: one of each label*: the trials the parent run tagged
+      :data:`sweeps.fit_view.SHOWCASE_TAG` (the best of each label, then the best overall);
+    * *Trials of <sweep>: <label>*: every trial of a label, for each label in ``counts``.
+    """
+    parent = client.get_run(parent_run_id)
+    sweep = parent.info.run_name or parent_run_id
+    direction = parent.data.tags.get("sweep.direction", "")
+    children = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    views = {}
+    wanted = [(None, f"Trials of {sweep} by fit: one of each label",
+               f"{children} and tags.`{fit_view.SHOWCASE_TAG}` = 'true'")]
+    wanted += [(label, f"Trials of {sweep}: {label}", f"{children} and tags.`{D.TAG_FIT}` = '{label}'")
+               for label in counts if label in D.LABELS]
+    for label, name, search in wanted:
+        view_id = fit_view_id(parent_run_id, label)
+        ensure_view(client, experiment_id, view_id,
+                    lambda name=name, search=search: (name, _sweep_view_state(task, search, direction)))
+        views[label or "all labels"] = view_id
+    return views
 
 
 def ensure_run_view_quietly(client, experiment_id: str, task: str, parent_run_id: str | None = None) -> str | None:
