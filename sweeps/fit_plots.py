@@ -82,7 +82,7 @@ def fit_map_figure(study, board, title: str | None = None) -> Figure | None:
     # Conditional parameters (units_l2 exists only for two layers or more) would leave trials off the map.
     everywhere = [c for c in board.columns if c in distributions and board[c].notna().all()]
     axes_names = map_axes(study, everywhere)
-    if not axes_names:
+    if not axes_names or not label_counts(board):  # nothing searched, or no trial with a label
         return None
     figure = Figure(figsize=(8, 6), dpi=100)
     FigureCanvasAgg(figure)
@@ -100,9 +100,9 @@ def fit_map_figure(study, board, title: str | None = None) -> Figure | None:
         if not rows:
             continue
         pruned = label == PRUNED
-        ax.scatter(x[rows], y[rows], s=40 if pruned else 70, c=FIT_COLOURS[label],
-                   marker="x" if pruned else "o", edgecolors="none" if pruned else "black", linewidths=0.5,
-                   label=f"{label} ({counts[label]})", zorder=2 if pruned else 3)
+        style = {"marker": "x"} if pruned else {"marker": "o", "edgecolors": "black"}
+        ax.scatter(x[rows], y[rows], s=40 if pruned else 70, c=FIT_COLOURS[label], linewidths=0.5,
+                   label=f"{label} ({counts[label]})", zorder=2 if pruned else 3, **style)
         if not pruned:
             for i in rows:
                 ax.annotate(str(int(board["trial"].iloc[i])), (x[i], y[i]), textcoords="offset points",
