@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from sweeps import fit_view
+
 from browser_helpers import Page, find_chromium
 
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
@@ -89,6 +91,7 @@ class Trial:
     number: int
     fit: str
     objective: float | None
+    showcase: bool = False  # shown in the sweep's "by fit" view
 
 
 @dataclass
@@ -134,7 +137,7 @@ def sweep(server, tmp_path_factory) -> Sweep:
     parent = parents[0]
     trials = [
         Trial(r.info.run_id, r.info.run_name, int(r.data.tags["sweep.trial_number"]), r.data.tags.get("fit", ""),
-              r.data.metrics.get("sweep/objective"))
+              r.data.metrics.get("sweep/objective"), r.data.tags.get(fit_view.SHOWCASE_TAG) == "true")
         for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     ]
     task = next(r.data.tags["task"] for r in runs if "task" in r.data.tags)

@@ -10,7 +10,9 @@ the tracking API, which only tells the tests what to expect:
    trial's training (solid) vs validation (dashed) loss, nobody having built a chart;
 3. the runs filter by ``tags.fit = "overfit"`` and sort by the sweep metric;
 4. a trial's page shows its description, its model and its learning-curve image;
-5. the parent's page shows the curve overlay and the Optuna plots (drawn offline).
+5. the parent's page shows the curve overlay, the fit map and the Optuna plots (drawn offline);
+6. the sweep's "by fit" view charts trials of different fit labels side by side, with the
+   fit label as a column of the runs table.
 
 Every state asserted on is saved as a screenshot (see ``conftest.screenshots``).
 """
@@ -178,6 +180,11 @@ def test_the_parent_page_shows_the_curve_overlay_and_the_optuna_plots(page, swee
     assert width >= 800
     page.shot("parent-curve-overlay")
 
+    page.click_text("fit_map.png", tag="div")
+    width = page.wait(lambda d: page.image_loaded("blob:"), "the fit map")
+    assert width >= 600
+    page.shot("parent-fit-map")
+
     page.click_text("optuna.html", tag="div")
     frame = page.find("iframe.mlflow-html-iframe", "the Optuna plots' frame")
     page.driver.switch_to.frame(frame)
@@ -195,3 +202,31 @@ def test_the_parent_page_shows_the_curve_overlay_and_the_optuna_plots(page, swee
     assert drawn >= 4
     assert headings[:3] == ["Optimization history", "Parameter importances", "Parallel coordinates"]
     page.shot("parent-optuna-plots")
+
+
+def test_the_by_fit_view_charts_trials_of_different_labels_with_the_fit_column(page, sweep):
+    showcased = [t for t in sweep.trials if t.showcase]
+    assert len({t.fit for t in showcased}) >= 2, [(t.name, t.fit) for t in sweep.trials]
+    link = ui_views.view_url(sweep.uri, sweep.experiment_id, ui_views.fit_view_id(sweep.parent_id))
+    page.open(link)
+    page.wait(lambda d: {run_id for run_id, _ in page.run_rows()} == {t.run_id for t in showcased},
+              "the showcased trials: the best of each label, then the best few")
+    # The first chart draws the training and validation loss of trials of every label shown.
+    cards = page.wait(lambda d: d.find_elements("css selector", CARD), "the chart cards")
+    loss = cards[0]
+    assert loss.find_element("css selector", "h4").text == "loss/train vs loss/val"
+    page.wait(lambda d: len(curves(d, loss)) == 2 * len(showcased), "a training and a validation curve per trial")
+    legend = loss.get_attribute("textContent")
+    charted = {t.fit for t in showcased if f"{t.name} (loss/val)" in legend}
+    assert charted == {t.fit for t in showcased}, (charted, legend)
+    page.shot("by-fit-view-charts")
+
+    # The same view as a table: the fit label and the objective are columns, a label per row.
+    page.open(link.replace("compareRunsMode=CHART", "compareRunsMode=TABLE"))
+    headers = page.wait(lambda d: [h.text.strip() for h in d.find_elements("css selector", "[role='columnheader']")
+                                   if h.text.strip()], "the table's column headers")
+    assert "fit" in headers and "sweep/objective" in headers, headers
+    cells = page.wait(lambda d: [c.text.strip() for c in d.find_elements("css selector", "[role='gridcell']")
+                                 if c.text.strip() in {t.fit for t in showcased}], "the fit cells")
+    assert sorted(cells) == sorted(t.fit for t in showcased), cells
+    page.shot("by-fit-view-table")
