@@ -32,7 +32,8 @@ def learning_curve_figure(
     figure = Figure(figsize=(11, 4.2), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, 2)
-    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.84 if title else 0.9, wspace=0.22)
+    title_lines = title.count("\n") + 1 if title else 0
+    figure.subplots_adjust(left=0.07, right=0.98, bottom=0.13, top=0.9 - 0.06 * title_lines, wspace=0.22)
     for ax, quantity in zip(axes, ("loss", metric)):
         drawn = False
         for split, style in (("train", "-"), ("val", "--")):
@@ -54,7 +55,7 @@ def learning_curve_figure(
         if quantity == "loss" and drawn and _spans_decades(history, quantity):
             ax.set_yscale("log")
     if title:
-        figure.suptitle(title)
+        figure.suptitle(title, fontsize=11)
     return figure
 
 

@@ -153,7 +153,7 @@ def _cases() -> list[Case]:
         ("moons-underfit-sigmoid-lr", "underfit", ["dataset=moons", "dataset.seed=8", "model.activation=sigmoid",
                                                    "optimizer=sgd", "optimizer.lr=0.001", "training.epochs=5",
                                                    "training.batch_size=128"]),
-        ("diabetes-underfit-lr", "underfit", ["dataset=diabetes", "training.seed=9", "optimizer=sgd",
+        ("diabetes-underfit-lr-bs128", "underfit", ["dataset=diabetes", "training.seed=9", "optimizer=sgd",
                                               "optimizer.lr=0.001", "training.epochs=3", "training.batch_size=128"]),
         # (plain SGD at lr=1 on digits and lr=5 on circles trained well -- 97.8 % and 98.7 % validation
         # accuracy --, so these constructions use momentum and Adam instead.)

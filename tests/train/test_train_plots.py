@@ -27,3 +27,16 @@ def test_regression_plots_r2_and_works_without_validation(tmp_path):
     figure = learning_curve_figure(history, "regression")
     assert figure.axes[1].get_title() == "R²"
     assert [line.get_label() for line in figure.axes[0].get_lines()] == ["training"]
+
+
+def test_the_learning_curve_title_carries_the_verdict_its_reason_and_hint():
+    from sweeps.diagnosis import Diagnosis
+    from sweeps.train import curve_title
+
+    diagnosis = Diagnosis("good", "validation loss 0.1 vs training 0.09 at epoch 50", 50, 50, "train longer")
+    title = curve_title("moons", diagnosis)
+    first, second = title.split("\n")
+    assert first == "moons: fit = good [train longer]"
+    assert second == diagnosis.reason
+    long = Diagnosis("overfit", "x" * 400, 3, 10)
+    assert len(curve_title("digits", long).split("\n")[1]) <= 140
