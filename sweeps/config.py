@@ -419,7 +419,7 @@ def resolved_yaml(spec: RunSpec) -> str:
 
 def _missing_hint(key: str, dataset: str | None = None) -> str:
     if key == "dataset.path" and dataset in ("mnist", "fashion_mnist"):
-        return f"dataset.path=~/data/{dataset}"
+        return f"dataset.path=data/{dataset}"
     examples = {
         "dataset.path": "dataset.path=data.csv",
         "dataset.target": "dataset.target=label",

@@ -18,8 +18,8 @@ What the tests change, and why (nothing else is changed):
   through the interpreter running the tests (a shim folder first on PATH, with
   ``tests/programs.py``'s commands), so the tests work from any install; ``PYTHONPATH`` is the repository, ``MLFLOW_TRACKING_URI`` is unset
   (``tracking=server`` commands get a real ``mlflow server`` of their own through it) and
-  ``HOME`` is a temporary folder holding small synthetic MNIST IDX files for
-  ``dataset.path=~/data/mnist``; every folder holds a small ``data.csv`` (columns ``a``,
+  ``HOME`` is a temporary folder; every folder has ``data/mnist`` with small synthetic
+  MNIST IDX files for ``dataset.path=data/mnist``; every folder holds a small ``data.csv`` (columns ``a``,
   ``b``, ``label``) for ``dataset.path=data.csv``.
 * Fixed ports (``-p 5001``, ``localhost:5001``, ``mlflow ui``'s 5000) become free ones:
   other tests may run at the same time. ``mlflow ui`` is started in the background and
@@ -169,6 +169,9 @@ class Session:
         self.ran: list[str] = []
         if not (workdir / "data.csv").exists():
             write_data_csv(workdir / "data.csv")
+        if not (workdir / "data" / "mnist").exists():  # dataset.path=data/mnist
+            (workdir / "data").mkdir(exist_ok=True)
+            (workdir / "data" / "mnist").symlink_to(home / "data" / "mnist")
 
     def with_free_ports(self, command: str) -> str:
         for port in re.findall(r"(?:-p |--port |localhost:|127\.0\.0\.1:)(\d{4})\b", command):

@@ -82,7 +82,7 @@ def write(path, text):
     (["model.hidden_layers=[64"], ["cannot parse the command line"]),
     (["dataset=csv"], ["dataset.path is missing", "dataset.path=data.csv"]),
     (["dataset=csv", "dataset.path=nowhere.csv", "dataset.target=label"], ["dataset.path=", "nowhere.csv", "CSV file not found"]),
-    (["dataset=mnist"], ["dataset.path is missing", "dataset.path=~/data/mnist"]),
+    (["dataset=mnist"], ["dataset.path is missing", "dataset.path=data/mnist"]),
 ])
 def test_mistakes_exit_2_with_one_line_and_create_nothing(run_cli, tmp_path, argv, fragments):
     status, out, err = run_cli(*argv, "tracking.uri=sqlite:///mlflow.db")
