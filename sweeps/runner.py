@@ -398,6 +398,7 @@ class SweepOutcome:
     worker_errors: list[str] = field(default_factory=list)
     finished_parent: bool = False     # this process ended the parent run (else: another worker does)
     first_worker: int = 0             # this process's first worker number in the study
+    finished_by: dict = field(default_factory=dict)  # who finished the parent run (its sweep.finished record), if another
 
 
 def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] | None = None,
@@ -512,26 +513,31 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
         outcome_parent: dict[str, Any] = {}
         finisher = False
+        finished_by: dict = {}
         others_running = 0
         if parent is not None and outage is None:
             census = coordinator.census()
             complete = census.counted >= settings.n_trials
             others_running = len(census.alive)
             if complete:
-                finisher = coordinator.elect_finisher(lambda: parent.client.get_run(parent.run_id).info.status)
+                parent_status = lambda: parent.client.get_run(parent.run_id).info.status  # noqa: E731
+                finisher = coordinator.elect_finisher(parent_status)
+                if not finisher:
+                    finisher, finished_by = _await_finisher(coordinator, parent_status)
             else:
                 # Stopped early (Ctrl-C, timeout, failures, grid): end the parent only if no
                 # other worker still runs trials of this study; the last one ends it.
                 finisher = others_running == 0
             if finisher:
-                try:
-                    outcome_parent = parent.finish(study, "FINISHED" if complete else status)
-                except Exception as error:
-                    log.warning("finishing the parent run failed: %s", error)
-                    with contextlib.suppress(Exception):
-                        from sweeps import tracking
+                with coordinator.finishing():
+                    try:
+                        outcome_parent = parent.finish(study, "FINISHED" if complete else status)
+                    except Exception as error:
+                        log.warning("finishing the parent run failed: %s", error)
+                        with contextlib.suppress(Exception):
+                            from sweeps import tracking
 
-                        tracking.terminate(parent.client, parent.run_id, "FINISHED" if complete else status)
+                            tracking.terminate(parent.client, parent.run_id, "FINISHED" if complete else status)
         if outage is not None:
             raise outage
         if interrupted is not None:
@@ -556,10 +562,29 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
             seconds=time.time() - t0, leaderboard=board, parent_run_id=parent.run_id if parent else None,
             experiment_id=parent.experiment_id if parent else None, registered=registered,
             epochs_total=epochs_total, failures=budget.failures, worker_errors=worker_errors,
-            finished_parent=finisher, first_worker=first_worker,
+            finished_parent=finisher, first_worker=first_worker, finished_by=finished_by,
         )
     finally:
         coordinator.close()
+
+
+def _await_finisher(coordinator, parent_status: Callable[[], str | None]) -> tuple[bool, dict]:
+    """Not elected to finish the parent run: wait until the elected worker has, and take its
+    place if it dies meanwhile (:meth:`sweeps.claims.Coordinator.elect_finisher`).
+
+    Returns ``(True, {})`` when this process must finish the parent run now, else
+    ``(False, record)`` with the finisher's ``sweep.finished`` record (``done`` set, unless
+    a Ctrl-C / SIGTERM ended the wait).
+    """
+    from sweeps.objective import STOP
+
+    while True:
+        record = coordinator.finish_record()
+        if record.get("done") or STOP.signum is not None:
+            return False, record
+        time.sleep(POLL_SECONDS)
+        if coordinator.elect_finisher(parent_status):
+            return True, {}
 
 
 def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: float | None,

@@ -128,6 +128,8 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
     by_number = {trial.number: trial for trial in trials}
     if client is not None and runs:
         reconciled += _reconcile_runs(client, runs, by_number, stale_numbers, reconcile)
+    if client is not None and parent_run_id and experiment_id is not None:
+        reconciled += _reconcile_parent(client, parent_run_id, experiment_id, study, stored, reconcile)
     board = leaderboard(study, stored, runs)
 
     now = datetime.datetime.now()
@@ -202,6 +204,46 @@ def _stale_trials(coordinator, study, reconcile: bool) -> list:
     except Exception:
         return []
     return [trial for trial in study.get_trials(deepcopy=False) if trial._trial_id in ids]
+
+
+def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: S.SweepSettings,
+                      apply: bool) -> list[str]:
+    """Finish the parent run of a complete study that was left RUNNING by a finisher that died.
+
+    The election goes through the study's lock like a worker's
+    (:meth:`sweeps.claims.Coordinator.elect_finisher`): a finisher still alive (its
+    process on this host, its beat from another) keeps its job.
+    """
+    from sweeps.claims import Coordinator, finisher_label
+    from sweeps.parent import ParentRun
+
+    if S.finished_count(study) < settings.n_trials:
+        return []
+    try:
+        parent = client.get_run(run_id)
+    except Exception:
+        return []  # reported among the orphans when the run is missing
+    if parent.info.status != "RUNNING":
+        return []
+    coordinator = Coordinator(settings, study, worker=None)  # not a worker: the record names host and pid
+    try:
+        record = coordinator.finish_record()
+        gone = (f"its finisher {finisher_label(record)} is gone" if record and not record.get("done")
+                else "no worker finished it")
+        if record and not record.get("done") and coordinator.finisher_alive(record):
+            return []  # being finished right now
+        if not apply:
+            return [f"parent run {run_id} is RUNNING though all {settings.n_trials} trials are done ({gone}): "
+                    "would be finished (leaderboard, plots, champion)"]
+        if not coordinator.elect_finisher(lambda: client.get_run(run_id).info.status):
+            return []
+        task = parent.data.tags.get("task") or "multiclass"
+        with coordinator.finishing():
+            ParentRun(client, run_id, experiment_id, settings, task).finish(study, "FINISHED")
+        return [f"parent run {run_id} was RUNNING though all {settings.n_trials} trials are done ({gone}): "
+                "finished (leaderboard, plots, champion)"]
+    finally:
+        coordinator.close()
 
 
 def _number(run) -> int | None:

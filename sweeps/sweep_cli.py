@@ -329,9 +329,16 @@ def _print_outcome(prepared, outcome) -> None:
     for error in outcome.worker_errors:
         lines.append(f"warning: {error}")
     if outcome.parent_run_id and not outcome.finished_parent:
-        lines.append("the parent run is finished by another worker of this study (the one that ended last)"
-                     if p.finished < settings.n_trials else
-                     "the parent run was finished by another worker of this study (leaderboard, plots, champion)")
+        from sweeps.claims import finisher_label
+
+        by = outcome.finished_by
+        if p.finished < settings.n_trials:
+            lines.append("the parent run is left to the other workers of this study (the one that ends last finishes it)")
+        elif by.get("done"):
+            lines.append(f"the parent run was finished by {finisher_label(by)} of this study (leaderboard, plots, champion)")
+        else:
+            lines.append(f"the parent run is being finished by {finisher_label(by)} of this study "
+                         "(ann-sweep-status finishes it if that worker dies)")
     lines += ["", leaderboard_table(outcome.leaderboard, settings.metrics), ""]
     board = outcome.leaderboard
     done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None

@@ -111,7 +111,7 @@ def test_three_workers_make_exactly_thirty_trials_under_one_parent(mlflow_server
     assert len(children) == 30
     assert {run.info.run_id for run in children} == {t.user_attrs[S.TRIAL_RUN_ID] for t in trials}
     assert sorted(int(run.data.tags["sweep.trial_number"]) for run in children) == list(range(30))
-    finished_elsewhere = sum("finished by another worker" in (tmp_path / f"{name}.out").read_text()
+    finished_elsewhere = sum("the parent run was finished by worker" in (tmp_path / f"{name}.out").read_text()
                              for name in processes)
     assert finished_elsewhere == 2, logs  # the parent run was finished once, by one of them
 

@@ -168,3 +168,54 @@ def test_a_storage_that_stays_away_stops_the_worker_in_one_line_and_its_trial_is
     rerun = [t for t in study.trials if S.retried_from(t) == trial.number]
     assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == dead.params
     print(f"cut worker exited {time.monotonic() - cut_at:.0f} s after the cut at the latest")
+
+
+def test_a_finisher_killed_while_finishing_is_replaced_at_once(mlflow_server, study_storage, tmp_path):
+    """SIGKILL the worker elected to finish the parent run, mid-finish: another worker of this
+    host sees its process gone and finishes the parent run at once (not after 300 s); the
+    line each survivor prints names the worker that really finished it."""
+    from mlflow import MlflowClient
+
+    from sweeps.claims import ATTR_FINISHED
+
+    experiment = f"dist-{study_storage.rsplit('_', 1)[-1]}"
+    args = [*TINY, f"sweep.storage={study_storage}", f"tracking.uri={mlflow_server.uri}",
+            f"tracking.experiment_name={experiment}", "sweep.n_trials=6", "sweep.heartbeat_interval=1",
+            "sweep.grace_period=4"]
+    processes = {f"worker{i}": start_sweep(args, tmp_path, f"worker{i}") for i in range(3)}
+    pids = {p.pid: name for name, p in processes.items()}
+    victim = None
+    try:
+        deadline = time.monotonic() + 300
+        while victim is None and time.monotonic() < deadline:
+            try:
+                record = _study(study_storage).user_attrs.get(ATTR_FINISHED) or {}
+            except Exception:
+                record = {}
+            if record.get("pid") in pids and not record.get("done"):
+                victim = pids[record["pid"]]
+                processes[victim].kill()
+                killed_at = time.monotonic()
+            time.sleep(0.02)
+        assert victim is not None, "no finisher was seen at work\n" + "\n".join(output(tmp_path, n) for n in processes)
+        survivors = {name: p for name, p in processes.items() if name != victim}
+        wait_all(survivors, tmp_path, timeout=300)
+        ended = time.monotonic() - killed_at
+    finally:
+        kill_all(processes)
+    logs = "\n".join(output(tmp_path, name) for name in processes)
+    assert [p.returncode for p in survivors.values()] == [0, 0], logs
+    study = _study(study_storage)
+    record = study.user_attrs[ATTR_FINISHED]
+    assert record["done"] and record["pid"] in {p.pid for p in survivors.values()}, record
+    client = MlflowClient(mlflow_server.uri)
+    parent = client.get_run(study.user_attrs[S.ATTR_PARENT_RUN])
+    assert parent.info.status == "FINISHED" and "best.model" in parent.data.tags, logs
+    assert ended < 200, f"the parent run was finished {ended:.0f} s after the kill"
+    finisher_name = pids[record["pid"]]
+    for name in survivors:
+        out = (tmp_path / f"{name}.out").read_text()
+        if name != finisher_name:
+            assert f"the parent run was finished by worker {record['worker']} (pid {record['pid']}" in out, out
+        assert "finished by another worker" not in out
+    print(f"{victim} killed while finishing; {finisher_name} finished the parent run, all done {ended:.0f} s later")

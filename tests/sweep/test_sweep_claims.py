@@ -494,3 +494,87 @@ def test_processes_opening_a_fresh_mlflow_database_at_once_all_get_it(tmp_path):
         assert [p.returncode for p in processes] == [0, 0, 0], [err[-1500:] for _, err in outputs]
         assert len({out.strip() for out, _ in outputs}) == 1  # one experiment, the same for all
         assert time.time() > start, "a process finished before the barrier: raise its delay"
+
+
+# ---------------------------------------------------------------------- finisher
+
+
+def test_a_finisher_found_dead_is_replaced_at_once(tmp_path):
+    """Same host: the elected process is gone. Another host: its beat is older than the grace period."""
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    coordinator.run_one(_objective)
+    elected = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
+        import os
+        from sweeps import study as S
+        from sweeps.claims import Coordinator
+        settings = S.parse_settings({_as_section(settings)!r})
+        study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+        assert Coordinator(settings, study, worker=5).elect_finisher()
+        os._exit(0)   # killed while finishing: never marks the record done
+    """)], capture_output=True, text=True, timeout=120)
+    assert elected.returncode == 0, elected.stderr
+    record = coordinator.finish_record()
+    assert record["worker"] == 5 and not record["done"] and not coordinator.finisher_alive(record)
+    assert coordinator.elect_finisher() is True              # at once, not after FINISH_TAKEOVER_SECONDS
+    with coordinator.finishing():
+        pass
+    assert coordinator.finish_record()["done"] is True
+    assert coordinator.elect_finisher() is False             # done: nobody finishes it again
+
+    from sweeps.claims import ATTR_FINISHED
+
+    beat = time.time()
+    study.set_user_attr(ATTR_FINISHED, {**coordinator.finish_record(), "host": "elsewhere", "pid": 1, "done": False,
+                                        "beat": beat})
+    assert coordinator.elect_finisher() is False             # another host's finisher, beating
+    study.set_user_attr(ATTR_FINISHED, {**coordinator.finish_record(), "beat": beat - settings.grace_seconds - 1})
+    assert coordinator.elect_finisher() is True              # its beat is stale
+    coordinator.close()
+
+
+def test_a_finisher_beats_while_it_finishes(tmp_path):
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    coordinator.run_one(_objective)
+    assert coordinator.elect_finisher()
+    first = coordinator.finish_record()["beat"]
+    with coordinator.finishing():
+        deadline = time.monotonic() + 60
+        while coordinator.finish_record()["beat"] == first and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert coordinator.finish_record()["beat"] > first and not coordinator.finish_record()["done"]
+    assert coordinator.finish_record()["done"]
+    coordinator.close()
+
+
+@pytest.mark.slow
+def test_status_finishes_a_parent_run_left_running_by_a_dead_finisher(uris):
+    from sweeps.claims import ATTR_FINISHED
+    from sweeps.runner import prepare, run_sweep
+    from sweeps.status import study_status
+
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=2"))
+    outcome = run_sweep(prepared)
+    client = MlflowClient(tracking_uri)
+    parent_id = outcome.parent_run_id
+    # As a finisher killed mid-way leaves it: the parent RUNNING, the record not done, its process gone.
+    client.update_run(parent_id, status="RUNNING")
+    client.delete_tag(parent_id, "best.model")
+    study = _study(prepared.settings)
+    study.set_user_attr(ATTR_FINISHED, {**study.user_attrs[ATTR_FINISHED], "pid": _dead_pid(), "done": False})
+
+    dry = study_status(prepared.settings, tracking_uri, prepared.tracking.experiment_name, reconcile=False)
+    assert any(line.startswith(f"parent run {parent_id} is RUNNING though all 2 trials are done") and
+               "would be finished" in line for line in dry.reconciled), dry.reconciled
+    assert client.get_run(parent_id).info.status == "RUNNING"
+    report = study_status(prepared.settings, tracking_uri, prepared.tracking.experiment_name)
+    assert any(f"parent run {parent_id} was RUNNING" in line and "finished (leaderboard" in line
+               for line in report.reconciled), report.reconciled
+    parent = client.get_run(parent_id)
+    assert parent.info.status == "FINISHED" and parent.data.tags.get("best.model")
+    assert _study(prepared.settings).user_attrs[ATTR_FINISHED]["done"] is True
+    assert study_status(prepared.settings, tracking_uri, prepared.tracking.experiment_name).reconciled == []
