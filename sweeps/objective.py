@@ -349,6 +349,8 @@ class Objective:
         self.current_trial = None  # the live trial being run (for the sweep loop to end it on SIGTERM)
         self.lost = False          # the current trial was failed by another worker while it ran
         self.outage: TrackingOutage | None = None  # the tracking server stayed away during a trial
+        self.current_uid: str | None = None        # the current trial's uid tag and run (once known)
+        self.current_run_id: str | None = None
 
     # MLflow client of this process, made on first use (each worker process has its own).
     @property
@@ -395,7 +397,10 @@ class Objective:
         def link() -> str | None:
             if link_state["run_id"] is None:
                 link_state["run_id"] = self._link(trial, uid)
+            self.current_run_id = link_state["run_id"]
             return link_state["run_id"]
+
+        self.current_uid, self.current_run_id = uid, None
 
         reporter = EpochReporter(
             trial,
@@ -459,7 +464,7 @@ class Objective:
 
         run_id = result.get("run_id")
         if run_id:
-            link_state["run_id"] = run_id
+            self.current_run_id = link_state["run_id"] = run_id
             trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
             trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, result.get("experiment_id"))
         if result.get("model_uri"):
@@ -501,6 +506,23 @@ class Objective:
         return objective_values[0] if len(objective_values) == 1 else tuple(objective_values)
 
     # ---------------------------------------------------------- faults and retries
+
+    def abandon_lost_run(self, trial) -> None:
+        """The current trial was failed by another worker while it ran here (its heartbeat went
+        stale): its run, finished or not, ends KILLED, tagged with the trial's final state."""
+        run_id = self.current_run_id or (self._find_run(self.current_uid) if self.current_uid else None)
+        frozen = _frozen(trial)
+        state = frozen.state.name if frozen is not None else "FAIL"
+        reason = (f"trial {trial.number} was failed by another worker while it ran here "
+                  "(no heartbeat within sweep.grace_period); this run does not count")
+        self._tag(run_id, {TAG_STATE: state, TAG_FAIL_REASON: reason, "killed_by": reason})
+        if run_id is not None and self.client is not None:
+            from sweeps import tracking
+
+            try:
+                tracking.terminate(self.client, run_id, "KILLED")
+            except Exception as error:
+                log.warning("could not mark run %s KILLED: %s", run_id, error)
 
     def wait_for_tracking(self) -> None:
         """Before a trial starts: wait (up to ``sweep.outage_wait`` s) for a tracking server that does not answer.

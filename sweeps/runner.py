@@ -277,6 +277,7 @@ def work(study, objective, budget: Budget, deadline: float | None, coordinator,
             if isinstance(error, Exception) and current is not None and _lost(objective, current, error):
                 log.warning("trial %d was failed by another worker while it ran here (its heartbeat was stale); "
                             "its re-run takes its place", current.number)
+                objective.abandon_lost_run(current)
                 continue
             # Optuna ends the trial FAILED for an Exception or Ctrl-C; SIGTERM (Terminated)
             # and SystemExit pass through it and would leave the trial RUNNING. A storage

@@ -19,9 +19,15 @@ says what it would do):
   study's storage lock, so the trial counts stay exact (:mod:`sweeps.claims`);
 * an MLflow run still RUNNING whose trial has ended (FAIL, PRUNED -- or stale, above) is
   ended KILLED (FINISHED for a COMPLETE trial), with ``sweep.state`` set to the trial's
-  state and ``killed_by`` saying why. The run is matched to its trial by the run's own
-  ``sweep.trial_number`` tag: a re-run of a trial is a new trial with a new run, so the
-  dead worker's run keeps pointing at the trial that failed.
+  state and ``killed_by`` saying why; a FINISHED run whose trial did not complete (its
+  worker stalled after the last epoch and the trial was failed meanwhile) is marked
+  KILLED the same way; a run whose ``sweep.state`` tag is not its trial's state (a
+  worker that lost the tracking server could not write it) is tagged. The run is
+  matched to its trial by the run's own ``sweep.trial_number`` tag: a re-run of a trial
+  is a new trial with a new run, so the dead worker's run keeps pointing at the trial
+  that failed;
+* the parent run of a complete study left RUNNING by a finisher that died is finished
+  (leaderboard, plots, champion), unless its finisher is still alive.
 
 Every change is listed in :attr:`StatusReport.reconciled`.
 
@@ -254,13 +260,17 @@ def _number(run) -> int | None:
 
 
 def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool) -> list[str]:
-    """End the RUNNING runs whose trial has ended (see the module docstring)."""
+    """Make each run of an ended trial say how its trial ended (see the module docstring).
+
+    A run must not be RUNNING once its trial has ended, must not be FINISHED unless its
+    trial is COMPLETE (a FAIL trial whose worker stalled after the last epoch keeps a
+    finished run), and its ``sweep.state`` tag must be the trial's state (a worker that
+    lost the tracking server could not write it).
+    """
     from sweeps import tracking
 
     done = []
     for run_id, run in sorted(runs.items(), key=lambda item: _number(item[1]) or -1):
-        if run.info.status != "RUNNING":
-            continue
         number = _number(run)
         trial = by_number.get(number)
         if trial is None:
@@ -268,19 +278,30 @@ def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool
         state = "FAIL" if number in stale else trial.state.name
         if state in ("RUNNING", "WAITING"):
             continue
-        status = "FINISHED" if state == "COMPLETE" else "KILLED"
+        was, tag = run.info.status, run.data.tags.get("sweep.state")
+        if state == "COMPLETE":
+            status = "FINISHED" if was == "RUNNING" else was
+        else:
+            status = was if was in ("KILLED", "FAILED") else "KILLED"
+        if status == was and tag == state:
+            continue
         why = (trial.user_attrs.get(S.TRIAL_FAIL_REASON) or trial.user_attrs.get(S.TRIAL_PRUNE_REASON)
                or ("interrupted" if trial.user_attrs.get(S.TRIAL_INTERRUPTED) else None)
-               or "no heartbeat: its worker died")
-        line = f"run {run_id} ({run.info.run_name}) was RUNNING but trial {number} is {state} ({why}): " + (
-            f"marked {status}" if apply else f"would be marked {status}")
+               or "no heartbeat: its worker died or stalled")
+        before = "RUNNING" if was == "RUNNING" else f"{was} with sweep.state={tag or '-'}"
+        change = f"marked {status}" if status != was else f"tagged sweep.state={state}"
+        line = f"run {run_id} ({run.info.run_name}) was {before} but trial {number} is {state} ({why}): " + (
+            change if apply else f"would be {change}")
         if apply:
             try:
-                tracking.set_tags(client, run_id, {"sweep.state": state,
-                                                   "killed_by": f"ann-sweep-status: trial {number} is {state} ({why})"})
-                tracking.terminate(client, run_id, status)
+                tags = {"sweep.state": state}
+                if status != was:
+                    tags["killed_by"] = f"ann-sweep-status: trial {number} is {state} ({why})"
+                tracking.set_tags(client, run_id, tags)
+                if status != was:
+                    tracking.terminate(client, run_id, status)
             except Exception as error:
-                line = f"run {run_id} ({run.info.run_name}): could not be marked {status}: {' '.join(str(error).split())[:160]}"
+                line = f"run {run_id} ({run.info.run_name}): could not be {change}: {' '.join(str(error).split())[:160]}"
         done.append(line)
     return done
 

@@ -578,3 +578,98 @@ def test_status_finishes_a_parent_run_left_running_by_a_dead_finisher(uris):
     assert parent.info.status == "FINISHED" and parent.data.tags.get("best.model")
     assert _study(prepared.settings).user_attrs[ATTR_FINISHED]["done"] is True
     assert study_status(prepared.settings, tracking_uri, prepared.tracking.experiment_name).reconciled == []
+
+
+# ------------------------------------------------------- runs of trials that did not count
+
+
+class _StalledAfterTraining:
+    """The real objective (attributes and all); on its first trial, after training and before
+    Optuna is told, the trial is failed, as another worker's ``fail_stale`` does while this one
+    is stopped (SIGSTOP) after its last epoch."""
+
+    def __init__(self, objective, other_storage) -> None:
+        object.__setattr__(self, "objective", objective)
+        object.__setattr__(self, "other_storage", other_storage)
+        object.__setattr__(self, "calls", 0)
+
+    def __getattr__(self, name):
+        return getattr(self.objective, name)
+
+    def __setattr__(self, name, value):
+        setattr(self.objective, name, value)
+
+    def __call__(self, trial):
+        from optuna.trial import TrialState
+
+        value = self.objective(trial)
+        object.__setattr__(self, "calls", self.calls + 1)
+        if self.calls == 1:
+            assert self.other_storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+        return value
+
+
+@pytest.mark.slow
+def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_finished_run(uris):
+    from sweeps.objective import Objective
+    from sweeps.runner import Budget, prepare, work
+
+    storage, tracking_uri = uris
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1", "sweep.max_retries=0"))
+    settings = prepared.settings
+    study = _study(settings)
+    coordinator = Coordinator(settings, study)
+    objective = Objective(prepared.base, prepared.space, settings)
+    work(study, _StalledAfterTraining(objective, S.open_sweep_storage(settings)), Budget(None), None, coordinator)
+    first = study.trials[0]
+    assert first.state.name == "FAIL" and not S.counts_toward_budget(first)
+    run = MlflowClient(tracking_uri).get_run(first.user_attrs[S.TRIAL_RUN_ID])
+    assert run.info.status == "KILLED", run.info.status                 # not FINISHED
+    assert run.data.tags["sweep.state"] == "FAIL"                        # not RUNNING, not COMPLETE
+    assert "failed by another worker" in run.data.tags["fail_reason"]
+    assert S.finished_count(study) == 1 and study.trials[1].state.name in ("COMPLETE", "PRUNED")
+    coordinator.close()
+
+
+def test_status_makes_finished_and_failed_runs_say_how_their_trial_ended(uris):
+    from optuna.trial import TrialState
+
+    from sweeps.status import study_status
+
+    storage, tracking_uri = uris
+    settings = _settings(storage, n_trials=3, heartbeat_interval=None, grace_period=None)
+    study = _study(settings)
+    client = MlflowClient(tracking_uri)
+    experiment_id = client.create_experiment(settings.study_name)
+
+    def trial_with_run(run_status: str, trial_state, **attrs):
+        trial = study.ask()
+        trial.suggest_float("x", 0, 1)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        run = client.create_run(experiment_id, run_name=f"t{trial.number:03d}", tags={
+            "sweep.role": "trial", "sweep.study_name": settings.study_name,
+            "sweep.trial_number": str(trial.number), "sweep.state": "RUNNING"})
+        client.set_terminated(run.info.run_id, run_status)
+        trial.set_user_attr(S.TRIAL_RUN_ID, run.info.run_id)
+        study.tell(trial, 0.5 if trial_state == TrialState.COMPLETE else None, state=trial_state)
+        return run.info.run_id
+
+    stalled = trial_with_run("FINISHED", TrialState.FAIL)                     # stalled after its last epoch
+    lost_server = trial_with_run("FAILED", TrialState.FAIL, **{S.TRIAL_FAIL_REASON: "tracking failed: gone",
+                                                                S.TRIAL_RETRYABLE: True})
+    fine = trial_with_run("FINISHED", TrialState.COMPLETE)
+    client.set_tag(fine, "sweep.state", "COMPLETE")
+
+    dry = study_status(settings, tracking_uri, settings.study_name, reconcile=False)
+    assert len(dry.reconciled) == 2, dry.reconciled
+    report = study_status(settings, tracking_uri, settings.study_name)
+    assert f"run {stalled} (t000) was FINISHED with sweep.state=RUNNING but trial 0 is FAIL" in report.reconciled[0]
+    assert report.reconciled[0].endswith("marked KILLED")
+    assert f"run {lost_server} (t001) was FAILED with sweep.state=RUNNING but trial 1 is FAIL (tracking failed: gone)" \
+        in report.reconciled[1] and report.reconciled[1].endswith("tagged sweep.state=FAIL")
+    assert (client.get_run(stalled).info.status, client.get_run(stalled).data.tags["sweep.state"]) == ("KILLED", "FAIL")
+    assert (client.get_run(lost_server).info.status,
+            client.get_run(lost_server).data.tags["sweep.state"]) == ("FAILED", "FAIL")
+    assert client.get_run(fine).info.status == "FINISHED"
+    assert study_status(settings, tracking_uri, settings.study_name).reconciled == []
