@@ -64,6 +64,9 @@ ATTR_WORKER_SLOTS = "sweep.worker_slots"
 #: Study user attribute: the worker that finished the parent run of a complete study.
 ATTR_FINISHED = "sweep.finished"
 
+#: Default lease of a PostgreSQL lock: a holder that cannot run keeps it at most this long
+#: (the study's lock uses the grace period).
+LOCK_LEASE_SECONDS = 60
 #: A finisher still alive that has not ended the parent run after this many seconds is replaced.
 FINISH_TAKEOVER_SECONDS = 300
 #: Without heartbeats: seconds between two beats of a finisher, and after which its beat is stale.
@@ -87,11 +90,15 @@ class StorageLock:
         self._thread_lock = threading.Lock()
 
     @staticmethod
-    def for_storage(url: str, name: str) -> "StorageLock":
-        """The lock named ``name`` of the storage at ``url`` (an Optuna storage URL or journal path)."""
+    def for_storage(url: str, name: str, lease: float | None = None) -> "StorageLock":
+        """The lock named ``name`` of the storage at ``url`` (an Optuna storage URL or journal path).
+
+        ``lease``: seconds after which a PostgreSQL lock whose holder cannot run is broken
+        (default :data:`LOCK_LEASE_SECONDS`; see :class:`_PostgresLock`).
+        """
         kind = S.storage_kind(url)
         if kind == "postgresql":
-            return _PostgresLock(S._with_driver(url), name)
+            return _PostgresLock(S._with_driver(url), name, lease or LOCK_LEASE_SECONDS)
         if kind == "mysql":
             return _MySQLLock(url, name)
         if kind == "journal":
@@ -110,6 +117,10 @@ class StorageLock:
 
     def release(self) -> None:
         self._thread_lock.release()
+
+    def held(self) -> bool:
+        """Whether the lock (taken by this object) is still held; only a lease can be lost."""
+        return True
 
     def close(self) -> None:
         pass
@@ -131,6 +142,7 @@ class _SqlLock(StorageLock):
     """A named lock held by a connection of its own (released if the process dies)."""
 
     acquire_sql = release_sql = ""
+    isolation_level = "AUTOCOMMIT"
 
     def __init__(self, url: str, name: str) -> None:
         super().__init__()
@@ -142,15 +154,16 @@ class _SqlLock(StorageLock):
     def _params(self) -> dict:
         raise NotImplementedError
 
+    def _connect_args(self) -> dict:
+        return {"connect_timeout": 10}
+
     def _connect(self):
         if self._connection is None:
             import sqlalchemy
 
-            connect_args = {"connect_timeout": 10}
-            if isinstance(self, _PostgresLock):
-                connect_args["application_name"] = S.application_name("lock")
             self._engine = sqlalchemy.create_engine(self.url, poolclass=sqlalchemy.pool.NullPool,
-                                                    isolation_level="AUTOCOMMIT", connect_args=connect_args)
+                                                    isolation_level=self.isolation_level,
+                                                    connect_args=self._connect_args())
             self._connection = self._engine.connect()
             self._connected_once = True
         return self._connection
@@ -160,12 +173,19 @@ class _SqlLock(StorageLock):
 
         self._connect().execute(sqlalchemy.text(sql), self._params())
 
+    def _take(self) -> None:
+        """Take the lock on the lock's connection (waiting for it)."""
+        self._execute(self.acquire_sql)
+
+    def _give_back(self) -> None:
+        self._execute(self.release_sql)
+
     def acquire(self) -> None:
         super().acquire()
 
         def attempt() -> None:
             try:
-                self._execute(self.acquire_sql)
+                self._take()
             except Exception:  # a lost connection (database restarted, backend terminated): a new one
                 self._drop()
                 raise
@@ -181,9 +201,10 @@ class _SqlLock(StorageLock):
 
     def release(self) -> None:
         try:
-            self._execute(self.release_sql)
+            self._give_back()
         except Exception as error:  # the connection is gone, and with it the lock
-            log.warning("releasing the storage lock %r failed: %s", self.name, error)
+            log.warning("releasing the storage lock %r failed (it was lost while held: %s)", self.name,
+                        " ".join(str(error).split())[:200])
             self._drop()
         finally:
             super().release()
@@ -202,11 +223,88 @@ class _SqlLock(StorageLock):
 
 
 class _PostgresLock(_SqlLock):
-    acquire_sql = "SELECT pg_advisory_lock(:key)"
-    release_sql = "SELECT pg_advisory_unlock(:key)"
+    """A lease: ``pg_advisory_xact_lock`` taken inside a transaction of the lock's own connection.
+
+    The server ends a session that stays idle inside a transaction for ``lease`` seconds
+    (``idle_in_transaction_session_timeout``), and the lock with it. While it holds the
+    lock, the holder's keeper thread runs ``SELECT 1`` every ``lease / 4`` seconds, so
+    only a holder that cannot run -- stopped (SIGSTOP, Ctrl-Z), a laptop asleep, a frozen
+    VM, cut off from the database -- loses it, after ``lease`` seconds; the others then
+    go on. No TCP keepalive or permission to terminate other sessions is needed.
+    """
+
+    isolation_level = "READ COMMITTED"
+
+    def __init__(self, url: str, name: str, lease: float = 60) -> None:
+        super().__init__(url, name)
+        self.lease = float(lease)
+        self._transaction = None
+        self._use = threading.Lock()        # the connection: the keeper's pings vs. release
+        self._keeper: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._lost = False
 
     def _params(self) -> dict:
         return {"key": _key64(self.name)}
+
+    def _connect_args(self) -> dict:
+        return {**super()._connect_args(), "application_name": S.application_name("lock"),
+                "options": f"-c idle_in_transaction_session_timeout={int(1000 * self.lease)}"}
+
+    def _take(self) -> None:
+        connection = self._connect()
+        if connection.in_transaction():
+            connection.rollback()
+        self._transaction = connection.begin()
+        self._execute("SELECT pg_advisory_xact_lock(:key)")
+        self._lost = False
+        self._stop = threading.Event()
+        self._keeper = threading.Thread(target=self._keep, args=(self._stop,), name="ann-sweep-lock-keeper",
+                                        daemon=True)
+        self._keeper.start()
+
+    def _keep(self, stop: threading.Event) -> None:
+        import sqlalchemy
+
+        while not stop.wait(max(0.2, self.lease / 4)):
+            with self._use:
+                if stop.is_set():
+                    return
+                try:
+                    self._connection.execute(sqlalchemy.text("SELECT 1"))
+                except Exception:  # the server ended the session: the lock is gone
+                    self._lost = True
+                    return
+
+    def _give_back(self) -> None:
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join(timeout=30)
+            self._keeper = None
+        with self._use:
+            if self._lost:
+                raise RuntimeError(f"the session was ended after {self.lease:g} s idle")
+            self._transaction.commit()  # ends the transaction, and the lock with it
+            self._transaction = None
+
+    def _drop(self) -> None:
+        self._stop.set()
+        self._transaction = None
+        super()._drop()
+
+    def held(self) -> bool:
+        """Whether the lock is still held (False: the server ended the session while this process was stopped)."""
+        import sqlalchemy
+
+        with self._use:
+            if self._lost or self._connection is None:
+                return False
+            try:
+                self._connection.execute(sqlalchemy.text("SELECT 1"))
+                return True
+            except Exception:
+                self._lost = True
+                return False
 
 
 class _MySQLLock(_SqlLock):
@@ -325,8 +423,13 @@ class Coordinator:
         self.settings = settings
         self.study = study
         self.worker = worker
-        self.lock = lock or StorageLock.for_storage(settings.storage, f"ann-sweep:study:{settings.study_name}")
+        self.lock = lock or self._study_lock()
         self.heartbeats = settings.heartbeats and _storage_has_heartbeat(study)
+
+    def _study_lock(self) -> StorageLock:
+        """The study's lock; a holder that cannot run loses it after the grace period (or a minute)."""
+        lease = self.settings.grace_seconds or S.IDLE_IN_TRANSACTION_TIMEOUT
+        return StorageLock.for_storage(self.settings.storage, f"ann-sweep:study:{self.settings.study_name}", lease)
 
     # ------------------------------------------------------------------ census
 
@@ -440,6 +543,9 @@ class Coordinator:
                 return "done"
             if census.room(n_trials) <= 0:
                 return "wait"
+            if not self.lock.held():  # stopped for longer than the lease: the census may be stale
+                log.warning("the study's lock was broken while this process was stopped; looking again")
+                return "wait"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 self.study.optimize(claimed, n_trials=1, catch=catch, callbacks=list(callbacks))
@@ -520,7 +626,7 @@ class Coordinator:
         """
         stop = threading.Event()
         interval = self.settings.heartbeat_interval or FINISH_BEAT_SECONDS
-        lock = StorageLock.for_storage(self.settings.storage, f"ann-sweep:study:{self.settings.study_name}")
+        lock = self._study_lock()
 
         def beat() -> None:
             while not stop.wait(interval):

@@ -673,3 +673,54 @@ def test_status_makes_finished_and_failed_runs_say_how_their_trial_ended(uris):
             client.get_run(lost_server).data.tags["sweep.state"]) == ("FAILED", "FAIL")
     assert client.get_run(fine).info.status == "FINISHED"
     assert study_status(settings, tracking_uri, settings.study_name).reconciled == []
+
+
+# ------------------------------------------------------------------- frozen holder
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_holder_of_the_study_lock_stopped_with_sigstop_stalls_the_others_for_one_grace_period(postgres_url, tmp_path):
+    """A worker stopped (SIGSTOP: Ctrl-Z, a laptop asleep) while it holds the study's lock:
+    the others get the lock after the grace period; the stopped one, woken, knows it lost it."""
+    import signal
+
+    settings = _settings(postgres_url, heartbeat_interval=1, grace_period=3)
+    _study(settings)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import logging, os, signal, sys
+        logging.basicConfig(level=logging.WARNING)
+        from sweeps import study as S
+        from sweeps.claims import Coordinator
+        settings = S.parse_settings({_as_section(settings)!r})
+        study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+        coordinator = Coordinator(settings, study)
+        coordinator.lock.acquire()
+        print("held", flush=True)
+        os.kill(os.getpid(), signal.SIGSTOP)
+        print("still held:", coordinator.lock.held(), flush=True)
+        coordinator.lock.release()
+    """)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # stopped (state T) before we time the wait
+            with open(f"/proc/{holder.pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                    break
+            time.sleep(0.05)
+        other = Coordinator(settings, _study(settings))
+        got = threading.Event()
+        started = time.monotonic()
+        waiter = threading.Thread(target=lambda: (other.lock.acquire(), got.set()), daemon=True)
+        waiter.start()
+        assert got.wait(settings.grace_seconds + 60), "the stopped holder kept the lock"
+        waited = time.monotonic() - started
+        other.lock.release()
+        other.close()
+    finally:
+        holder.send_signal(signal.SIGCONT)
+        out, err = holder.communicate(timeout=120)
+    assert holder.returncode == 0, err
+    assert "still held: False" in out and "it was lost while held" in err, (out, err)
+    print(f"the others waited {waited:.1f} s (grace period {settings.grace_seconds} s)")
