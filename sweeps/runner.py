@@ -586,6 +586,9 @@ def _await_finisher(coordinator, parent_status: Callable[[], str | None]) -> tup
         time.sleep(POLL_SECONDS)
         if coordinator.elect_finisher(parent_status):
             return True, {}
+        with contextlib.suppress(Exception):  # ended, though its record was not marked done
+            if parent_status() not in ("RUNNING", None):
+                return False, coordinator.finish_record()
 
 
 def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: float | None,
