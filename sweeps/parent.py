@@ -17,7 +17,8 @@ several -- run the lookup one after the other and all get the run the first one 
 the re-search after creating is a second line of defence for callers without the lock.
 
 What the parent records (refreshed by :meth:`ParentRun.refresh` every
-``sweep.refresh_every`` finished trials, and by :meth:`ParentRun.finish` at the end):
+``sweep.refresh_every`` finished trials -- or 10 % of the trials finished, when that is more:
+see :func:`sweeps.runner.refresh_interval` -- and by :meth:`ParentRun.finish` at the end):
 
 * metrics ``best/<metric>`` (step: finished trials, so its chart is the best-so-far
   curve), ``trials/complete``, ``trials/pruned``, ``trials/failed``, ``epochs/total``;

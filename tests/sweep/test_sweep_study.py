@@ -158,3 +158,18 @@ def test_a_postgresql_storage_with_heartbeats(postgres_url):
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     again, resumed = S.create_or_resume(settings, S.open_storage(settings.storage))
     assert resumed and S.finished_count(again) == 2
+
+
+def test_parent_refreshes_are_spaced_in_proportion_to_the_study():
+    from sweeps.runner import refresh_interval
+
+    assert refresh_interval(0, 5) == 5 and refresh_interval(40, 5) == 5
+    assert refresh_interval(500, 5) == 50
+    # Refreshing 1,000 trials reads O(n) rows in all, not O(n^2): each refresh reads `done` rows.
+    done, refreshes, rows_read = 0, 0, 0
+    while done < 1000:
+        done += refresh_interval(done, 5)
+        refreshes += 1
+        rows_read += done
+    assert refreshes < 60
+    assert rows_read < 12 * 1000
