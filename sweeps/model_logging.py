@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -131,6 +132,17 @@ def save_pyfunc_model(
             metadata=dict(metadata or {}),
         )
     return path
+
+
+#: Characters MLflow refuses in a logged model's name.
+_NOT_IN_MODEL_NAMES = re.compile(r"""[/:.%"']""")
+
+
+def logged_model_name(run_name: str | None) -> str:
+    """The logged model's name: its run's name (``t007 relu 2x64 lr=1_5e-3 bs=64``), with the
+    characters MLflow does not allow in model names (``/ : . % " '``) written as ``_``."""
+    name = _NOT_IN_MODEL_NAMES.sub("_", run_name or "").strip()
+    return name or "model"
 
 
 def prepare_logged_model(

@@ -237,8 +237,14 @@ def layers_label(widths: Sequence[int]) -> str:
 
 def run_name(number: int, cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str:
     """What a trial is, in a few words: ``t007 relu 2x64 lr=3e-3 bs=64`` (+ other searched settings)."""
+    return f"t{number:03d} {describe_config(cfg, searched)}"
+
+
+def describe_config(cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str:
+    """A training config in a few words: ``relu 2x64 lr=3e-3 bs=64`` (+ the searched settings
+    that are not in every name: optimizer, l2, dropout, epochs)."""
     model, training, optimizer = cfg["model"], cfg["training"], cfg["optimizer"]
-    parts = [f"t{number:03d}", str(model.get("activation")), layers_label(model.get("hidden_layers") or [])]
+    parts = [str(model.get("activation")), layers_label(model.get("hidden_layers") or [])]
     if "optimizer" in searched:
         parts.append(str(optimizer.get("name")))
     parts.append(f"lr={short_number(optimizer.get('lr', 0))}")

@@ -375,6 +375,10 @@ def _escape(text: str) -> str:
 # ------------------------------------------------------------------------ registry
 
 
+#: The model version tag that names the run the version comes from.
+VERSION_RUN_NAME_TAG = "run_name"
+
+
 def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] | None:
     """Register the best completed trial's model and point the alias at it.
 
@@ -404,11 +408,13 @@ def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] |
     # The registry resolves a models:/ source through MLflow's global tracking URI, which
     # may be another store: give it the logged model's own artifact location instead.
     source = client.get_logged_model(model_id).artifact_location if model_id else model_uri
+    run_name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
     version = client.create_model_version(
         name, source=source, run_id=best["run_id"], model_id=model_id,
         tags={"sweep.study_name": settings.study_name, "sweep.trial_number": str(int(best["trial"])),
-              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"])},
-        description=f"Trial {int(best['trial'])} of study {settings.study_name!r}: {metric}={float(best[metric]):.6g}",
+              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"]), VERSION_RUN_NAME_TAG: run_name},
+        description=f"{run_name}: trial {int(best['trial'])} of study {settings.study_name!r}, "
+                    f"{metric}={float(best[metric]):.6g}",
     )
     client.set_registered_model_alias(name, alias, version.version)
     return name, str(version.version)

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import time
 import warnings
@@ -668,6 +669,24 @@ def _reproducibility(prepared: PreparedSweep) -> dict[str, str]:
             "task": prepared.task}
 
 
+def searched_params(space) -> dict[str, str]:
+    """The parent run's params for the settings the sweep searches: each config key shows its
+    distribution, not the base config's value (``model.activation={relu, tanh}``,
+    ``model.hidden_layers=n_layers int [1, 3]; units int [16, 128] log``)."""
+    from sweeps.space import SETTINGS
+
+    by_key: dict[str, list[str]] = {}
+    for name, dim in space.dimensions.items():
+        by_key.setdefault(SETTINGS[name].key, []).append(name)
+    params = {}
+    for key, names in by_key.items():
+        if len(names) == 1 and key.endswith("." + names[0]):
+            params[key] = space.dimensions[names[0]].describe()
+        else:
+            params[key] = "; ".join(f"{name} {space.dimensions[name].describe()}" for name in names)
+    return params
+
+
 def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
     """Tags, params (a new parent only: params cannot change) and the config of the sweep."""
     from omegaconf import OmegaConf
@@ -678,7 +697,10 @@ def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
 
     tracking.set_tags(parent.client, parent.run_id, parent_tags(prepared.settings, prepared.space))
     if created:
-        params = run_params(prepared.spec)
+        params, searched = run_params(prepared.spec), searched_params(prepared.space)
+        if "model.hidden_layers" in searched:  # the base's layer count and widths are not the sweep's
+            params = {k: v for k, v in params.items() if not re.fullmatch(r"model\.(n_hidden_layers|layer_\d+_units)", k)}
+        params.update(searched)
         for name, dim in prepared.space.dimensions.items():
             params[f"sweep.space.{name}"] = dim.describe()
         with contextlib.suppress(Exception):

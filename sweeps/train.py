@@ -319,7 +319,7 @@ def train(
                 if colour:
                     run_tags[ui_views.RUN_COLOUR_TAG] = colour
             run = tracking.create_run(
-                client, experiment_id, run_name=run_name or settings.run_name, tags=run_tags,
+                client, experiment_id, run_name=run_name or settings.run_name or default_run_name(spec), tags=run_tags,
                 parent_run_id=parent_run_id,
             )
             run_id = run.info.run_id
@@ -328,7 +328,16 @@ def train(
 
     if run_id is None:
         return _train_untracked(spec, data, model, callbacks)
-    return _train_tracked(spec, data, model, client, experiment_id, run_id, callbacks, overrides, watch, parent_run_id)
+    return _train_tracked(spec, data, model, client, experiment_id, run_id, callbacks, overrides, watch, parent_run_id,
+                          run.info.run_name)
+
+
+def default_run_name(spec: RunSpec) -> str:
+    """The name of a run nobody named: ``moons relu 1x32 lr=1e-3 bs=32``."""
+    # objective.py is the sweep's module (Optuna, storage): imported only when a name is needed.
+    from sweeps.objective import describe_config
+
+    return f"{spec.dataset} {describe_config(spec.config)}"
 
 
 def connect(spec: RunSpec):
@@ -475,6 +484,7 @@ def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callback
 def _train_tracked(
     spec: RunSpec, data: PreparedData, model: ann.MLP, client, experiment_id: str, run_id: str,
     callbacks: Sequence[Callback], overrides: Sequence[str], watch: _Stopwatch, parent_run_id: str | None = None,
+    run_name: str | None = None,
 ) -> dict[str, Any]:
     from sweeps import tracking, ui_views
     from sweeps.plots import save_learning_curve
@@ -514,7 +524,7 @@ def _train_tracked(
                 # background thread uploads what is ready; then it waits for the uploads.
                 model_uri = None
                 if settings.log_model and history is not None:
-                    from sweeps.model_logging import prepare_logged_model, upload_logged_model
+                    from sweeps.model_logging import logged_model_name, prepare_logged_model, upload_logged_model
 
                     prepared = prepare_logged_model(
                         client, run_id, experiment_id, model, scratch.name,
@@ -522,6 +532,7 @@ def _train_tracked(
                         class_names=data.dataset.class_names,
                         X_example=data.X_train,
                         params=params,
+                        name=logged_model_name(run_name),
                     )
                     model_uri = final_tags["model_uri"] = prepared.uri
                 metric_logger.submit(tracking.log_final, client, run_id, metrics, final_tags, final_step)

@@ -156,7 +156,10 @@ def test_a_trial_page_shows_its_model_and_learning_curve(page, sweep):
     page.wait_text("best epoch")
     page.shot("trial-overview-description")
     page.wait_text("Logged models (1)")
-    model = page.find_xpath("//a[normalize-space(text())='model']", "the logged model's link")
+    from sweeps.model_logging import logged_model_name
+
+    # The logged model carries its run's name.
+    model = page.find_xpath(f"//a[normalize-space(text())='{logged_model_name(trial.name)}']", "the logged model's link")
     assert "/models/m-" in model.get_attribute("href")
     page.wait_text("Ready")
     page.driver.execute_script("arguments[0].scrollIntoView({block: 'center'});", model)

@@ -315,3 +315,33 @@ def test_the_command_line_prints_the_leaderboard_and_how_to_look(tmp_path):
     assert status.returncode == 0, status.stderr[-2000:]
     assert "3 finished" in status.stdout and "orphans: none" in status.stdout
     assert not (tmp_path / "outputs" / "status").exists()
+
+
+def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
+    from sweeps.model_logging import logged_model_name
+    from sweeps.parent import VERSION_RUN_NAME_TAG
+
+    prepared, outcome, storage, tracking_uri, _, _ = six
+    client = MlflowClient(tracking_uri)
+    params = client.get_run(outcome.parent_run_id).data.params
+    space = prepared.space.dimensions
+    for name, dim in space.items():
+        assert params[f"sweep.space.{name}"] == dim.describe()
+    # The config keys the sweep searches show their distribution, not the base config's value.
+    assert params["model.activation"] == space["activation"].describe() == "{relu, tanh}"
+    assert params["training.batch_size"] == space["batch_size"].describe()
+    assert params["model.hidden_layers"] == f"n_layers {space['n_layers'].describe()}; units {space['units'].describe()}"
+    assert not [key for key in params if key.startswith("model.layer_") or key == "model.n_hidden_layers"]
+    assert params["dataset.name"] == "moons"  # what is not searched keeps its value
+
+    done = [t for t in _study(storage, "moons-quick").trials if t.state.name == "COMPLETE"]
+    for trial in done:
+        run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+        model_id = run.data.tags["model_uri"].split("models:/", 1)[1]
+        assert client.get_logged_model(model_id).name == logged_model_name(run.info.run_name)
+        assert logged_model_name(run.info.run_name).startswith(f"t{trial.number:03d} ")
+    name, version = outcome.registered
+    registered = client.get_model_version(name, version)
+    best_name = client.get_run(registered.run_id).info.run_name
+    assert registered.tags[VERSION_RUN_NAME_TAG] == best_name
+    assert registered.description.startswith(f"{best_name}: trial ")

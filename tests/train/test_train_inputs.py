@@ -60,3 +60,18 @@ def test_a_csv_run_names_its_file_as_the_source(tmp_path, sqlite_uri):
         assert dataset.source_type == "local"
         assert json.loads(dataset.source) == {"uri": str(path.resolve())}
         assert [c["name"] for c in json.loads(dataset.schema)["mlflow_colspec"]] == ["a", "b", "label"]
+
+
+def test_an_unnamed_run_gets_a_descriptive_name_and_its_model_carries_it(client, sqlite_uri):
+    from sweeps.model_logging import logged_model_name
+
+    result = train(make_cfg(sqlite_uri))
+    run = client.get_run(result["run_id"])
+    assert run.info.run_name == "moons relu 1x8 lr=1e-3 bs=32"
+    model_id = result["model_uri"].split("models:/", 1)[1]
+    assert client.get_logged_model(model_id).name == "moons relu 1x8 lr=1e-3 bs=32"
+    named = train(make_cfg(sqlite_uri, "tracking.run_name=baseline", "optimizer.lr=0.0015", "tracking.log_model=false"))
+    assert client.get_run(named["run_id"]).info.run_name == "baseline"
+    # MLflow refuses / : . % " ' in model names: they become _.
+    assert logged_model_name("moons relu 1x8 lr=1.5e-3 bs=32") == "moons relu 1x8 lr=1_5e-3 bs=32"
+    assert logged_model_name(None) == "model"
