@@ -118,6 +118,8 @@ class TrackingSettings:
     flush_interval: float = 2.0
     log_model: bool = True
     probe_timeout: float = 5.0
+    system_metrics: bool = True
+    system_metrics_interval: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -340,10 +342,10 @@ def _tracking(section: dict) -> TrackingSettings:
         if key not in known:
             raise ConfigError(f"tracking.{key}", value, "a key of tracking: one of " + ", ".join(known))
     values = {**defaults.__dict__, **section}
-    for key in ("enabled", "log_model"):
+    for key in ("enabled", "log_model", "system_metrics"):
         if not isinstance(values[key], bool):
             raise ConfigError(f"tracking.{key}", values[key], "true or false")
-    for key in ("flush_interval", "probe_timeout"):
+    for key in ("flush_interval", "probe_timeout", "system_metrics_interval"):
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
             raise ConfigError(f"tracking.{key}", value, "a number of seconds in (0, 3600]")

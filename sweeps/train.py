@@ -491,7 +491,7 @@ def _train_tracked(
     from sweeps.run_inputs import log_dataset_inputs
 
     settings = spec.tracking
-    metric_logger = None
+    metric_logger = system = None
     view: dict[str, str | None] = {}  # the id of the saved UI view, once written
     scratch = tempfile.TemporaryDirectory(prefix="ann-train-")
     try:
@@ -499,6 +499,8 @@ def _train_tracked(
             # Params and config files go out from the background thread while training runs.
             with watch("start"):
                 metric_logger = tracking.MetricLogger(client, run_id, settings.flush_interval)
+                if settings.system_metrics:  # CPU, memory, ... sampled by MLflow's monitor thread
+                    system = tracking.start_system_metrics(settings.uri, run_id, settings.system_metrics_interval)
                 params = run_params(spec, resolved_params(spec, data))
                 metric_logger.submit(tracking.log_params, client, run_id, params)
                 metric_logger.submit(tracking.log_text, client, run_id, resolved_yaml(spec), "config/config.yaml")
@@ -543,10 +545,15 @@ def _train_tracked(
                                     diagnosis.best_epoch or None, curve_title(spec.dataset, diagnosis))
                 metric_logger.submit(client.log_artifact, run_id, str(png), "plots")
                 metric_logger.close()
+                if system is not None:
+                    system.stop()
     except BaseException as error:
         if metric_logger is not None:
             with contextlib.suppress(BaseException):
                 metric_logger.close()  # keep the curves of a killed or failed run
+        if system is not None:
+            with contextlib.suppress(BaseException):
+                system.stop()
         if isinstance(error, (KeyboardInterrupt, Terminated, SystemExit)) or _is_pruned(error):
             status = "KILLED"
             extra = {"pruned": "true"} if _is_pruned(error) else {"killed_by": _one_line(error)}

@@ -340,6 +340,7 @@ def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
         model_id = run.data.tags["model_uri"].split("models:/", 1)[1]
         assert client.get_logged_model(model_id).name == logged_model_name(run.info.run_name)
         assert logged_model_name(run.info.run_name).startswith(f"t{trial.number:03d} ")
+        assert not [key for key in run.data.metrics if key.startswith("system/")]  # off by default in sweeps
     name, version = outcome.registered
     registered = client.get_model_version(name, version)
     best_name = client.get_run(registered.run_id).info.run_name

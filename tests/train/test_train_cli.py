@@ -78,6 +78,8 @@ def write(path, text):
     (["training.batch_size=0"], ["training.batch_size=0 is not allowed: expected an integer >= 1"]),
     (["model.hidden_layers=[64,0]"], ["model.hidden_layers[1]=0 is not allowed: expected an integer in [1, 65536]"]),
     (["model.activation=swishy"], ["model.activation='swishy' is not allowed: expected one of", "'relu'"]),
+    (["tracking.system_metrics=maybe"], ["tracking.system_metrics='maybe' is not allowed: expected true or false"]),
+    (["tracking.system_metrics_interval=0"], ["tracking.system_metrics_interval=0 is not allowed: expected a number of seconds in (0, 3600]"]),
     (["model.units=3"], ["model.units is not allowed: expected a key of model", "+model.units="]),
     (["model.hidden_layers=[64"], ["cannot parse the command line"]),
     (["dataset=csv"], ["dataset.path is missing", "dataset.path=data.csv"]),

@@ -75,3 +75,15 @@ def test_an_unnamed_run_gets_a_descriptive_name_and_its_model_carries_it(client,
     # MLflow refuses / : . % " ' in model names: they become _.
     assert logged_model_name("moons relu 1x8 lr=1.5e-3 bs=32") == "moons relu 1x8 lr=1_5e-3 bs=32"
     assert logged_model_name(None) == "model"
+
+
+def test_system_metrics_are_on_by_default_and_can_be_turned_off(client, sqlite_uri):
+    on = train(make_cfg(sqlite_uri, "tracking.log_model=false"))
+    metrics = client.get_run(on["run_id"]).data.metrics
+    for key in ("system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"):
+        points = client.get_metric_history(on["run_id"], key)
+        assert points, key  # a run shorter than the sampling interval still gets its last sample
+        assert all(p.value >= 0 for p in points)
+    assert 0 <= metrics["system/cpu_utilization_percentage"] <= 100
+    off = train(make_cfg(sqlite_uri, "tracking.log_model=false", "tracking.system_metrics=false"))
+    assert not [k for k in client.get_run(off["run_id"]).data.metrics if k.startswith("system/")]
