@@ -6,7 +6,7 @@ and ``features.json``) and the pure-NumPy ``ann`` package zipped (``engine/ann.z
 imported from the zip unless ``ann`` is already imported), so that a logged model loads
 wherever MLflow, NumPy and pandas are installed::
 
-    model = mlflow.pyfunc.load_model("models:/<model_id>")   # or runs:/<run_id>/model
+    model = mlflow.pyfunc.load_model("models:/<model_id>")   # or runs:/<run_id>/<run name>
     model.predict(dataframe)                                 # labels or values
     model.predict(dataframe, params={"output": "proba"})     # class probabilities
 

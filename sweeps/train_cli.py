@@ -6,6 +6,7 @@
     ann-train tracking=server tracking.uri=http://127.0.0.1:5000
     ann-train --cfg job                         # print the composed config
     ann-train -m optimizer.lr=1e-3,1e-2         # Hydra multirun: one MLflow run each
+    ann-train --replay RUN_ID                   # train a logged run again, check it reproduces
 
 The configs are the package's ``conf`` directory (``sweeps/conf``, a link to the
 repository's ``conf/``); ``--config-dir DIR`` adds a directory of your own configs.
@@ -130,6 +131,10 @@ def main(argv: list[str] | None = None) -> None:
     """The console script: Hydra's command line, with one-line errors and exit status 2."""
     if argv is not None:
         sys.argv = [PROG, *argv]
+    if "--replay" in sys.argv[1:2]:  # ann-train --replay RUN_ID [key=value ...]: sweeps/replay.py
+        from sweeps.replay import main as replay_main
+
+        return replay_main(sys.argv[2:])
     debug = bool(os.environ.get("HYDRA_FULL_ERROR"))
     # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"

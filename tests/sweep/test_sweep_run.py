@@ -346,3 +346,23 @@ def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
     best_name = client.get_run(registered.run_id).info.run_name
     assert registered.tags[VERSION_RUN_NAME_TAG] == best_name
     assert registered.description.startswith(f"{best_name}: trial ")
+
+
+def test_a_trial_replays_bit_for_bit(six):
+    """A sweep's trial (complete or pruned) trained again from its logged config reproduces."""
+    from sweeps.replay import TAG_IDENTICAL, TAG_REPLAY_OF, replay
+
+    _, outcome, storage, tracking_uri, _, _ = six
+    trials = _study(storage, "moons-quick").trials
+    client = MlflowClient(tracking_uri)
+    for state in ("COMPLETE", "PRUNED"):
+        trial = next(t for t in trials if t.state.name == state)
+        run_id = trial.user_attrs[S.TRIAL_RUN_ID]
+        done = replay(run_id, uri=tracking_uri)
+        assert done.comparison.identical, done.comparison.first_difference
+        assert done.comparison.epochs == len(client.get_metric_history(run_id, "loss/val"))
+        copy = client.get_run(done.result["run_id"])
+        assert copy.data.tags[TAG_REPLAY_OF] == run_id and copy.data.tags[TAG_IDENTICAL] == "true"
+        assert "mlflow.parentRunId" not in copy.data.tags  # a run of its own, not a trial of the sweep
+        if state == "PRUNED":
+            assert done.comparison.notes and "KILLED" in done.comparison.notes[0]

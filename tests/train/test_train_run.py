@@ -131,8 +131,11 @@ def test_pyfunc_model_predicts_like_the_engine(finished, tmp_path, global_tracki
     np.testing.assert_array_equal(np.asarray(pyfunc.predict(frame)), engine.predict(X))
     proba = pyfunc.predict(frame, params={"output": "proba"})
     np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(X))
-    # The run's artifact URI form works too, and the input example is stored.
-    again = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/model")
+    # The run's URI form works too (the logged model carries the run's name), and the input example is stored.
+    from sweeps.model_logging import logged_model_name
+
+    name = logged_model_name(client.get_run(result["run_id"]).info.run_name)
+    again = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/{name}")
     np.testing.assert_array_equal(np.asarray(again.predict(frame)), engine.predict(X))
     example = json.load(open(f"{local}/input_example.json"))
     assert example["columns"] == ["x1", "x2"]
@@ -160,8 +163,8 @@ def test_same_config_and_seed_give_identical_metrics(sqlite_uri):
     second = train(make_cfg(sqlite_uri, "model.dropout=0.2"))
     client = MlflowClient(sqlite_uri)
     one, two = client.get_run(first["run_id"]).data.metrics, client.get_run(second["run_id"]).data.metrics
-    keys = [key for key in one if not key.startswith("time/")]
-    assert sorted(keys) == sorted(key for key in two if not key.startswith("time/"))
+    keys = [key for key in one if not key.startswith(("time/", "system/"))]  # wall time, the machine's load
+    assert sorted(keys) == sorted(key for key in two if not key.startswith(("time/", "system/")))
     assert {key: one[key] for key in keys} == {key: two[key] for key in keys}
     for key in CLASSIFICATION_METRICS:
         assert history(client, first["run_id"], key) == history(client, second["run_id"], key)
