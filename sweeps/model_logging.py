@@ -1,7 +1,7 @@
 """Log a trained :class:`ann.MLP` as an MLflow 3 logged model of the pyfunc flavour.
 
-The model directory (``models:/<model_id>``, also reachable as ``runs:/<run_id>/<run name>``: the logged model carries its run's name)
-holds:
+The model directory (``models:/<model_id>``, also reachable as ``runs:/<run_id>/<run name>``:
+the logged model carries its run's name) holds:
 
 * ``artifacts/network/model.npz`` + ``model.json`` -- the network exactly as
   :meth:`ann.MLP.save` writes it -- and ``features.json`` (feature and class names);
