@@ -677,10 +677,11 @@ def searched_params(space) -> dict[str, str]:
 
     by_key: dict[str, list[str]] = {}
     for name, dim in space.dimensions.items():
-        by_key.setdefault(SETTINGS[name].key, []).append(name)
+        key = dim.key or SETTINGS[name].key  # a dimension named by its config path has its key
+        by_key.setdefault(key, []).append(name)
     params = {}
     for key, names in by_key.items():
-        if len(names) == 1 and key.endswith("." + names[0]):
+        if len(names) == 1 and (key == names[0] or key.endswith("." + names[0])):
             params[key] = space.dimensions[names[0]].describe()
         else:
             params[key] = "; ".join(f"{name} {space.dimensions[name].describe()}" for name in names)

@@ -235,3 +235,17 @@ def test_enqueued_sets_are_checked_against_the_space():
         with pytest.raises(ConfigError) as caught:
             space.check_enqueued(values, "sweep.enqueue[0]")
         assert caught.value.key == key and fragment in str(caught.value), str(caught.value)
+
+
+def test_the_parent_params_of_the_searched_settings_show_their_distributions():
+    from sweeps.runner import searched_params
+
+    space = parse_space({"optimizer": {"beta1": {"low": 0.8, "high": 0.99}}, "lr": {"low": 1e-4, "high": 0.1, "log": True},
+                         "n_layers": {"low": 1, "high": 2}, "units": {"low": 8, "high": 64},
+                         "activation": {"choices": ["relu", "tanh"]}})
+    assert searched_params(space) == {
+        "optimizer.beta1": "float [0.8, 0.99]",  # a setting searched by its config path
+        "optimizer.lr": "float [0.0001, 0.1] log",
+        "model.hidden_layers": "n_layers int [1, 2]; units int [8, 64]",
+        "model.activation": "{relu, tanh}",
+    }
