@@ -37,8 +37,8 @@ def test_a_logged_run_replays_bit_for_bit_and_a_change_is_reported(tmp_path):
     assert same.returncode == 0, same.stderr
     lines = same.stdout.splitlines()
     assert lines[0].startswith(f"replay of run {original.info.run_id} ({original.info.run_name}): run ")
-    assert lines[1] == ("identical: every per-epoch metric matches bit for bit (4 metrics x 6 epochs: "
-                        "loss/train, accuracy/train, loss/val, accuracy/val)")
+    assert lines[1] == ("identical: every per-epoch metric matches bit for bit (5 metrics x 6 epochs: "
+                        "loss/train, accuracy/train, loss/val, accuracy/val, lr)")
     replays = client.search_runs([original.info.experiment_id], f"tags.`{TAG_REPLAY_OF}` = '{original.info.run_id}'")
     (copy,) = replays
     assert copy.info.run_name == f"replay of {original.info.run_name}" and copy.info.status == "FINISHED"
