@@ -199,9 +199,9 @@ def _per_epoch_keys(original, history: Mapping[str, list[float]]) -> list[str]:
 
 
 def _redacted(uri: str) -> str:
-    from sweeps.config import redact_uri
+    from sweeps.redaction import redact
 
-    return redact_uri(uri) or uri
+    return redact(uri)
 
 
 # -------------------------------------------------------------------------------- CLI
