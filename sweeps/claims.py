@@ -569,9 +569,12 @@ class Coordinator:
     # ------------------------------------------------------------- once per study
 
     def join(self, n_workers: int) -> int:
-        """Hand out ``n_workers`` worker numbers; returns the first (0 for the first process)."""
+        """Hand out ``n_workers`` worker numbers; returns the first: 0 for a process that
+        finds no live trial of the study (it works alone, like the first one did, so a
+        resumed sweep samples with the seeds of an uninterrupted one), else the next free."""
         with self.lock:
-            first = int(self.study.user_attrs.get(ATTR_WORKER_SLOTS) or 0)
+            alone = not self.census().alive
+            first = 0 if alone else int(self.study.user_attrs.get(ATTR_WORKER_SLOTS) or 0)
             self.study.set_user_attr(ATTR_WORKER_SLOTS, first + int(n_workers))
         return first
 

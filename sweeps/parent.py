@@ -420,6 +420,37 @@ def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] |
     return name, str(version.version)
 
 
+def register_champion(client, settings: S.SweepSettings, board, *, interrupted: bool) -> tuple[tuple[str, str] | None, str]:
+    """:func:`register_best`, except that a sweep that did not finish (Ctrl-C, SIGTERM, the
+    failure budget) moves the alias only to a model better than the one behind it, and
+    registers nothing when there is none. Returns ``((name, version) or None, what was done)``."""
+    alias = settings.register_alias
+    if not interrupted:
+        registered = register_best(client, settings, board)
+        return registered, (f"@{alias} is version {registered[1]}" if registered else f"@{alias} not set: no complete trial has a model")
+    done = board[(board["state"] == "COMPLETE") & board["model_uri"].notna()] if not board.empty else board
+    if done.empty:
+        return registered_champion(client, settings), f"@{alias} not moved: the sweep did not finish and has no complete trial with a model"
+    metric, direction = settings.metrics[0], settings.directions[0]
+    best = float(done.iloc[0][metric])
+    current = registered_champion(client, settings)
+    if current is None:
+        return None, (f"@{alias} not set: the sweep did not finish (its best so far, {metric}={best:.6g}, is "
+                      "registered when the resumed sweep finishes)")
+    version = client.get_model_version(current[0], current[1])
+    try:
+        held = float(version.tags.get(metric))
+    except (TypeError, ValueError):
+        return current, f"@{alias} not moved: version {current[1]} records no {metric} to compare with"
+    better = best < held if direction == "minimize" else best > held
+    if not better:
+        return current, (f"@{alias} kept on version {current[1]} ({metric}={held:.6g}): the unfinished sweep's best, "
+                         f"{metric}={best:.6g}, is not better")
+    registered = register_best(client, settings, board)
+    return registered, (f"@{alias} moved from version {current[1]} ({metric}={held:.6g}) to version {registered[1]} "
+                        f"({metric}={best:.6g}, better) although the sweep did not finish")
+
+
 def registered_champion(client, settings: S.SweepSettings) -> tuple[str, str] | None:
     """``(name, version)`` behind the sweep's alias, None if there is none (yet)."""
     name = settings.register_name or settings.study_name
@@ -531,7 +562,8 @@ class ParentRun:
         except Exception as error:
             log.warning("the fit views could not be written: %s", error)
         try:
-            outcome["registered"] = register_best(self.client, self.settings, board)
+            outcome["registered"], outcome["champion"] = register_champion(
+                self.client, self.settings, board, interrupted=status != "FINISHED")
         except Exception as error:
             log.warning("the best model could not be registered: %s", error)
         if outcome["registered"]:

@@ -559,6 +559,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         if outage is not None:
             raise outage
         if interrupted is not None:
+            interrupted.champion = outcome_parent.get("champion")  # printed by ann-sweep
             raise interrupted
         board = outcome_parent.get("leaderboard")
         registered = outcome_parent.get("registered")

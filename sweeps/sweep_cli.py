@@ -429,22 +429,43 @@ def _run_app(app, prog: str, debug: bool) -> None:
 
     try:
         app()
-    except KeyboardInterrupt:
-        print(f"{prog}: interrupted (the running trials are marked interrupted, the parent run KILLED); "
-              "run the same command again to resume", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Terminated:
-        print(f"{prog}: terminated (the running trials are marked interrupted, the parent run KILLED); "
-              "run the same command again to resume", file=sys.stderr)
-        raise SystemExit(143) from None
+    except (KeyboardInterrupt, Terminated) as error:
+        _exit_interrupted(prog, error, error)
     except StorageOutage as error:  # retried for a minute first (sweeps.storage_faults)
         print(redact(f"{prog}: error: {error}"), file=sys.stderr)
         raise SystemExit(EXIT_FAILED) from None
     except Exception as error:
+        signal_error = _interrupt_behind(error)
+        if signal_error is not None:  # a second Ctrl-C landed inside a library's clean-up code
+            _exit_interrupted(prog, error, signal_error)
         message = _space_override_message(error) or _config_error_message(error, CONFIG_NAME)
         if message is None or debug:
             raise
         _fail(message.replace("ann-train --cfg job", f"{prog} --cfg job"))
+
+
+def _interrupt_behind(error: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt / Terminated that ``error`` was raised while handling, if any
+    (Optuna's trial loop turns an interrupt in its ``finally`` into an UnboundLocalError)."""
+    from sweeps.train import Terminated
+
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (KeyboardInterrupt, Terminated)):
+            return error
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _exit_interrupted(prog: str, error: BaseException, signal_error: BaseException) -> None:
+    """One line (what happened to the trials, the runs and the champion), then 130 / 143."""
+    terminated = not isinstance(signal_error, KeyboardInterrupt)
+    champion = getattr(error, "champion", None)
+    print(redact(f"{prog}: {'terminated' if terminated else 'interrupted'} (the running trials are marked interrupted, "
+                 f"the parent run KILLED{'; ' + champion if champion else ''}); run the same command again to resume"),
+          file=sys.stderr, flush=True)
+    raise SystemExit(143 if terminated else 130) from None
 
 
 def _space_override_message(error: BaseException) -> str | None:
@@ -478,7 +499,14 @@ def graceful_signals():
         yield
         return
 
+    stops = {"count": 0}
+
     def handler(signum, frame):
+        stops["count"] += 1
+        if stops["count"] > 2:  # a third one while the second's clean-up runs: leave now
+            print(f"\n{_prog}: stopped at once (trials left RUNNING are failed and re-run once their heartbeat "
+                  "is stale; ann-sweep-status reconciles their runs)", file=sys.stderr, flush=True)
+            os._exit(143 if signum == signal.SIGTERM else 130)
         if STOP.signum is not None:
             if signum == signal.SIGINT:
                 raise KeyboardInterrupt
