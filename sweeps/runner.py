@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 from sweeps import study as S
 from sweeps.errors import ConfigError
 from sweeps.redaction import redact_logging
-from sweeps.space import SearchSpace, parse_space
+from sweeps.space import TAG_SPACE_CHANGE, SearchSpace, check_space_unchanged, parse_space
 from sweeps.storage_faults import RETRY_SECONDS, StorageOutage
 
 log = logging.getLogger(__name__)
@@ -446,6 +446,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                                         S.make_pruner(settings, prepared.epochs))
     coordinator = Coordinator(settings, study)
     try:
+        space_change = check_space_unchanged(study, space, settings.allow_space_change)
         first_worker = coordinator.join(settings.workers)
         coordinator.worker = first_worker
         study.sampler = S.make_sampler(settings, space, worker=first_worker)
@@ -471,6 +472,10 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                 if not created and coordinator.census().counted < settings.n_trials:
                     parent.reopen()
             _describe_parent(parent, prepared, created)
+            if space_change:
+                from sweeps import tracking
+
+                tracking.set_tags(client, run_id, {TAG_SPACE_CHANGE: space_change})
             # The trials' chart view exists from the start, so the link printed now works.
             ui_views.ensure_run_view_quietly(client, experiment_id, prepared.task, run_id)
         if started is not None:
@@ -478,7 +483,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                 "study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,
                 "parent_run_id": parent.run_id if parent else None,
                 "experiment_id": parent.experiment_id if parent else None,
-                "first_worker": first_worker,
+                "first_worker": first_worker, "space_change": space_change,
                 "deadline": t0 + settings.timeout if settings.timeout is not None else None,
                 "enqueued": len(prepared.enqueued),
             })

@@ -366,6 +366,62 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------- parse
 
 
+#: The study attribute holding the space a study was created (or last resumed) with.
+ATTR_SPACE = "sweep.space"
+#: The study attribute listing every accepted change of the space (sweep.allow_space_change).
+ATTR_SPACE_CHANGES = "sweep.space_changes"
+#: The parent run's tag with the last accepted change of the space.
+TAG_SPACE_CHANGE = "sweep.space_changed"
+
+
+def space_difference(stored: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
+    """``["lr: float [0.0001, 0.3] log -> float [0.01, 0.3] log", "dropout: added ...", ...]``."""
+    changes = []
+    for name in [*stored, *(n for n in current if n not in stored)]:
+        if name not in current:
+            changes.append(f"{name}: {stored[name]} removed")
+        elif name not in stored:
+            changes.append(f"{name}: added {current[name]}")
+        elif stored[name] != current[name]:
+            changes.append(f"{name}: {stored[name]} -> {current[name]}")
+    return changes
+
+
+def check_space_unchanged(study, space: "SearchSpace", allow_change: bool) -> str | None:
+    """Refuse to resume ``study`` with another search space, unless ``allow_change``.
+
+    A new study (or one from before spaces were recorded) records ``space``. Returns the
+    accepted change as one line (None: unchanged), which the study also keeps in
+    :data:`ATTR_SPACE_CHANGES`.
+
+    Raises:
+        UserError: the space differs and ``allow_change`` is false.
+    """
+    import datetime
+
+    from sweeps.errors import UserError
+
+    current = space.describe()
+    stored = study.user_attrs.get(ATTR_SPACE)
+    if stored is None:
+        study.set_user_attr(ATTR_SPACE, current)
+        return None
+    changes = space_difference(stored, current)
+    if not changes:
+        return None
+    change = "; ".join(changes)
+    if not allow_change:
+        raise UserError(f"sweep.params differ from the search space of study {study.study_name!r} ({change}): "
+                        "resume with the same sweep.params, choose a new sweep.study_name, or accept the change "
+                        "with sweep.allow_space_change=true")
+    history = list(study.user_attrs.get(ATTR_SPACE_CHANGES) or [])
+    history.append({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                    "trials_before": len(study.get_trials(deepcopy=False)), "change": change})
+    study.set_user_attr(ATTR_SPACE_CHANGES, history)
+    study.set_user_attr(ATTR_SPACE, current)
+    return change
+
+
 def parse_space(section: Mapping[str, Any] | None, prefix: str = "sweep.params") -> SearchSpace:
     """Parse and check ``sweep.params``.
 

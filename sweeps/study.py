@@ -134,6 +134,7 @@ class SweepSettings:
     max_retries: int = 2
     outage_wait: float = 120.0
     plotlyjs: str = "embed"
+    allow_space_change: bool = False  # resume a study whose search space differs (recorded on the parent run)
 
     @property
     def multi_objective(self) -> bool:
@@ -171,7 +172,7 @@ class SweepSettings:
 _KNOWN_KEYS = (
     "study_name", "storage", "metric", "direction", "n_trials", "budget", "timeout", "workers", "max_failures",
     "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
-    "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue",
+    "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue", "allow_space_change",
 )
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
@@ -323,7 +324,15 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
         max_retries=max_retries,
         outage_wait=float(outage_wait),
         plotlyjs=plotlyjs,
+        allow_space_change=_flag(section, "allow_space_change"),
     )
+
+
+def _flag(section: Mapping[str, Any], key: str) -> bool:
+    value = section.get(key, False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"sweep.{key}", value, "true or false")
+    return value
 
 
 def check_metrics_for_task(settings: SweepSettings, task: str, has_validation: bool) -> None:

@@ -257,6 +257,9 @@ def _app(cfg: DictConfig) -> None:
         )
         if info["resumed"]:
             print(f"resuming: {info['finished_before']} trials done, {info['remaining']} to go", flush=True)
+        if info.get("space_change"):
+            print(f"search space changed (sweep.allow_space_change=true; recorded on the study and the parent run): "
+                  f"{info['space_change']}", flush=True)
         if info.get("first_worker"):
             last = info["first_worker"] + settings.workers - 1
             numbers = f"{info['first_worker']}" if last == info["first_worker"] else f"{info['first_worker']}-{last}"

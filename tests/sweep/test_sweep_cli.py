@@ -20,6 +20,17 @@ def _run(capsys, entry, argv):
     return caught.value.code, out, err
 
 
+def _run_to_end(capsys, entry, argv):
+    """Like :func:`_run` for a command that may succeed (status 0 without SystemExit)."""
+    try:
+        entry(argv)
+        code = 0
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.mark.parametrize(
     ("argv", "start"),
     [
@@ -164,3 +175,36 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
     _, state = ui_views.decode_view(tag)
     assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'"
     assert state["orderByKey"] == "metrics.`sweep/objective`" and state["orderByAsc"] is False
+
+
+@pytest.mark.slow
+def test_resuming_with_another_search_space_is_refused_unless_allowed(capsys, tmp_path, monkeypatch):
+    from mlflow import MlflowClient
+
+    from sweeps import study as S
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
+    base = [*cli_overrides(storage, tracking_uri), "sweep.study_name=space", "sweep.params.lr.low=1e-3",
+            "sweep.params.lr.high=0.1"]
+    code, _, err = _run_to_end(capsys, main, [*base, "sweep.n_trials=1"])
+    assert code == 0, err
+    changed = [*base, "sweep.params.lr.low=0.01", "sweep.n_trials=2"]
+    code, out, err = _run_to_end(capsys, main, changed)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0] == ("ann-sweep: error: sweep.params differ from the search space of study 'space' "
+                        "(lr: float [0.001, 0.1] log -> float [0.01, 0.1] log): resume with the same sweep.params, "
+                        "choose a new sweep.study_name, or accept the change with sweep.allow_space_change=true")
+    import optuna
+
+    assert len(optuna.load_study(study_name="space", storage=storage).trials) == 1  # nothing ran
+
+    code, out, err = _run_to_end(capsys, main, [*changed, "sweep.allow_space_change=true"])
+    assert code == 0, err
+    assert "search space changed (sweep.allow_space_change=true" in out and "lr: float [0.001, 0.1] log -> float [0.01, 0.1] log" in out
+    loaded = optuna.load_study(study_name="space", storage=storage)
+    assert [c["change"] for c in loaded.user_attrs["sweep.space_changes"]] == ["lr: float [0.001, 0.1] log -> float [0.01, 0.1] log"]
+    parent = MlflowClient(tracking_uri).get_run(loaded.user_attrs[S.ATTR_PARENT_RUN])
+    assert parent.data.tags["sweep.space_changed"] == "lr: float [0.001, 0.1] log -> float [0.01, 0.1] log"
