@@ -569,14 +569,39 @@ class Coordinator:
     # ------------------------------------------------------------- once per study
 
     def join(self, n_workers: int) -> int:
-        """Hand out ``n_workers`` worker numbers; returns the first: 0 for a process that
-        finds no live trial of the study (it works alone, like the first one did, so a
-        resumed sweep samples with the seeds of an uninterrupted one), else the next free."""
+        """Hand out ``n_workers`` consecutive worker numbers; returns the first.
+
+        The lowest numbers no live process holds: a process that works alone (after an
+        interrupt, say) is worker 0 again and samples with the seeds of an uninterrupted
+        sweep. A number is held (study attribute ``sweep.worker_slots``: number -> host
+        and pid) until :meth:`close` releases it, or, on this host, until its process is gone.
+        """
         with self.lock:
-            alone = not self.census().alive
-            first = 0 if alone else int(self.study.user_attrs.get(ATTR_WORKER_SLOTS) or 0)
-            self.study.set_user_attr(ATTR_WORKER_SLOTS, first + int(n_workers))
+            held = self._held_numbers()
+            first = 0
+            while any(str(number) in held for number in range(first, first + n_workers)):
+                first += 1
+            for number in range(first, first + n_workers):
+                held[str(number)] = {"host": HOST, "pid": os.getpid()}
+            self.study.set_user_attr(ATTR_WORKER_SLOTS, held)
+        self._joined = [*getattr(self, "_joined", []), *range(first, first + n_workers)]
         return first
+
+    def _held_numbers(self) -> dict:
+        slots = self.study.user_attrs.get(ATTR_WORKER_SLOTS)
+        if not isinstance(slots, dict):  # a study from before numbers were released (a count): none held
+            return {}
+        return {number: holder for number, holder in slots.items()
+                if not (holder.get("host") == HOST and holder.get("pid") is not None and not pid_alive(holder["pid"]))}
+
+    def _release(self) -> None:
+        mine = {str(number) for number in getattr(self, "_joined", [])}
+        if not mine:
+            return
+        with self.lock:
+            slots = self._held_numbers()
+            self.study.set_user_attr(ATTR_WORKER_SLOTS, {n: h for n, h in slots.items() if n not in mine})
+        self._joined = []
 
     def elect_finisher(self, parent_status: Callable[[], str | None] | None = None) -> bool:
         """Whether this process finishes the parent run of the complete study (once per completion).
@@ -662,7 +687,12 @@ class Coordinator:
                 self.study.set_user_attr(ATTR_FINISHED, {**record, **changes})
 
     def close(self) -> None:
-        self.lock.close()
+        try:
+            self._release()
+        except Exception as error:  # the storage went away: the numbers stay held until this pid is gone
+            log.warning("the worker numbers could not be released: %s", error)
+        finally:
+            self.lock.close()
 
 
 def _storage_has_heartbeat(study) -> bool:

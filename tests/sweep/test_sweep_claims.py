@@ -208,6 +208,27 @@ def test_worker_numbers_and_the_finisher_are_handed_out_once(tmp_path):
         coordinator.close()
 
 
+def test_released_or_dead_workers_numbers_are_handed_out_again(tmp_path):
+    """A process that resumes alone is worker 0 again: numbers are released on close, and a
+    number held by a process of this host that is gone is free."""
+    from sweeps.claims import ATTR_WORKER_SLOTS, HOST
+
+    settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
+    study = _study(settings)
+    first, second = Coordinator(settings, study), Coordinator(settings, study)
+    assert first.join(1) == 0 and second.join(2) == 1
+    first.close()
+    third = Coordinator(settings, study)
+    assert third.join(1) == 0  # released by first; 1 and 2 are still second's
+    second.close()
+    third.close()
+    study.set_user_attr(ATTR_WORKER_SLOTS, {"0": {"host": HOST, "pid": _dead_pid()}})
+    fourth = Coordinator(settings, study)
+    assert fourth.join(2) == 0
+    fourth.close()
+    assert study.user_attrs[ATTR_WORKER_SLOTS] == {}
+
+
 def _as_section(settings):
     return {"study_name": settings.study_name, "storage": settings.storage, "n_trials": settings.n_trials,
             "heartbeat_interval": settings.heartbeat_interval, "grace_period": settings.grace_period}
