@@ -268,8 +268,10 @@ class EpochReporter:
     trial to its MLflow run after the first epoch. Keeps every epoch's logs.
     """
 
-    def __init__(self, trial, epoch_key: str | None, report: bool, pruner_name: str, link=None) -> None:
+    def __init__(self, trial, epoch_key: str | None, report: bool, pruner_name: str, link=None,
+                 budget_ends: float | None = None) -> None:
         self.trial = trial
+        self.budget_ends = budget_ends  # time.time() at which sweep.budget is spent: prune there
         self.epoch_key = epoch_key
         self.report = report
         self.pruner_name = pruner_name
@@ -307,6 +309,8 @@ class EpochReporter:
             raise
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
+        if self.budget_ends is not None and time.time() >= self.budget_ends:
+            raise optuna.TrialPruned(f"sweep.budget ran out: stopped at epoch {epoch} ({name}={value:.4g})")
 
 
 def _metric_label(engine_key: str) -> str:
@@ -330,6 +334,8 @@ class Objective:
         overrides: the user's command-line overrides, logged with every trial's run in
             ``config/overrides.yaml`` ahead of the trial's own values.
         worker: the worker's index (a trial user attribute).
+        budget_ends: ``time.time()`` at which ``sweep.budget`` is spent: a trial still
+            running then is pruned at the end of its epoch (single-objective sweeps).
     """
 
     def __init__(
@@ -341,8 +347,10 @@ class Objective:
         parent_run_id: str | None = None,
         overrides: Sequence[str] = (),
         worker: int = 0,
+        budget_ends: float | None = None,
     ) -> None:
         self.base = copy.deepcopy(dict(base))
+        self.budget_ends = budget_ends
         self.space = space
         self.settings = settings
         self.parent_run_id = parent_run_id
@@ -414,6 +422,7 @@ class Objective:
             report=not self.settings.multi_objective,
             pruner_name=self.settings.pruner,
             link=link if self.tracking_enabled else None,
+            budget_ends=self.budget_ends,
         )
         log.info("trial %d: %s", trial.number, name)
 

@@ -356,7 +356,8 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         sampler=S.make_sampler(settings, space, worker=index), pruner=S.make_pruner(settings, payload["epochs"]),
     )
     objective = Objective(base, space, settings, parent_run_id=payload["parent_run_id"],
-                          overrides=payload["overrides"], worker=index)
+                          overrides=payload["overrides"], worker=index,
+                          budget_ends=deadline if settings.budget is not None else None)
     coordinator = Coordinator(settings, study, worker=index)
     from sweeps.train import Terminated
 
@@ -514,7 +515,8 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
                     objective = Objective(prepared.base, space, settings,
                                           parent_run_id=parent.run_id if parent else None,
-                                          overrides=prepared.overrides, worker=first_worker)
+                                          overrides=prepared.overrides, worker=first_worker,
+                                          budget_ends=deadline if settings.budget is not None else None)
                     work(study, objective, budget, deadline, coordinator, on_trial=report, on_idle=report)
                 else:
                     worker_errors = _run_workers(prepared, parent, budget, deadline, report, first_worker)

@@ -118,6 +118,7 @@ class SweepSettings:
     directions: tuple[str, ...]
     n_trials: int
     timeout: float | None = None    # seconds after which no new trial starts (sweep.budget or sweep.timeout)
+    budget: float | None = None     # sweep.budget in seconds: also prunes the trials still running then
     workers: int = 1
     max_failures: int | None = 5
     seed: int | None = 0
@@ -251,7 +252,7 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
     if budget is not None:
         if timeout is not None:
             raise ConfigError("sweep.budget", budget, f"null when sweep.timeout={timeout:g} is set (one time limit: keep sweep.budget)")
-        timeout = parse_duration("sweep.budget", budget)
+        budget = timeout = parse_duration("sweep.budget", budget)
     workers = _integer(section, "workers", 1, default=1, high=256)
     max_failures = section.get("max_failures", 5)
     if max_failures is not None:
@@ -308,6 +309,7 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
         directions=tuple(resolved),
         n_trials=n_trials,
         timeout=float(timeout) if timeout is not None else None,
+        budget=budget,
         workers=workers,
         max_failures=max_failures,
         seed=seed,

@@ -271,8 +271,10 @@ def _app(cfg: DictConfig) -> None:
             print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}:\n  "
                          f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}"), flush=True)
         if info.get("deadline") is not None:
-            print(f"time budget: {format_duration(settings.timeout)} (no trial starts after it; "
-                  f"sweep.n_trials={settings.n_trials} stops it first if reached)", flush=True)
+            cut = ("a trial still running then is pruned at the end of its epoch" if settings.budget is not None
+                   else "no trial starts after it")
+            print(f"time budget: {format_duration(settings.timeout)} ({cut}; "
+                  f"sweep.n_trials={settings.n_trials} ends the sweep first if reached)", flush=True)
         if info.get("enqueued"):
             print(f"sweep.enqueue: {info['enqueued']} parameter set(s) queued to run first "
                   "(those already in the study are not queued again)", flush=True)

@@ -284,12 +284,25 @@ def test_a_time_budget_stops_the_sweep_and_the_progress_shows_what_is_left(tmp_p
                              *cli_overrides(storage, None, "sweep.n_trials=10000", "sweep.budget=4s")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "time budget: 0:04 (no trial starts after it" in result.stdout
+    assert "time budget: 0:04 (a trial still running then is pruned at the end of its epoch" in result.stdout
     assert "(stopped: timeout)" in result.stdout
     assert "of budget left" in result.stderr
     finished = S.finished_count(_study(storage, "moons-quick"))
     assert 1 <= finished < 10000
     assert time.time() - started < 120
+
+
+def test_a_trial_still_running_when_the_budget_is_spent_is_pruned(uris):
+    storage, _ = uris
+    prepared = prepare(sweep_cfg(storage, None, "sweep.n_trials=100", "sweep.budget=3s", "training.epochs=100000",
+                                 "sweep.pruner.name=none"))
+    started = time.time()
+    outcome = run_sweep(prepared)
+    assert time.time() - started < 60  # 100000 epochs would take hours
+    trials = _study(storage, "moons-quick").trials
+    assert len(trials) == 1 and trials[0].state.name == "PRUNED"
+    assert trials[0].user_attrs[S.TRIAL_PRUNE_REASON].startswith("sweep.budget ran out: stopped at epoch ")
+    assert outcome.stop_reason == "timeout"
 
 
 def test_a_sweep_without_tracking(uris):
