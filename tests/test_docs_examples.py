@@ -469,7 +469,7 @@ def test_the_sweep_tutorial_shows_the_default_sweeps_output(readme_session):
     shown = next(block.text for block in code_blocks(DOCS / "tutorials" / "sweep.md")
                  if block.lang == "text" and "trials finished in" in block.text)
     for line in shown.splitlines():
-        if line.startswith(("best:", "model:")) or re.match(r"\s+1\s+14\s+COMPLETE", line):
+        if line.startswith(("best:", "model:", "fit:")) or re.match(r"\s+1\s+14\s+COMPLETE", line):
             assert line.strip()[:60] in sweep, line
         finished = re.match(r"30/30 trials finished in \d+ s: (.*)$", line)
         if finished:
