@@ -4,7 +4,8 @@ Sizes are fractions of the rows.  The test part gets ``round(test_size * n)`` ro
 the validation part ``round(val_size * n)``; with ``stratify=True`` these totals are
 shared out among the classes by largest remainder, so every class contributes
 ``floor`` or ``ceil`` of its exact share (its proportion is kept within one sample),
-and no class is ever left without a training sample.  Each part is shuffled, and
+and no class is ever left without a training sample (a class too small to give its share
+gives what it can: a part may then be a row short of its total).  Each part is shuffled, and
 everything is deterministic for a ``seed``.
 """
 
@@ -63,7 +64,8 @@ def _split_indices(groups: list[np.ndarray], val_size: float, test_size: float,
     """Shuffled train/val/test row indices, each group split in the given proportions."""
     sizes = np.array([len(g) for g in groups], dtype=np.int64)
     capacity = sizes - 1  # every group keeps at least one training row
-    n_test = _largest_remainder(sizes, test_size, capacity)
+    # The test part may not take the rows the validation part's floor share needs.
+    n_test = _largest_remainder(sizes, test_size, capacity - np.floor(val_size * sizes).astype(np.int64))
     n_val = _largest_remainder(sizes, val_size, capacity - n_test)
     train, val, test = [], [], []
     for rows, t, v in zip(groups, n_test, n_val):
