@@ -42,17 +42,16 @@ import json
 import logging
 import math
 import tempfile
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 
 from sweeps import diagnosis as D
 from sweeps import fit_plots, fit_view
 from sweeps import study as S
 from sweeps import ui_views
-from sweeps.objective import TAG_ROLE, TAG_STATE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL, TAG_TRIAL_UID
+from sweeps.objective import TAG_ROLE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL_UID
 from sweeps.redaction import redact
 
 log = logging.getLogger(__name__)

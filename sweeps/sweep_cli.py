@@ -40,6 +40,8 @@ from typing import Any, Mapping, Sequence
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.names import short_number
+
 from sweeps.redaction import redact, redact_logging, write_hydra_output
 from sweeps.study import format_duration
 
@@ -70,8 +72,6 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
 
 
 def format_value(value: Any) -> str:
-    from sweeps.objective import short_number
-
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool):

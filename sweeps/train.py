@@ -51,6 +51,7 @@ import ann
 from ann import params as P
 from ann.data import Dataset, load_dataset, split_dataset
 from sweeps import diagnosis as D
+from sweeps.names import describe_config
 from sweeps.config import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
 from sweeps.errors import ConfigError, TrackingError, UserError
 from sweeps.redaction import redact, redact_optional
@@ -335,7 +336,6 @@ def train(
 def default_run_name(spec: RunSpec) -> str:
     """The name of a run nobody named: ``moons relu 1x32 lr=1e-3 bs=32``."""
     # objective.py is the sweep's module (Optuna, storage): imported only when a name is needed.
-    from sweeps.objective import describe_config
 
     return f"{spec.dataset} {describe_config(spec.config)}"
 

@@ -7,7 +7,8 @@ import pytest
 from optuna.trial import FixedTrial
 
 from sweeps.errors import ConfigError
-from sweeps.objective import layers_label, run_name, short_number, trial_config
+from sweeps.names import layers_label, short_number
+from sweeps.objective import run_name, trial_config
 from sweeps.runner import compose
 from sweeps.config import to_container
 from sweeps.space import parse_space
