@@ -233,3 +233,41 @@ def test_the_by_fit_view_charts_trials_of_different_labels_with_the_fit_column(p
                                  if c.text.strip() in {t.fit for t in showcased}], "the fit cells")
     assert sorted(cells) == sorted(t.fit for t in showcased), cells
     page.shot("by-fit-view-table")
+
+
+def test_an_ann_train_run_shows_its_dataset_and_system_metrics(page, server, tmp_path):
+    """An ``ann-train`` run (system metrics on by default) in the UI: the runs table's Dataset
+    column names the data set, and the run's System metrics tab charts CPU and memory."""
+    import os
+    import subprocess
+    import sys
+
+    from mlflow import MlflowClient
+
+    experiment = "browse-train"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeps", "train", "dataset=moons", "training.epochs=30",
+         "tracking.system_metrics_interval=1", f"tracking.uri={server}", f"tracking.experiment_name={experiment}",
+         f"hydra.run.dir={tmp_path}/outputs"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(server)
+    experiment_id = client.get_experiment_by_name(experiment).experiment_id
+    run = client.search_runs([experiment_id])[0]
+    assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
+
+    page.open(f"{server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&compareRunsMode=TABLE")
+    page.wait(lambda d: page.run_rows(), "the run in the table")
+    # The Dataset cell: the data set's name, its digest and the split's context.
+    cells = page.wait(lambda d: [c.text for c in d.find_elements("css selector", "[role='gridcell']")
+                                 if "Training" in c.text], "the Dataset column")
+    assert any(text.startswith("moons (") for text in cells), cells
+    page.shot("train-run-dataset-column")
+
+    page.open(run_url(server, experiment_id, run.info.run_id))
+    page.wait_text(run.info.run_name)
+    page.click_text("System metrics")
+    page.wait_text("system/cpu_utilization_percentage")
+    page.wait(lambda d: d.find_elements("css selector", "path.js-line"), "a system-metrics curve")
+    page.shot("train-run-system-metrics")
