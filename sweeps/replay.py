@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps.mlflow_env import quiet_mlflow
+
 PROG = "ann-replay"
 EXIT_USAGE = 2
 EXIT_DIFFERENT = 3
@@ -235,8 +237,6 @@ def main(argv: list[str] | None = None) -> None:
     """The ``ann-replay`` console script: ``ann-replay RUN_ID [key=value ...]``."""
     import os
 
-    from sweeps.train_cli import quiet_mlflow
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(__doc__.split("\n\n", 2)[1], flush=True)
@@ -250,7 +250,6 @@ def main(argv: list[str] | None = None) -> None:
     uri = next((o.split("=", 1)[1] for o in overrides if o.startswith("tracking.uri=")), None)
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     overrides = [o for o in overrides if not o.startswith("tracking.uri=")]
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     quiet_mlflow()
     from mlflow.exceptions import MlflowException
 

@@ -40,6 +40,7 @@ from typing import Any, Mapping, Sequence
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.mlflow_env import quiet_mlflow
 from sweeps.names import short_number
 
 from sweeps.redaction import redact, redact_logging, write_hydra_output
@@ -225,7 +226,7 @@ def _quiet_console() -> None:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # MLflow's own lines follow MLFLOW_LOGGING_LEVEL (train_cli.quiet_mlflow: WARNING unless set).
+    # MLflow's own lines follow MLFLOW_LOGGING_LEVEL (sweeps.mlflow_env.quiet_mlflow: WARNING unless set).
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
@@ -400,8 +401,6 @@ def _hydra_task_overrides() -> list[str]:
 
 
 def _run(app, prog: str, argv: list[str] | None) -> None:
-    from sweeps.train_cli import quiet_mlflow
-
     global _prog
     _prog = prog
     if argv is not None:
@@ -410,7 +409,6 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
     debug = bool(previous)
     # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     quiet_mlflow()
     # A tracking server that goes away for a while (a restart): every request is retried
     # for about a minute (0 + 2 + 4 + 8 + 16 + 32 s of back-off) before a trial gives up

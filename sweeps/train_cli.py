@@ -28,6 +28,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.mlflow_env import quiet_mlflow
 from sweeps.redaction import redact, redact_logging, write_hydra_output
 
 PROG = "ann-train"
@@ -138,8 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     debug = bool(os.environ.get("HYDRA_FULL_ERROR"))
     # Let configuration errors reach us as exceptions instead of Hydra's multi-line report.
     os.environ["HYDRA_FULL_ERROR"] = "1"
-    # MLflow's per-file download bars while it checks the logged model are noise here.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     quiet_mlflow()
     # A server that goes away during a run: give up after seconds, not after the client's
     # default minutes of retries (7 retries, backoff factor 2, 120 s timeout). Yours win.
@@ -162,13 +161,6 @@ def main(argv: list[str] | None = None) -> None:
         if message is None or debug:
             raise
         _fail(message)
-
-
-def quiet_mlflow() -> None:
-    """MLflow's INFO lines ("Creating initial MLflow database tables...") stay off the terminal
-    unless asked for with ``MLFLOW_LOGGING_LEVEL=INFO``; its warnings show. MLflow reads the
-    variable when it is first imported, so this runs before that."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 def unwritable_message(error: OSError) -> str:
