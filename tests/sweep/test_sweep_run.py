@@ -241,14 +241,18 @@ def test_resume_after_an_interrupted_sweep(tmp_path):
         assert client.get_run(trial.user_attrs[S.TRIAL_RUN_ID]).info.status == "KILLED"
 
 
+PATH_PARAMS = (
+    "+sweep.params.optimizer={choices:[adam,adamw]}",
+    "+sweep.params.optimizer.weight_decay={low:1e-4,high:0.1,log:true}",
+    "+sweep.params.training.schedule.name={choices:[constant,cosine]}",
+    "+sweep.params.training.schedule.warmup_epochs={low:0,high:3}",
+)
+
+
 def test_enqueued_sets_run_first_and_paths_reach_the_runs(uris):
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(
-        storage, tracking_uri, "sweep.n_trials=4", "sweep.pruner.name=none",
-        "+sweep.params.optimizer={choices:[adam,adamw]}",
-        "+sweep.params.optimizer.weight_decay={low:1e-4,high:0.1,log:true}",
-        "+sweep.params.training.schedule.name={choices:[constant,cosine]}",
-        "+sweep.params.training.schedule.warmup_epochs={low:0,high:3}",
+        storage, tracking_uri, "sweep.n_trials=4", "sweep.pruner.name=none", *PATH_PARAMS,
         "sweep.enqueue=[{n_layers:1,units:8,optimizer:adamw,optimizer.weight_decay:0.05,"
         "training.schedule.name:cosine,training.schedule.warmup_epochs:2},{n_layers:2,lr:0.01}]",
     ))
@@ -269,9 +273,9 @@ def test_enqueued_sets_run_first_and_paths_reach_the_runs(uris):
     lr = float(params["optimizer.lr"])
     curve = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "lr"), key=lambda m: m.step)]
     assert curve[:2] == pytest.approx([lr / 2, lr]) and len(curve) == 5 and curve[-1] < lr
-    # Running the same sweep again (toward more trials) does not queue the sets a second time.
-    run_sweep(prepare(sweep_cfg(
-        storage, tracking_uri, "sweep.n_trials=5", "sweep.pruner.name=none", "sweep.enqueue=[{n_layers:2,lr:0.01}]")))
+    # Running the same sweep again (same space, toward more trials) does not queue the sets a second time.
+    run_sweep(prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=5", "sweep.pruner.name=none", *PATH_PARAMS,
+                                "sweep.enqueue=[{n_layers:2,lr:0.01}]")))
     trials = _study(storage, "moons-quick").trials
     assert len(trials) == 5
     assert sum(t.params.get("n_layers") == 2 and t.params.get("lr") == 0.01 for t in trials) == 1
