@@ -15,10 +15,10 @@ import sys
 
 #: command -> (console script, "module:function"), as in pyproject.toml's [project.scripts].
 COMMANDS = {
-    "train": ("ann-train", "sweeps.train_cli:main"),
-    "sweep": ("ann-sweep", "sweeps.sweep_cli:main"),
-    "sweep-status": ("ann-sweep-status", "sweeps.sweep_cli:status_main"),
-    "replay": ("ann-replay", "sweeps.replay:main"),
+    "train": ("ann-train", "sweeps.cli.train:main"),
+    "sweep": ("ann-sweep", "sweeps.cli.sweep:main"),
+    "sweep-status": ("ann-sweep-status", "sweeps.cli.sweep:status_main"),
+    "replay": ("ann-replay", "sweeps.cli.replay:main"),
 }
 
 

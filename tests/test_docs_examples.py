@@ -422,7 +422,7 @@ def test_every_config_key_is_in_the_configuration_reference():
     (e.g. `training.schedule.gamma`)."""
     from omegaconf import OmegaConf
 
-    from sweeps.runner import compose
+    from sweeps.study.runner import compose
 
     reference = (DOCS / "reference" / "configuration.md").read_text()
     pages = "\n".join(page.read_text() for page in (DOCS / "reference").glob("*.md"))

@@ -82,7 +82,7 @@ def measure(workers: int, trials: int, epochs: int, tracking: str | None, workdi
         env.pop("MLFLOW_TRACKING_URI", None)
         load_before = load1()
         started = time.time()
-        processes = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep_cli", *sweep_args(url, trials, epochs, tracking)],
+        processes = [subprocess.Popen([sys.executable, "-m", "sweeps.cli.sweep", *sweep_args(url, trials, epochs, tracking)],
                                       cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
                      for _ in range(workers)]
         errors = [process.communicate(timeout=3600)[1] for process in processes]

@@ -1,4 +1,4 @@
-"""What logging a run's dataset inputs costs (sweeps/run_inputs.py), per run.
+"""What logging a run's dataset inputs costs (sweeps/training/run_inputs.py), per run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 tests/benchmarks/bench_run_inputs.py
 
@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflow import MlflowClient  # noqa: E402
 
-from sweeps.config import build_run_spec, compose  # noqa: E402
-from sweeps.run_inputs import dataset_inputs, digest  # noqa: E402
-from sweeps.train import prepare_data  # noqa: E402
+from sweeps.config.run_spec import build_run_spec, compose  # noqa: E402
+from sweeps.training.run_inputs import dataset_inputs, digest  # noqa: E402
+from sweeps.training.run import prepare_data  # noqa: E402
 
 
 def median_seconds(function, repeats: int = 15) -> float:
@@ -48,8 +48,7 @@ def main() -> None:
         inputs = dataset_inputs(spec, data)
         pending = iter(runs)
         log = median_seconds(lambda: client.log_inputs(next(pending), datasets=inputs))
-    from sweeps import run_inputs
-
+    from sweeps.training import run_inputs
     def first_time():
         run_inputs._DIGESTS.clear()
         dataset_inputs(spec, data)

@@ -11,7 +11,7 @@ credentials:
   each time (``Connection: close``): tells the server's own time from the keep-alive stall;
 * ``--clients`` processes logging ``--calls`` metrics each at the same time (a sweep with
   several workers), as calls per second and per-call latency;
-* ``--train-runs`` small tracked ``sweeps.train.train()`` runs (what one trial sends).
+* ``--train-runs`` small tracked ``sweeps.training.run.train()`` runs (what one trial sends).
 
     python tests/benchmarks/bench_server.py                       # every setting below
     python tests/benchmarks/bench_server.py --settings uvicorn-1 uvicorn-2 --calls 400
@@ -107,8 +107,8 @@ def raw_requests(uri: str, calls: int, auth: tuple[str, str], reuse: bool) -> li
 def training_runs(uri: str, repeats: int) -> list[float]:
     """Wall time of a small tracked ``train()`` (moons, 10 epochs, model logged): the calls a trial makes."""
     sys.path.insert(0, str(H.ROOT))
-    from sweeps.config import compose
-    from sweeps.train import train
+    from sweeps.config.run_spec import compose
+    from sweeps.training.run import train
 
     cfg = compose(["dataset=moons", "dataset.n_samples=300", "training.epochs=10", "model.hidden_layers=[8]",
                    f"tracking.uri={uri}", "tracking.experiment_name=bench-train"])

@@ -8,7 +8,7 @@ A script, not a test (pytest does not collect ``tests/benchmarks``)::
     python tests/benchmarks/bench_sweep.py --quick            # smoke run: 8 trials of 8 epochs
     python tests/benchmarks/bench_sweep.py --json bench.json  # also write the figures as JSON
 
-Every sweep runs in-process through the same code as ``ann-sweep`` (``sweeps.runner``),
+Every sweep runs in-process through the same code as ``ann-sweep`` (``sweeps.study.runner``),
 one worker, in a fresh temporary folder (its own Optuna SQLite file and MLflow store).
 The sweep is the default one (``conf/sweep/digits.yaml``: digits, TPE seeded, 30 trials of
 up to 30 epochs) unless ``--overrides`` changes it.
@@ -52,8 +52,8 @@ QUICK = ["sweep.n_trials=8", "training.epochs=8", "sweep.sampler.n_startup_trial
 
 def run(overrides: list[str], tracking: bool) -> dict:
     """One sweep in a fresh folder; its figures."""
-    from sweeps import study as S
-    from sweeps.runner import compose, prepare, run_sweep
+    from sweeps.study import optuna_study as S
+    from sweeps.study.runner import compose, prepare, run_sweep
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         where = [f"sweep.storage=sqlite:///{tmp}/optuna.db", "sweep.study_name=bench", "sweep.plotlyjs=cdn"]

@@ -11,7 +11,7 @@ What it does:
    classes, each class a noisy template so the network learns something) to a temp folder;
 2. starts ``mlflow server`` (SQLite backend store, artifacts proxied, default workers, job
    execution off) on a free port of 127.0.0.1, unless ``--uri`` is given;
-3. runs :func:`sweeps.train.train` with ``dataset=mnist`` and 10 epochs, alternately with
+3. runs :func:`sweeps.training.run.train` with ``dataset=mnist`` and 10 epochs, alternately with
    ``tracking=off`` and with ``tracking=server``, ``--repeats`` times each;
 4. reports the median wall time of both and the overhead ``(tracked - untracked) / tracked``,
    and, measured inside the tracked runs, the wall time the training thread spent on
@@ -95,8 +95,8 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from sweeps.config import compose
-    from sweeps.train import train
+    from sweeps.config.run_spec import compose
+    from sweeps.training.run import train
 
     with tempfile.TemporaryDirectory(prefix="ann-bench-") as tmp:
         workdir = Path(tmp)

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps import fit_view
-
+from sweeps.study import fit_view
 from browser_helpers import Page, find_chromium
 
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
@@ -121,7 +120,7 @@ def sweep(server, tmp_path_factory) -> Sweep:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
     script = Path(sys.executable).with_name("ann-sweep")  # the console script, as a user runs it
-    program = [str(script)] if script.exists() else [sys.executable, "-m", "sweeps.sweep_cli"]
+    program = [str(script)] if script.exists() else [sys.executable, "-m", "sweeps.cli.sweep"]
     command = [*program, *SWEEP_OVERRIDES,
                f"sweep.storage=sqlite:///{workdir}/optuna.db", f"tracking.uri={server}",
                f"hydra.run.dir={workdir}/outputs"]

@@ -24,8 +24,8 @@ from collections import Counter
 import pytest
 from selenium.webdriver.common.keys import Keys
 
-from sweeps import ui_views
-from sweeps.tracking import run_url
+from sweeps.tracking import ui_views
+from sweeps.tracking.client import run_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
 
@@ -156,7 +156,7 @@ def test_a_trial_page_shows_its_model_and_learning_curve(page, sweep):
     page.wait_text("best epoch")
     page.shot("trial-overview-description")
     page.wait_text("Logged models (1)")
-    from sweeps.model_logging import logged_model_name
+    from sweeps.tracking.model_logging import logged_model_name
 
     # The logged model carries its run's name.
     model = page.find_xpath(f"//a[normalize-space(text())='{logged_model_name(trial.name)}']", "the logged model's link")

@@ -298,4 +298,4 @@ def test_the_worker_stage_builds_a_package_with_the_configs(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for config in ("config.yaml", "ann_sweep.yaml", "tracking/server.yaml", "sweep/digits.yaml", "dataset/digits.yaml"):
         assert f"sweeps/conf/{config}" in names, config
-    assert "ann/__init__.py" in names and "sweeps/sweep_cli.py" in names
+    assert "ann/__init__.py" in names and "sweeps/cli/sweep.py" in names

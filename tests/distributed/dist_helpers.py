@@ -1,7 +1,7 @@
 """Helpers of the distributed-sweep tests (imported as ``dist_helpers``): real processes.
 
 * :data:`TINY` -- the overrides of a sweep small enough to run many times;
-* :func:`start_sweep` -- one ``ann-sweep`` process (``python -m sweeps.sweep_cli``) with
+* :func:`start_sweep` -- one ``ann-sweep`` process (``python -m sweeps.cli.sweep``) with
   its output in files; :func:`output`, :func:`wait_all`, :func:`kill_all`.
 
 The servers (PostgreSQL databases, a restartable ``mlflow server``) are in ``tests/services.py``.
@@ -41,7 +41,7 @@ def start_sweep(overrides: list[str], cwd: Path, name: str, env: dict | None = N
     out = open(cwd / f"{name}.out", "w")
     err = open(cwd / f"{name}.err", "w")
     try:
-        return subprocess.Popen([sys.executable, "-m", "sweeps.sweep_cli", *overrides], cwd=cwd, env=environment,
+        return subprocess.Popen([sys.executable, "-m", "sweeps.cli.sweep", *overrides], cwd=cwd, env=environment,
                                 stdout=out, stderr=err, text=True)
     finally:
         out.close()

@@ -1,7 +1,7 @@
 """Distributed sweeps against the real PostgreSQL and a real ``mlflow server``: separate ``ann-sweep``
 processes on one study, a worker killed with SIGKILL, the tracking server stopped and restarted.
 
-Every sweep here is a separate ``python -m sweeps.sweep_cli`` process, exactly what a user
+Every sweep here is a separate ``python -m sweeps.cli.sweep`` process, exactly what a user
 (or a machine of a team) runs; nothing is mocked. The module takes about 3 minutes on the
 2-core development machine (under 8 with the machine shared).
 """
@@ -20,8 +20,8 @@ from mlflow import MlflowClient
 
 from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
 from services import free_port
-from sweeps import study as S
-from sweeps.claims import ATTR_CLAIM
+from sweeps.study import optuna_study as S
+from sweeps.study.claims import ATTR_CLAIM
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -55,7 +55,7 @@ def _children(client, parent_id: str) -> list:
 
 def _status(args: list[str], cwd, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-c", "from sweeps.sweep_cli import status_main; status_main()", *args, *extra],
+        [sys.executable, "-c", "from sweeps.cli.sweep import status_main; status_main()", *args, *extra],
         cwd=cwd, capture_output=True, text=True, timeout=180,
         env={**os.environ, "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "COLUMNS": "1000"},
     )
@@ -65,7 +65,7 @@ def test_a_tracking_server_absent_at_start_is_one_line_within_10_s(study_storage
     port = free_port()  # nothing listens there
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "sweeps.sweep_cli", *TINY, f"sweep.storage={study_storage}",
+        [sys.executable, "-m", "sweeps.cli.sweep", *TINY, f"sweep.storage={study_storage}",
          f"tracking.uri=http://127.0.0.1:{port}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )

@@ -15,8 +15,8 @@ import optuna
 import pytest
 
 from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
-from sweeps import study as S
-from sweeps.claims import ATTR_CLAIM
+from sweeps.study import optuna_study as S
+from sweeps.study.claims import ATTR_CLAIM
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -42,10 +42,10 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
             "sweep.heartbeat_interval=1", "sweep.grace_period=3"]
     claimer = _python(f"""
         import os, optuna
-        from sweeps.config import to_container
-        from sweeps.runner import compose
-        from sweeps import study as S
-        from sweeps.claims import Coordinator
+        from sweeps.config.run_spec import to_container
+        from sweeps.study.runner import compose
+        from sweeps.study import optuna_study as S
+        from sweeps.study.claims import Coordinator
         settings = S.parse_settings(to_container(compose({args!r}))["sweep"])
         study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
         coordinator = Coordinator(settings, study, worker=7)
@@ -176,7 +176,7 @@ def test_a_finisher_killed_while_finishing_is_replaced_at_once(mlflow_server, st
     line each survivor prints names the worker that really finished it."""
     from mlflow import MlflowClient
 
-    from sweeps.claims import ATTR_FINISHED
+    from sweeps.study.claims import ATTR_FINISHED
 
     experiment = f"dist-{study_storage.rsplit('_', 1)[-1]}"
     args = [*TINY, f"sweep.storage={study_storage}", f"tracking.uri={mlflow_server.uri}",

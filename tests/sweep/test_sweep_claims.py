@@ -17,9 +17,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
-from sweeps import study as S
-from sweeps.claims import ATTR_CLAIM, HOST, Coordinator, StorageLock
-from sweeps.errors import ConfigError
+from sweeps.study import optuna_study as S
+from sweeps.study.claims import ATTR_CLAIM, HOST, Coordinator, StorageLock
+from sweeps.core.errors import ConfigError
 from services import free_port
 from sweep_helpers import cli_overrides, sweep_cfg
 
@@ -65,8 +65,8 @@ def _objective(trial):
 
 
 def test_heartbeats_are_on_by_default_for_rdb_storages_and_ignored_for_journal_files():
-    from sweeps.config import to_container
-    from sweeps.runner import compose
+    from sweeps.config.run_spec import to_container
+    from sweeps.study.runner import compose
 
     default = S.parse_settings(to_container(compose([]))["sweep"])
     assert (default.heartbeat_interval, default.grace_period, default.max_retries) == (10, 30, 2)
@@ -211,7 +211,7 @@ def test_worker_numbers_and_the_finisher_are_handed_out_once(tmp_path):
 def test_released_or_dead_workers_numbers_are_handed_out_again(tmp_path):
     """A process that resumes alone is worker 0 again: numbers are released on close, and a
     number held by a process of this host that is gone is free."""
-    from sweeps.claims import ATTR_WORKER_SLOTS, HOST
+    from sweeps.study.claims import ATTR_WORKER_SLOTS, HOST
 
     settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
     study = _study(settings)
@@ -274,8 +274,8 @@ def test_the_postgresql_advisory_lock_excludes_other_sessions(postgres_url):
 def test_what_a_tracking_failure_is():
     from mlflow.exceptions import MlflowException
 
-    from sweeps.errors import TrackingError
-    from sweeps.objective import is_tracking_failure
+    from sweeps.core.errors import TrackingError
+    from sweeps.study.objective import is_tracking_failure
 
     assert is_tracking_failure(TrackingError("tracking.uri='x' cannot be used: no MLflow server answers"))
     assert is_tracking_failure(MlflowException("API request to http://h/api/2.0/mlflow/runs/log-batch failed with "
@@ -290,8 +290,8 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # ann-sweep retries for a minute; not here
 
-    from sweeps.objective import Objective, TrialFailed
-    from sweeps.runner import prepare
+    from sweeps.study.objective import Objective, TrialFailed
+    from sweeps.study.runner import prepare
 
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1", "sweep.outage_wait=1"))
@@ -326,8 +326,8 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
 def test_a_worker_waits_for_the_tracking_server_then_gives_up_in_one_line(uris):
     import copy
 
-    from sweeps.objective import Objective, TrackingOutage
-    from sweeps.runner import prepare
+    from sweeps.study.objective import Objective, TrackingOutage
+    from sweeps.study.runner import prepare
 
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.outage_wait=1.5"))
@@ -347,8 +347,8 @@ def test_a_worker_waits_for_the_tracking_server_then_gives_up_in_one_line(uris):
 
 
 def test_status_reconciles_a_dead_workers_trial_and_its_run(uris):
-    from sweeps.runner import prepare
-    from sweeps.status import study_status
+    from sweeps.study.runner import prepare
+    from sweeps.study.status import study_status
 
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.heartbeat_interval=1", "sweep.grace_period=2"))
@@ -390,7 +390,7 @@ def test_separate_processes_on_one_sqlite_study_make_exactly_n_trials(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna.db"
     argv = cli_overrides(storage, None, "sweep.n_trials=9")
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    processes = [subprocess.Popen([sys.executable, "-m", "sweeps.sweep_cli", *argv], cwd=tmp_path, env=env,
+    processes = [subprocess.Popen([sys.executable, "-m", "sweeps.cli.sweep", *argv], cwd=tmp_path, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
     outputs = [process.communicate(timeout=300) for process in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
@@ -402,7 +402,7 @@ def test_separate_processes_on_one_sqlite_study_make_exactly_n_trials(tmp_path):
 
 @pytest.mark.slow
 def test_a_study_of_the_same_name_in_another_storage_gets_its_own_parent(tmp_path):
-    from sweeps.runner import prepare, run_sweep
+    from sweeps.study.runner import prepare, run_sweep
 
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     first = run_sweep(prepare(sweep_cfg(f"sqlite:///{tmp_path}/a.db", tracking_uri, "sweep.n_trials=2")))
@@ -475,7 +475,7 @@ def test_a_storage_call_cut_by_pg_terminate_backend_is_retried_on_a_new_connecti
 
 
 def test_a_storage_that_stays_away_is_one_line_after_the_retries(tmp_path):
-    from sweeps.storage_faults import StorageOutage, retry_on_faults
+    from sweeps.study.storage_faults import StorageOutage, retry_on_faults
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x",
@@ -499,8 +499,8 @@ def test_processes_opening_a_fresh_mlflow_database_at_once_all_get_it(tmp_path):
     tables are serialised, so none of them fails with an Alembic migration error."""
     code = textwrap.dedent("""
         import sys, time
-        from sweeps.train import _client
-        from sweeps.tracking import get_or_create_experiment
+        from sweeps.training.run import _client
+        from sweeps.tracking.client import get_or_create_experiment
         start = float(sys.argv[2])
         while time.time() < start:
             time.sleep(0.001)
@@ -528,8 +528,8 @@ def test_a_finisher_found_dead_is_replaced_at_once(tmp_path):
     coordinator.run_one(_objective)
     elected = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os
-        from sweeps import study as S
-        from sweeps.claims import Coordinator
+        from sweeps.study import optuna_study as S
+        from sweeps.study.claims import Coordinator
         settings = S.parse_settings({_as_section(settings)!r})
         study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
         assert Coordinator(settings, study, worker=5).elect_finisher()
@@ -544,7 +544,7 @@ def test_a_finisher_found_dead_is_replaced_at_once(tmp_path):
     assert coordinator.finish_record()["done"] is True
     assert coordinator.elect_finisher() is False             # done: nobody finishes it again
 
-    from sweeps.claims import ATTR_FINISHED
+    from sweeps.study.claims import ATTR_FINISHED
 
     beat = time.time()
     study.set_user_attr(ATTR_FINISHED, {**coordinator.finish_record(), "host": "elsewhere", "pid": 1, "done": False,
@@ -573,9 +573,9 @@ def test_a_finisher_beats_while_it_finishes(tmp_path):
 
 @pytest.mark.slow
 def test_status_finishes_a_parent_run_left_running_by_a_dead_finisher(uris):
-    from sweeps.claims import ATTR_FINISHED
-    from sweeps.runner import prepare, run_sweep
-    from sweeps.status import study_status
+    from sweeps.study.claims import ATTR_FINISHED
+    from sweeps.study.runner import prepare, run_sweep
+    from sweeps.study.status import study_status
 
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=2"))
@@ -632,8 +632,8 @@ class _StalledAfterTraining:
 
 @pytest.mark.slow
 def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_finished_run(uris):
-    from sweeps.objective import Objective
-    from sweeps.runner import Budget, prepare, work
+    from sweeps.study.objective import Objective
+    from sweeps.study.runner import Budget, prepare, work
 
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1", "sweep.max_retries=0"))
@@ -655,7 +655,7 @@ def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_
 def test_status_makes_finished_and_failed_runs_say_how_their_trial_ended(uris):
     from optuna.trial import TrialState
 
-    from sweeps.status import study_status
+    from sweeps.study.status import study_status
 
     storage, tracking_uri = uris
     settings = _settings(storage, n_trials=3, heartbeat_interval=None, grace_period=None)
@@ -711,8 +711,8 @@ def test_a_holder_of_the_study_lock_stopped_with_sigstop_stalls_the_others_for_o
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import logging, os, signal, sys
         logging.basicConfig(level=logging.WARNING)
-        from sweeps import study as S
-        from sweeps.claims import Coordinator
+        from sweeps.study import optuna_study as S
+        from sweeps.study.claims import Coordinator
         settings = S.parse_settings({_as_section(settings)!r})
         study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
         coordinator = Coordinator(settings, study)

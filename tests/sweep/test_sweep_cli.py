@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sweeps.sweep_cli import leaderboard_table, main, status_main
+from sweeps.cli.sweep import leaderboard_table, main, status_main
 from programs import program, run_in_read_only_folder
 from sweep_helpers import cli_overrides
 
@@ -75,8 +75,7 @@ def test_a_read_only_working_directory_is_one_line_exit_2(tmp_path, tracking):
 def test_resuming_with_another_direction_or_metric_is_refused(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    from sweeps import study as S
-
+    from sweeps.study import optuna_study as S
     settings = S.parse_settings({"study_name": "digits-quick", "storage": storage, "n_trials": 1})
     S.create_or_resume(settings, S.open_storage(storage))
     base = cli_overrides(storage, None)
@@ -89,7 +88,7 @@ def test_resuming_with_another_direction_or_metric_is_refused(capsys, tmp_path, 
 
 
 def test_help_lists_the_groups():
-    result = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli", "--help"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "sweeps.cli.sweep", "--help"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0
     for group in ("sweep:", "dataset:", "model:", "optimizer:", "training:", "tracking:", "digits, moons, multiobjective, quick"):
@@ -100,8 +99,7 @@ def test_help_lists_the_groups():
 def test_status_of_a_missing_study_names_the_ones_there(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    from sweeps import study as S
-
+    from sweeps.study import optuna_study as S
     S.create_or_resume(S.parse_settings({"study_name": "other", "storage": storage, "n_trials": 1}), S.open_storage(storage))
     code, _, err = _run(capsys, status_main, [f"sweep.storage={storage}", "tracking=off", "sweep.study_name=mine"])
     assert code == 2 and "expected a study in" in err and "one of other" in err
@@ -128,8 +126,7 @@ def test_status_with_a_tracking_server_that_does_not_answer_gives_up_after_the_p
 
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
-    from sweeps import study as S
-
+    from sweeps.study import optuna_study as S
     S.create_or_resume(S.parse_settings({"study_name": "mine", "storage": storage, "n_trials": 1}), S.open_storage(storage))
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -156,8 +153,8 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
 
     from mlflow import MlflowClient
 
-    from sweeps import ui_views
-    from sweeps.sweep_cli import trials_url
+    from sweeps.tracking import ui_views
+    from sweeps.cli.sweep import trials_url
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -181,8 +178,7 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
 def test_resuming_with_another_search_space_is_refused_unless_allowed(capsys, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
-    from sweeps import study as S
-
+    from sweeps.study import optuna_study as S
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"

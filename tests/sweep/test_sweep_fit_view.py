@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from sweeps import fit_view, ui_views
-from sweeps.sweep_cli import leaderboard_table
+from sweeps.study import fit_view
+from sweeps.tracking import ui_views
+from sweeps.cli.sweep import leaderboard_table
 
 WIDE = [
     "sweep=quick", "sweep.study_name=fit-view", "dataset=moons", "dataset.n_samples=120", "dataset.noise=0.35",
@@ -78,7 +79,7 @@ def test_the_leaderboard_fits_100_columns_with_the_label_and_a_hint_marker():
 def test_a_wide_sweep_shows_its_labels_in_the_terminal_the_parent_and_the_views(tmp_path):
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
     env = {**os.environ, "COLUMNS": "100"}
-    done = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli", *WIDE, f"sweep.storage=sqlite:///{tmp_path}/optuna.db",
+    done = subprocess.run([sys.executable, "-m", "sweeps.cli.sweep", *WIDE, f"sweep.storage=sqlite:///{tmp_path}/optuna.db",
                            f"tracking.uri={tracking_uri}"], cwd=tmp_path, env=env, capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -9,9 +9,9 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import FixedTrial
 
-from sweeps import study as S
-from sweeps.objective import Objective, TrialFailed
-from sweeps.runner import prepare
+from sweeps.study import optuna_study as S
+from sweeps.study.objective import Objective, TrialFailed
+from sweeps.study.runner import prepare
 from sweep_helpers import sweep_cfg
 
 PARAMS = {"n_layers": 1, "units_l1": 6, "activation": "tanh", "lr": 0.02, "batch_size": 16}

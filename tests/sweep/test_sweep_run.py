@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from sweeps import study as S
-from sweeps.runner import prepare, run_sweep
-from sweeps.status import study_status
+from sweeps.study import optuna_study as S
+from sweeps.study.runner import prepare, run_sweep
+from sweeps.study.status import study_status
 from sweep_helpers import cli_overrides, sweep_cfg
 
 pytestmark = pytest.mark.slow
@@ -45,7 +45,7 @@ def six(tmp_path_factory):
 
 def _views_at_start(tracking_uri, info) -> set[str]:
     """The saved UI views the experiment has when the sweep starts (before any trial)."""
-    from sweeps.ui_views import VIEW_TAG_PREFIX
+    from sweeps.tracking.ui_views import VIEW_TAG_PREFIX
 
     tags = MlflowClient(tracking_uri).get_experiment(info["experiment_id"]).tags
     return {key[len(VIEW_TAG_PREFIX):] for key in tags if key.startswith(VIEW_TAG_PREFIX)}
@@ -198,7 +198,7 @@ def test_resume_after_an_interrupted_sweep(tmp_path):
     storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
     argv = cli_overrides(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=40", "sweep.pruner.name=none")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "sweeps.sweep_cli", *argv], cwd=tmp_path, env=env,
+    process = subprocess.Popen([sys.executable, "-m", "sweeps.cli.sweep", *argv], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -284,7 +284,7 @@ def test_enqueued_sets_run_first_and_paths_reach_the_runs(uris):
 def test_a_time_budget_stops_the_sweep_and_the_progress_shows_what_is_left(tmp_path):
     storage = f"sqlite:///{tmp_path}/optuna.db"
     started = time.time()
-    result = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli",
+    result = subprocess.run([sys.executable, "-m", "sweeps.cli.sweep",
                              *cli_overrides(storage, None, "sweep.n_trials=10000", "sweep.budget=4s")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -318,7 +318,7 @@ def test_a_sweep_without_tracking(uris):
 
 def test_the_command_line_prints_the_leaderboard_and_how_to_look(tmp_path):
     storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    result = subprocess.run([sys.executable, "-m", "sweeps.sweep_cli",
+    result = subprocess.run([sys.executable, "-m", "sweeps.cli.sweep",
                              *cli_overrides(storage, tracking_uri, "sweep.n_trials=3")],
                             cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -326,7 +326,7 @@ def test_the_command_line_prints_the_leaderboard_and_how_to_look(tmp_path):
     assert "3/3 trials finished" in out and "rank  trial  state" in out
     assert "models:/moons-quick@champion" in out and f"mlflow ui --backend-store-uri {tracking_uri}" in out
     assert "[3/3] trial 2" in result.stderr  # one progress line per trial when stderr is not a terminal
-    status = subprocess.run([sys.executable, "-c", "from sweeps.sweep_cli import status_main; status_main()",
+    status = subprocess.run([sys.executable, "-c", "from sweeps.cli.sweep import status_main; status_main()",
                              *cli_overrides(storage, tracking_uri)], cwd=tmp_path, capture_output=True, text=True,
                             timeout=120)
     assert status.returncode == 0, status.stderr[-2000:]
@@ -335,8 +335,8 @@ def test_the_command_line_prints_the_leaderboard_and_how_to_look(tmp_path):
 
 
 def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
-    from sweeps.model_logging import logged_model_name
-    from sweeps.parent import VERSION_RUN_NAME_TAG
+    from sweeps.tracking.model_logging import logged_model_name
+    from sweeps.study.parent import VERSION_RUN_NAME_TAG
 
     prepared, outcome, storage, tracking_uri, _, _ = six
     client = MlflowClient(tracking_uri)
@@ -367,7 +367,7 @@ def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
 
 def test_a_trial_replays_bit_for_bit(six):
     """A sweep's trial (complete or pruned) trained again from its logged config reproduces."""
-    from sweeps.replay import TAG_IDENTICAL, TAG_REPLAY_OF, replay
+    from sweeps.cli.replay import TAG_IDENTICAL, TAG_REPLAY_OF, replay
 
     _, outcome, storage, tracking_uri, _, _ = six
     trials = _study(storage, "moons-quick").trials

@@ -49,7 +49,7 @@ def test_no_password_lands_in_mlflow_optuna_output_files_or_printed_lines(tmp_pa
     import optuna
     from mlflow import MlflowClient
 
-    from sweeps.study import open_storage
+    from sweeps.study.optuna_study import open_storage
 
     storage = _with_password(postgres_url, "postgres", STORAGE_PASSWORD)
     tracking_uri = _with_password(mlflow_server, "alice", TRACKING_PASSWORD)
@@ -98,7 +98,7 @@ def test_no_password_lands_in_mlflow_optuna_output_files_or_printed_lines(tmp_pa
 
 
 def test_every_kind_of_credential_is_redacted_by_the_one_function(monkeypatch):
-    from sweeps.redaction import redact, without_userinfo
+    from sweeps.core.redaction import redact, without_userinfo
 
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "env-password-123")
     assert redact("postgresql+psycopg2://optuna:p@ss/w0rd@db:5432/optuna") == "postgresql+psycopg2://optuna:***@db:5432/optuna"

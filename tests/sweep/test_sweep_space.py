@@ -6,12 +6,12 @@ import optuna
 import pytest
 from optuna.trial import FixedTrial
 
-from sweeps.errors import ConfigError
-from sweeps.names import layers_label, short_number
-from sweeps.objective import run_name, trial_config
-from sweeps.runner import compose
-from sweeps.config import to_container
-from sweeps.space import parse_space
+from sweeps.core.errors import ConfigError
+from sweeps.core.names import layers_label, short_number
+from sweeps.study.objective import run_name, trial_config
+from sweeps.study.runner import compose
+from sweeps.config.run_spec import to_container
+from sweeps.config.space import parse_space
 
 SPACE = {
     "n_layers": {"low": 1, "high": 3},
@@ -201,7 +201,7 @@ def test_a_path_no_trial_would_read_is_refused_before_the_sweep():
 
 
 def test_trial_config_sets_nested_paths_and_the_engine_accepts_it():
-    from sweeps.config import build_run_spec
+    from sweeps.config.run_spec import build_run_spec
 
     base = to_container(compose([]))
     space = parse_space({"optimizer": ["adamw"], "optimizer.weight_decay": {"low": 1e-5, "high": 0.1},
@@ -239,7 +239,7 @@ def test_enqueued_sets_are_checked_against_the_space():
 
 
 def test_the_parent_params_of_the_searched_settings_show_their_distributions():
-    from sweeps.runner import searched_params
+    from sweeps.study.runner import searched_params
 
     space = parse_space({"optimizer": {"beta1": {"low": 0.8, "high": 0.99}}, "lr": {"low": 1e-4, "high": 0.1, "log": True},
                          "n_layers": {"low": 1, "high": 2}, "units": {"low": 8, "high": 64},

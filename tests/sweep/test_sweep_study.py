@@ -7,10 +7,10 @@ import dataclasses
 import optuna
 import pytest
 
-from sweeps import study as S
-from sweeps.config import to_container
-from sweeps.errors import ConfigError, UserError
-from sweeps.runner import compose
+from sweeps.study import optuna_study as S
+from sweeps.config.run_spec import to_container
+from sweeps.core.errors import ConfigError, UserError
+from sweeps.study.runner import compose
 
 BASE = {"study_name": "s", "storage": "sqlite:///optuna.db", "n_trials": 3}
 
@@ -161,7 +161,7 @@ def test_a_postgresql_storage_with_heartbeats(postgres_url):
 
 
 def test_parent_refreshes_are_spaced_in_proportion_to_the_study():
-    from sweeps.runner import refresh_interval
+    from sweeps.study.runner import refresh_interval
 
     assert refresh_interval(0, 5) == 5 and refresh_interval(40, 5) == 5
     assert refresh_interval(500, 5) == 50

@@ -173,9 +173,9 @@ CASES = _cases()
 
 
 def run_case(case: Case) -> dict:
-    """Train the case untracked; the result of :func:`sweeps.train.train`."""
-    from sweeps.config import compose
-    from sweeps.train import train
+    """Train the case untracked; the result of :func:`sweeps.training.run.train`."""
+    from sweeps.config.run_spec import compose
+    from sweeps.training.run import train
 
     return train(compose([*case.overrides, "tracking=off"]), overrides=list(case.overrides))
 

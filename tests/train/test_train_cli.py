@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.train_cli import main
+from sweeps.cli.train import main
 from programs import program, run_in_read_only_folder
 from train_helpers import FAST, all_runs, history
 

@@ -7,15 +7,15 @@ import sys
 
 import pytest
 
-from sweeps.config import (
+from sweeps.config.run_spec import (
     CONFIG_DIR,
     build_run_spec,
     compose,
     resolved_yaml,
     run_params,
 )
-from sweeps.errors import ConfigError, UserError
-from sweeps.redaction import redact
+from sweeps.core.errors import ConfigError, UserError
+from sweeps.core.redaction import redact
 
 GROUPS = {
     "model": {"mlp", "linear", "deep"},
@@ -165,7 +165,7 @@ def test_passwords_in_tracking_uris_are_redacted():
 
 def test_cfg_job_prints_the_composed_config(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sweeps.train_cli", "--cfg", "job", "dataset=digits", "optimizer.lr=0.003"],
+        [sys.executable, "-m", "sweeps.cli.train", "--cfg", "job", "dataset=digits", "optimizer.lr=0.003"],
         capture_output=True, text=True, cwd=tmp_path, timeout=120,
     )
     assert result.returncode == 0, result.stderr

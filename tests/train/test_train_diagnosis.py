@@ -7,8 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from sweeps import diagnosis as D
-
+from sweeps.training import diagnosis as D
 EPOCHS = np.arange(1, 101)
 L0 = 0.693  # a balanced binary task's constant-predictor loss
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.config import compose
-from sweeps.train import train
+from sweeps.config.run_spec import compose
+from sweeps.training.run import train
 
 pytestmark = pytest.mark.slow
 

@@ -7,7 +7,7 @@ import json
 
 from mlflow import MlflowClient
 
-from sweeps.train import train
+from sweeps.training.run import train
 from train_helpers import make_cfg, write_csv
 
 
@@ -63,7 +63,7 @@ def test_a_csv_run_names_its_file_as_the_source(tmp_path, sqlite_uri):
 
 
 def test_an_unnamed_run_gets_a_descriptive_name_and_its_model_carries_it(client, sqlite_uri):
-    from sweeps.model_logging import logged_model_name
+    from sweeps.tracking.model_logging import logged_model_name
 
     result = train(make_cfg(sqlite_uri))
     run = client.get_run(result["run_id"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.image as mpimg
 
-from sweeps.plots import learning_curve_figure, save_learning_curve
+from sweeps.training.plots import learning_curve_figure, save_learning_curve
 
 
 def test_learning_curve_png_has_both_panels_and_the_best_epoch(tmp_path):
@@ -30,8 +30,8 @@ def test_regression_plots_r2_and_works_without_validation(tmp_path):
 
 
 def test_the_learning_curve_title_carries_the_verdict_its_reason_and_hint():
-    from sweeps.diagnosis import Diagnosis
-    from sweeps.train import curve_title
+    from sweeps.training.diagnosis import Diagnosis
+    from sweeps.training.run import curve_title
 
     diagnosis = Diagnosis("good", "validation loss 0.1 vs training 0.09 at epoch 50", 50, 50, "train longer")
     title = curve_title("moons", diagnosis)

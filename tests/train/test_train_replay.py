@@ -10,7 +10,7 @@ import pytest
 from mlflow import MlflowClient
 
 from programs import program
-from sweeps.replay import TAG_FIRST_DIFFERENCE, TAG_IDENTICAL, TAG_REPLAY_OF, changed_versions, compare_histories
+from sweeps.cli.replay import TAG_FIRST_DIFFERENCE, TAG_IDENTICAL, TAG_REPLAY_OF, changed_versions, compare_histories
 from train_helpers import FAST
 
 

@@ -13,8 +13,8 @@ import yaml
 from mlflow import MlflowClient
 
 import ann
-from sweeps.errors import ConfigError, TrackingError
-from sweeps.train import train
+from sweeps.core.errors import ConfigError, TrackingError
+from sweeps.training.run import train
 from train_helpers import all_runs, history, make_cfg
 
 CLASSIFICATION_METRICS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val"]
@@ -91,7 +91,7 @@ def test_experiment_is_a_model_training_experiment(finished):
     experiment = client.get_experiment(result["experiment_id"])
     assert experiment.name == "ann"
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
-    # The printed link opens the experiment's saved view: loss/train vs loss/val first (sweeps.ui_views).
+    # The printed link opens the experiment's saved view: loss/train vs loss/val first (sweeps.tracking.ui_views).
     assert result["experiment_url"].endswith(
         "/runs?viewStateShareKey=learning-curves&workflowType=machine_learning&compareRunsMode=CHART")
     assert "mlflow.sharedViewState.learning-curves" in experiment.tags
@@ -132,7 +132,7 @@ def test_pyfunc_model_predicts_like_the_engine(finished, tmp_path, global_tracki
     proba = pyfunc.predict(frame, params={"output": "proba"})
     np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(X))
     # The run's URI form works too (the logged model carries the run's name), and the input example is stored.
-    from sweeps.model_logging import logged_model_name
+    from sweeps.tracking.model_logging import logged_model_name
 
     name = logged_model_name(client.get_run(result["run_id"]).info.run_name)
     again = mlflow.pyfunc.load_model(f"runs:/{result['run_id']}/{name}")
@@ -174,7 +174,7 @@ def test_same_config_and_seed_give_identical_metrics(sqlite_uri):
 
 def test_child_run_of_a_parent(sqlite_uri):
     client = MlflowClient(sqlite_uri)
-    from sweeps.tracking import get_or_create_experiment
+    from sweeps.tracking.client import get_or_create_experiment
 
     parent = client.create_run(get_or_create_experiment(client, "ann"), run_name="sweep")
     result = train(make_cfg(sqlite_uri, "tracking.log_model=false"), parent_run_id=parent.info.run_id,

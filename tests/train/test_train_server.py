@@ -17,7 +17,7 @@ import requests
 from mlflow import MlflowClient
 
 import ann
-from sweeps.train import train
+from sweeps.training.run import train
 from services import free_port
 from train_helpers import history, make_cfg
 

@@ -10,8 +10,8 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from sweeps import tracking
-from sweeps.errors import TrackingError
+from sweeps.tracking import client as tracking
+from sweeps.core.errors import TrackingError
 from services import free_port
 
 

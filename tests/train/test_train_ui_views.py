@@ -1,4 +1,4 @@
-"""The saved MLflow UI views (``sweeps.ui_views``): what they hold and when they are written.
+"""The saved MLflow UI views (``sweeps.tracking.ui_views``): what they hold and when they are written.
 
 What the UI makes of them is checked in a real browser by ``tests/browser``.
 """
@@ -8,8 +8,9 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from sweeps import tracking, ui_views
-from sweeps.train import train
+from sweeps.tracking import client as tracking
+from sweeps.tracking import ui_views
+from sweeps.training.run import train
 from train_helpers import make_cfg
 
 
@@ -29,7 +30,7 @@ def _fresh_cache():
 
 
 def test_the_sweep_names_are_the_ones_trials_log():
-    from sweeps.objective import OBJECTIVE_METRIC, TAG_TRIAL
+    from sweeps.study.objective import OBJECTIVE_METRIC, TAG_TRIAL
 
     assert ui_views.OBJECTIVE_METRIC == OBJECTIVE_METRIC
     assert ui_views.TRIAL_NUMBER_TAG == TAG_TRIAL

@@ -28,15 +28,14 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from sweeps.mlflow_env import quiet_mlflow
-from sweeps.redaction import redact, redact_logging, write_hydra_output
+from sweeps.config import CONFIG_DIR
+from sweeps.core.mlflow_env import quiet_mlflow
+from sweeps.core.redaction import redact, redact_logging, write_hydra_output
 
 PROG = "ann-train"
 EXIT_USAGE = 2
 #: A folder the program cannot write to (a read-only, full or foreign one): the user's situation, not a bug.
 UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
-#: An absolute path, so Hydra reads the files directly (the package has no __init__ there).
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
@@ -44,13 +43,13 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
     raise SystemExit(status)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def _app(cfg: DictConfig) -> dict:
     from mlflow.exceptions import MlflowException
 
     import ann
-    from sweeps.errors import UserError
-    from sweeps.train import train
+    from sweeps.core.errors import UserError
+    from sweeps.training.run import train
 
     _quiet_console()
     redact_logging()
@@ -118,7 +117,7 @@ def _print_summary(result: dict, cfg: DictConfig) -> None:
         lines.append(f"run: {result['run_id']}  {result['run_url']}")
         if result.get("model_uri"):
             lines.append(f"model: {result['model_uri']}")
-        from sweeps.tracking import ui_command
+        from sweeps.tracking.client import ui_command
 
         command = ui_command(str(cfg.tracking.uri))
         if command:
@@ -132,8 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     """The console script: Hydra's command line, with one-line errors and exit status 2."""
     if argv is not None:
         sys.argv = [PROG, *argv]
-    if "--replay" in sys.argv[1:2]:  # ann-train --replay RUN_ID [key=value ...]: sweeps/replay.py
-        from sweeps.replay import main as replay_main
+    if "--replay" in sys.argv[1:2]:  # ann-train --replay RUN_ID [key=value ...]: sweeps/cli/replay.py
+        from sweeps.cli.replay import main as replay_main
 
         return replay_main(sys.argv[2:])
     debug = bool(os.environ.get("HYDRA_FULL_ERROR"))
@@ -146,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
                         ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
                         ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
         os.environ.setdefault(name, value)
-    from sweeps.train import Terminated
+    from sweeps.training.run import Terminated
 
     try:
         _app()
@@ -181,8 +180,8 @@ def _config_error_message(error: BaseException, config_name: str = "config") -> 
     from omegaconf.errors import OmegaConfBaseException
 
     import ann
-    from sweeps.errors import UserError
-    from sweeps.suggestions import closest, suggest_key
+    from sweeps.core.errors import UserError
+    from sweeps.config.suggestions import closest, suggest_key
 
     if isinstance(error, OSError) and error.errno in UNWRITABLE:
         return unwritable_message(error)

@@ -4,7 +4,7 @@
 
 1. draws the trial's values from the search space and writes them into a copy of the
    training config (:func:`trial_config`): ``model.hidden_layers``, ``optimizer.lr``, ...;
-2. trains through :func:`sweeps.train.train`, the same code as ``ann-train``, as a child
+2. trains through :func:`sweeps.training.run.train`, the same code as ``ann-train``, as a child
    run of the sweep's parent run, named after what the trial is
    (``t007 relu 2x64 lr=3e-3 bs=64``) and tagged ``sweep.study_name``,
    ``sweep.trial_number``, ``sweep.trial_uid`` and ``sweep.state``;
@@ -53,13 +53,13 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import OmegaConf
 
-from sweeps import study as S
-from sweeps.config import CONFIG_DIR, format_value
-from sweeps.redaction import redact
-from sweeps.errors import TrackingError
-from sweeps.names import describe_config
-from sweeps.space import SearchSpace
-from sweeps.storage_faults import StorageOutage
+from sweeps.study import optuna_study as S
+from sweeps.config.run_spec import CONFIG_DIR, format_value
+from sweeps.core.redaction import redact
+from sweeps.core.errors import TrackingError
+from sweeps.core.names import describe_config
+from sweeps.config.space import SearchSpace
+from sweeps.study.storage_faults import StorageOutage
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ _OUTAGE_MARKERS = (
 
 def is_tracking_failure(error: BaseException) -> bool:
     """Whether ``error`` says the tracking store (or the network to it) failed, rather than the trial."""
-    from sweeps.errors import TrackingError
+    from sweeps.core.errors import TrackingError
 
     if isinstance(error, (TrackingError, ConnectionError, TimeoutError)):
         return True
@@ -144,7 +144,7 @@ class StopRequest:
     the Optuna storage or the MLflow store, which would leave a lock behind). The request
     is acted on at the end of the running epoch (:class:`EpochReporter`) or before the
     next trial: :meth:`check` raises ``KeyboardInterrupt`` (SIGINT) or
-    :class:`sweeps.train.Terminated` (SIGTERM) there.
+    :class:`sweeps.training.run.Terminated` (SIGTERM) there.
     """
 
     def __init__(self) -> None:
@@ -161,7 +161,7 @@ class StopRequest:
             return
         import signal
 
-        from sweeps.train import Terminated
+        from sweeps.training.run import Terminated
 
         if self.signum == signal.SIGINT:
             raise KeyboardInterrupt
@@ -261,7 +261,7 @@ class EpochReporter:
             self.trial.report(value, epoch)
         except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
             # A storage error here is the database having ended this process's session
-            # (stalled inside a transaction, see sweeps.study.open_storage): lost too if the
+            # (stalled inside a transaction, see sweeps.study.optuna_study.open_storage): lost too if the
             # trial was failed meanwhile; any other storage error stays what it is.
             frozen = _frozen(self.trial)
             if frozen is not None and frozen.state.is_finished():
@@ -275,7 +275,7 @@ class EpochReporter:
 
 
 def _metric_label(engine_key: str) -> str:
-    from sweeps.train import metric_name
+    from sweeps.training.run import metric_name
 
     return metric_name(engine_key)
 
@@ -345,7 +345,7 @@ class Objective:
     def __call__(self, trial) -> float | tuple[float, ...]:
         import optuna
 
-        from sweeps.train import Terminated, train
+        from sweeps.training.run import Terminated, train
 
         live = isinstance(trial, optuna.Trial)
         self.current_trial = trial if live else None
@@ -467,8 +467,7 @@ class Objective:
                 raise optuna.TrialPruned(reason)
             objective_values.append(value)
         if run_id:
-            from sweeps import tracking
-
+            from sweeps.tracking import client as tracking
             try:  # a complete trial's run must say so: these two writes are not optional
                 tracking.set_tags(self.client, run_id, {TAG_STATE: "COMPLETE"})
                 tracking.log_metrics(self.client, run_id, {OBJECTIVE_METRIC: objective_values[0]},
@@ -493,8 +492,7 @@ class Objective:
                   "(no heartbeat within sweep.grace_period); this run does not count")
         self._tag(run_id, {TAG_STATE: state, TAG_FAIL_REASON: reason, "killed_by": reason})
         if run_id is not None and self.client is not None:
-            from sweeps import tracking
-
+            from sweeps.tracking import client as tracking
             try:
                 tracking.terminate(self.client, run_id, "KILLED")
             except Exception as error:
@@ -513,8 +511,8 @@ class Objective:
         uri = str(self.base["tracking"].get("uri") or "")
         if not uri.startswith(("http://", "https://")):
             return
-        from sweeps import tracking
-        from sweeps.errors import TrackingError
+        from sweeps.tracking import client as tracking
+        from sweeps.core.errors import TrackingError
 
         timeout = float(self.base["tracking"].get("probe_timeout", 5.0))
         started = time.monotonic()
@@ -590,7 +588,7 @@ class Objective:
             return None
         if run_id is None:
             return "its run could not be found on the tracking server"
-        from sweeps.train import metric_name
+        from sweeps.training.run import metric_name
 
         key = metric_name(self.settings.epoch_key or "val_loss")
         try:
@@ -620,7 +618,7 @@ class Objective:
     def _non_finite_reason(result: Mapping[str, Any], run_id: str | None) -> str | None:
         """The reason when training stopped on a non-finite loss, else None.
 
-        :func:`sweeps.train.train` returns such a run normally, diagnosed ``diverged``;
+        :func:`sweeps.training.run.train` returns such a run normally, diagnosed ``diverged``;
         it is told from a finite divergence by the missing ``stopped_early`` metric,
         which only a ``fit`` that returned records.
         """
@@ -647,8 +645,7 @@ class Objective:
             TAG_STATE: "PRUNED", "pruned": "true", TAG_PRUNED_AT: str(int(epoch)), TAG_PRUNE_REASON: reason,
         })
         if not already_killed:
-            from sweeps import tracking
-
+            from sweeps.tracking import client as tracking
             try:
                 tracking.terminate(self.client, run_id, "KILLED")
             except Exception as error:  # the trial's state matters more than the run's
@@ -682,8 +679,7 @@ class Objective:
     def _tag(self, run_id: str | None, tags: Mapping[str, str]) -> None:
         if run_id is None or self.client is None:
             return
-        from sweeps import tracking
-
+        from sweeps.tracking import client as tracking
         try:
             tracking.set_tags(self.client, run_id, tags)
         except Exception as error:

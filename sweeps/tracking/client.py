@@ -11,7 +11,7 @@
   view (``?workflowType=machine_learning``), the former in a saved view if given one.
 
 Every call names its run explicitly; nothing here uses MLflow's global active run. Every
-tag, param and text artifact written here goes through :func:`sweeps.redaction.redact`.
+tag, param and text artifact written here goes through :func:`sweeps.core.redaction.redact`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
-from sweeps.drivers import missing_driver
-from sweeps.errors import TrackingError
-from sweeps.redaction import redact, without_userinfo
+from sweeps.core.drivers import missing_driver
+from sweeps.core.errors import TrackingError
+from sweeps.core.redaction import redact, without_userinfo
 
 log = logging.getLogger(__name__)
 
@@ -380,11 +380,11 @@ def ui_base(uri: str) -> str:
 def experiment_url(uri: str, experiment_id: str, view_id: str | None = None) -> str:
     """The experiment's runs with their metric charts, in the model-training view.
 
-    With ``view_id``: opened in that saved view (:mod:`sweeps.ui_views`), whose first
+    With ``view_id``: opened in that saved view (:mod:`sweeps.tracking.ui_views`), whose first
     charts are training vs validation loss.
     """
     if view_id:
-        from sweeps.ui_views import view_url
+        from sweeps.tracking.ui_views import view_url
 
         return view_url(uri, experiment_id, view_id)
     return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&compareRunsMode=CHART"

@@ -1,17 +1,17 @@
 """The sweep-wide fit view: where in the search space trials over- and underfit.
 
-Built from the leaderboard (:func:`sweeps.parent.leaderboard`: one row per trial with its
+Built from the leaderboard (:func:`sweeps.study.parent.leaderboard`: one row per trial with its
 state, objective, params and ``fit`` label) and the study:
 
 * :func:`label_counts` / :func:`counts_line`: trials per fit label ("19 good, 4 overfit, ...");
 * :func:`representatives`: the trials worth comparing side by side -- the best trial of
   every label present, then the best trials overall, up to ``k``;
-* :data:`FIT_COLOURS`: the labels' colours in the figures of :mod:`sweeps.fit_plots` (the fit
+* :data:`FIT_COLOURS`: the labels' colours in the figures of :mod:`sweeps.study.fit_plots` (the fit
   map and the curve overlay).
 
 No plotting here: the command lines import this module at start-up.
 
-A label is the run's ``fit`` tag (:mod:`sweeps.diagnosis`); a pruned trial without one is
+A label is the run's ``fit`` tag (:mod:`sweeps.training.diagnosis`); a pruned trial without one is
 ``pruned``.
 """
 
@@ -21,7 +21,7 @@ from typing import Mapping
 
 #: The label of a pruned trial that has no diagnosis.
 PRUNED = "pruned"
-#: Every label a trial can show: :data:`sweeps.diagnosis.LABELS` best first, then pruned
+#: Every label a trial can show: :data:`sweeps.training.diagnosis.LABELS` best first, then pruned
 #: (the order of counts and legends).
 LABEL_ORDER = ("good", "overfit", "underfit", "unstable", "diverged", PRUNED)
 #: Colours of the labels in the fit map and the curve overlay.

@@ -11,14 +11,14 @@ One parent run per study, in the experiment the trials go to; every trial is its
    earliest one (start time, then run id) wins; a process whose own new run lost deletes
    it and uses the winner.
 
-:func:`sweeps.runner.run_sweep` calls it under the study's storage lock
-(:mod:`sweeps.claims`), so processes that start at the same time -- on one machine or
+:func:`sweeps.study.runner.run_sweep` calls it under the study's storage lock
+(:mod:`sweeps.study.claims`), so processes that start at the same time -- on one machine or
 several -- run the lookup one after the other and all get the run the first one made;
 the re-search after creating is a second line of defence for callers without the lock.
 
 What the parent records (refreshed by :meth:`ParentRun.refresh` every
 ``sweep.refresh_every`` finished trials -- or 10 % of the trials finished, when that is more:
-see :func:`sweeps.runner.refresh_interval` -- and by :meth:`ParentRun.finish` at the end):
+see :func:`sweeps.study.runner.refresh_interval` -- and by :meth:`ParentRun.finish` at the end):
 
 * metrics ``best/<metric>`` (step: finished trials, so its chart is the best-so-far
   curve), ``trials/complete``, ``trials/pruned``, ``trials/failed``, ``epochs/total``;
@@ -47,12 +47,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from sweeps import diagnosis as D
-from sweeps import fit_plots, fit_view
-from sweeps import study as S
-from sweeps import ui_views
-from sweeps.objective import TAG_ROLE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL_UID
-from sweeps.redaction import redact
+from sweeps.training import diagnosis as D
+from sweeps.study import fit_plots
+from sweeps.study import fit_view
+from sweeps.study import optuna_study as S
+from sweeps.tracking import ui_views
+from sweeps.study.objective import TAG_ROLE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL_UID
+from sweeps.core.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +81,7 @@ def find_or_create_parent(
     client, experiment_id: str, study, settings: S.SweepSettings, *, tags: Mapping[str, str] | None = None
 ) -> tuple[str, bool]:
     """The parent run id of ``study`` (see the module docstring); ``(run_id, created)``."""
-    from sweeps import tracking
-
+    from sweeps.tracking import client as tracking
     stored = study.user_attrs.get(S.ATTR_PARENT_RUN)
     if stored:
         try:
@@ -245,8 +245,8 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
 
 
 def _param_order(name: str) -> tuple:
-    """n_layers, units_l1, units_l2, ..., then the other settings in the order of sweeps.space.SETTINGS."""
-    from sweeps.space import SETTINGS
+    """n_layers, units_l1, units_l2, ..., then the other settings in the order of sweeps.config.space.SETTINGS."""
+    from sweeps.config.space import SETTINGS
 
     order = list(SETTINGS)
     if name.startswith("units_l") and name[7:].isdigit():
@@ -475,8 +475,8 @@ class ParentRun:
 
     def refresh(self, study):
         """Best value and params, trial counts, the description and the leaderboard CSV; returns the leaderboard."""
-        from sweeps import tracking
-        from sweeps.train import NOTE_TAG
+        from sweeps.tracking import client as tracking
+        from sweeps.training.run import NOTE_TAG
 
         runs = trial_runs(self.client, self.experiment_id, self.settings.study_name)
         board = leaderboard(study, self.settings, runs)
@@ -518,7 +518,7 @@ class ParentRun:
         return board
 
     def _mark_showcase(self, board, runs: Mapping[str, Any]) -> None:
-        """Tag the trials the "by fit" view shows (:func:`sweeps.fit_view.representatives`);
+        """Tag the trials the "by fit" view shows (:func:`sweeps.study.fit_view.representatives`);
         untag those no longer chosen. Only changes are written."""
         chosen = {board["run_id"].iloc[i] for i in fit_view.representatives(board, self.settings.top_k)}
         for run_id, run in runs.items():
@@ -533,8 +533,7 @@ class ParentRun:
 
     def finish(self, study, status: str = "FINISHED") -> dict[str, Any]:
         """Refresh, write the plots and the curve overlay, register the champion, end the run."""
-        from sweeps import tracking
-
+        from sweeps.tracking import client as tracking
         outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
         board = self.refresh(study)
         outcome["leaderboard"] = board

@@ -40,7 +40,7 @@ layers; false: one width ``units`` for every layer).
 
 :func:`parse_space` checks every entry before any trial runs: known names, ``low < high``,
 ``log`` with ``low > 0``, and bounds (or choices) inside the engine's table of allowed
-values (:mod:`ann.params`). Problems are :class:`~sweeps.errors.ConfigError` naming the
+values (:mod:`ann.params`). Problems are :class:`~sweeps.core.errors.ConfigError` naming the
 key as it is written on the command line (``sweep.params.lr.low``).
 
 :meth:`SearchSpace.suggest` draws a trial's values from an :class:`optuna.trial.BaseTrial`
@@ -58,8 +58,8 @@ from typing import Any, Mapping
 
 import ann
 from ann import params as P
-from sweeps.config import MODEL_KEYS, OPTIMIZER_KEYS, SCHEDULE_KEYS, TRAINING_KEYS
-from sweeps.errors import ConfigError
+from sweeps.config.run_spec import MODEL_KEYS, OPTIMIZER_KEYS, SCHEDULE_KEYS, TRAINING_KEYS
+from sweeps.core.errors import ConfigError
 
 #: The largest number of hidden layers a space may ask for.
 MAX_LAYERS = 16
@@ -399,7 +399,7 @@ def check_space_unchanged(study, space: "SearchSpace", allow_change: bool) -> st
     """
     import datetime
 
-    from sweeps.errors import UserError
+    from sweeps.core.errors import UserError
 
     current = space.describe()
     stored = study.user_attrs.get(ATTR_SPACE)

@@ -40,9 +40,8 @@ import zlib
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from sweeps import diagnosis as D
-from sweeps import fit_view
-
+from sweeps.training import diagnosis as D
+from sweeps.study import fit_view
 log = logging.getLogger(__name__)
 
 #: The experiment-tag prefix the MLflow UI reads saved views from.
@@ -51,12 +50,12 @@ VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 VIEW_URL_PARAM = "viewStateShareKey"
 #: The view of every run of an experiment (``ann-train``'s runs).
 LEARNING_CURVES_VIEW = "learning-curves"
-#: A trial run's objective value (written by :mod:`sweeps.objective`); a sweep's trials view sorts by it.
+#: A trial run's objective value (written by :mod:`sweeps.study.objective`); a sweep's trials view sorts by it.
 OBJECTIVE_METRIC = "sweep/objective"
 
 #: The score shown next to the loss, per task (the same as the learning-curve PNG's).
 SCORES = {"binary": ("accuracy",), "multiclass": ("accuracy",), "regression": ("r2", "mae", "rmse")}
-#: The fit-diagnosis numbers (``sweeps.diagnosis``), collapsed at the end of the layout.
+#: The fit-diagnosis numbers (``sweeps.training.diagnosis``), collapsed at the end of the layout.
 FIT_NUMBERS = D.NUMBERS
 #: The first section's title (the UI cuts section titles at about 45 characters).
 CURVES_SECTION = "training (solid) vs validation (dashed)"
@@ -65,7 +64,7 @@ RUNS_SHOWN = "FIRST_10_RUNS"
 
 #: The run tag the UI reads a run's colour from (its colour picker writes it too).
 RUN_COLOUR_TAG = "mlflow.runColor"
-#: The tag a sweep's trial run carries its number in (written by :mod:`sweeps.objective`).
+#: The tag a sweep's trial run carries its number in (written by :mod:`sweeps.study.objective`).
 TRIAL_NUMBER_TAG = "sweep.trial_number"
 #: Twenty of the MLflow UI's own run colours, ordered so that neighbours differ: trial k
 #: gets colour k % 20. Left to itself the UI picks a colour from a hash of the run id, and
@@ -109,7 +108,7 @@ def _section(uuid: str, name: str, *, expanded: bool = True, **extra) -> dict[st
 
 
 def chart_layout(task: str, sort_metric: str | None = None) -> tuple[list[dict], list[dict]]:
-    """The chart cards and sections of a view, for a task's metric names (``sweeps.train``)."""
+    """The chart cards and sections of a view, for a task's metric names (``sweeps.training.run``)."""
     scores = SCORES.get(task, SCORES["multiclass"])
     charts: list[dict] = []
     sections = [_section("s-curves", CURVES_SECTION, columns=2, cardHeight=420)]
@@ -219,7 +218,7 @@ def view_url(uri: str, experiment_id: str, view_id: str) -> str:
 
     No search parameters may follow: the UI ignores a view when the link sets its own.
     """
-    from sweeps.tracking import ui_base
+    from sweeps.tracking.client import ui_base
 
     return (f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{VIEW_URL_PARAM}={quote(view_id, safe='')}"
             "&workflowType=machine_learning&compareRunsMode=CHART")
@@ -289,7 +288,7 @@ def ensure_fit_views(client, experiment_id: str, parent_run_id: str, task: str,
     """Write the sweep's views by fit; returns ``{"all labels" or label: view id}``.
 
     * *Trials of <sweep> by fit: one of each label*: the trials the parent run tagged
-      :data:`sweeps.fit_view.SHOWCASE_TAG` (the best of each label, then the best overall);
+      :data:`sweeps.study.fit_view.SHOWCASE_TAG` (the best of each label, then the best overall);
     * *Trials of <sweep>: <label>*: every trial of a label, for each label in ``counts``.
     """
     parent = client.get_run(parent_run_id)

@@ -1,7 +1,7 @@
 """The sweep-wide fit figures: the fit map and the curve overlay (matplotlib, no display needed).
 
 * :func:`fit_map_figure`: every trial a point on the study's two most important searched
-  parameters, coloured by fit label (:mod:`sweeps.fit_view`), pruned trials marked;
+  parameters, coloured by fit label (:mod:`sweeps.study.fit_view`), pruned trials marked;
 * :func:`curves_figure`: chosen trials' training and validation curves, coloured by label
   (log scale for a loss that spans decades).
 """
@@ -19,8 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sweeps.fit_view import FIT_COLOURS, LABEL_ORDER, PRUNED, label_counts, labels
-from sweeps.plots import PLOTTED_METRIC
+from sweeps.study.fit_view import FIT_COLOURS, LABEL_ORDER, PRUNED, label_counts, labels
+from sweeps.training.plots import PLOTTED_METRIC
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ same MLflow chart section):
 * artifacts: ``config/config.yaml`` (resolved), ``config/overrides.yaml``,
   ``plots/learning_curve.png``, and the network as a logged pyfunc model ``model``;
 * once per experiment (or per sweep, for a child run): a saved view of the MLflow UI
-  whose first chart is ``loss/train`` vs ``loss/val`` of every run (:mod:`sweeps.ui_views`);
+  whose first chart is ``loss/train`` vs ``loss/val`` of every run (:mod:`sweeps.tracking.ui_views`);
   ``experiment_url`` opens it.
 """
 
@@ -50,11 +50,11 @@ import numpy as np
 import ann
 from ann import params as P
 from ann.data import Dataset, load_dataset, split_dataset
-from sweeps import diagnosis as D
-from sweeps.names import describe_config
-from sweeps.config import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
-from sweeps.errors import ConfigError, TrackingError, UserError
-from sweeps.redaction import redact, redact_optional
+from sweeps.training import diagnosis as D
+from sweeps.core.names import describe_config
+from sweeps.config.run_spec import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
+from sweeps.core.errors import ConfigError, TrackingError, UserError
+from sweeps.core.redaction import redact, redact_optional
 
 log = logging.getLogger(__name__)
 
@@ -304,8 +304,9 @@ def train(
         overrides = hydra_overrides()
 
     if client is not None:
-        from sweeps import tracking, ui_views
-        from sweeps.reproducibility import reproducibility_tags
+        from sweeps.tracking import client as tracking
+        from sweeps.tracking import ui_views
+        from sweeps.tracking.reproducibility import reproducibility_tags
 
         with watch("start"):
             run_tags = {
@@ -344,8 +345,7 @@ def connect(spec: RunSpec):
     """Probe the tracking store and get (or create) the experiment; ``(client, id)``."""
     from mlflow.exceptions import MlflowException
 
-    from sweeps import tracking
-
+    from sweeps.tracking import client as tracking
     settings = spec.tracking
     tracking.probe(settings.uri, settings.probe_timeout, settings.experiment_name)
     try:
@@ -367,7 +367,7 @@ def _client(uri: str):
             return MlflowClient(tracking_uri=uri)
         # A database store is created or upgraded by the first client that opens it: one
         # process at a time, or N processes started at once race through MLflow's migrations.
-        from sweeps.claims import database_lock  # deliberate: imports Optuna, for database stores only
+        from sweeps.study.claims import database_lock  # deliberate: imports Optuna, for database stores only
 
         with database_lock(uri, "mlflow:store"):
             client = MlflowClient(tracking_uri=uri)
@@ -486,9 +486,10 @@ def _train_tracked(
     callbacks: Sequence[Callback], overrides: Sequence[str], watch: _Stopwatch, parent_run_id: str | None = None,
     run_name: str | None = None,
 ) -> dict[str, Any]:
-    from sweeps import tracking, ui_views
-    from sweeps.plots import save_learning_curve
-    from sweeps.run_inputs import log_dataset_inputs
+    from sweeps.tracking import client as tracking
+    from sweeps.tracking import ui_views
+    from sweeps.training.plots import save_learning_curve
+    from sweeps.training.run_inputs import log_dataset_inputs
 
     settings = spec.tracking
     metric_logger = system = None
@@ -526,7 +527,7 @@ def _train_tracked(
                 # background thread uploads what is ready; then it waits for the uploads.
                 model_uri = None
                 if settings.log_model and history is not None:
-                    from sweeps.model_logging import logged_model_name, prepare_logged_model, upload_logged_model
+                    from sweeps.tracking.model_logging import logged_model_name, prepare_logged_model, upload_logged_model
 
                     prepared = prepare_logged_model(
                         client, run_id, experiment_id, model, scratch.name,

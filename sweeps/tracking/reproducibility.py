@@ -11,7 +11,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
-from sweeps.redaction import redact
+from sweeps.core.redaction import redact
 
 #: Distributions whose versions are recorded as ``versions.<name>`` tags.
 PACKAGES = ("numpy", "pandas", "scikit-learn", "mlflow", "hydra-core", "omegaconf", "optuna", "matplotlib")

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sweeps.mlflow_env import quiet_mlflow
+from sweeps.core.mlflow_env import quiet_mlflow
 
 PROG = "ann-replay"
 EXIT_USAGE = 2
@@ -131,11 +131,11 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    from sweeps import tracking
-    from sweeps.errors import ConfigError, UserError
-    from sweeps.reproducibility import reproducibility_tags
-    from sweeps.suggestions import suggest_key
-    from sweeps.train import metric_name, train
+    from sweeps.tracking import client as tracking
+    from sweeps.core.errors import ConfigError, UserError
+    from sweeps.tracking.reproducibility import reproducibility_tags
+    from sweeps.config.suggestions import suggest_key
+    from sweeps.training.run import metric_name, train
 
     uri = uri or DEFAULT_URI
     tracking.probe(uri)
@@ -201,7 +201,7 @@ def _per_epoch_keys(original, history: Mapping[str, list[float]]) -> list[str]:
 
 
 def _redacted(uri: str) -> str:
-    from sweeps.redaction import redact
+    from sweeps.core.redaction import redact
 
     return redact(uri)
 
@@ -215,7 +215,7 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
 
 
 def report(outcome: Replay, uri: str) -> str:
-    from sweeps.tracking import run_url
+    from sweeps.tracking.client import run_url
 
     result, comparison = outcome.result, outcome.comparison
     lines = [f"replay of run {outcome.original_run_id} ({outcome.original_name}): "
@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     from mlflow.exceptions import MlflowException
 
     import ann
-    from sweeps.errors import UserError
-    from sweeps.train import Terminated
+    from sweeps.core.errors import UserError
+    from sweeps.training.run import Terminated
 
     try:
         outcome = replay(run_id, overrides, uri)

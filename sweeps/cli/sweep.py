@@ -40,17 +40,16 @@ from typing import Any, Mapping, Sequence
 import hydra
 from omegaconf import DictConfig
 
-from sweeps.mlflow_env import quiet_mlflow
-from sweeps.names import short_number
-
-from sweeps.redaction import redact, redact_logging, write_hydra_output
-from sweeps.study import format_duration
+from sweeps.config import CONFIG_DIR
+from sweeps.core.mlflow_env import quiet_mlflow
+from sweeps.core.names import short_number
+from sweeps.core.redaction import redact, redact_logging, write_hydra_output
+from sweeps.study.optuna_study import format_duration
 
 PROG = "ann-sweep"
 STATUS_PROG = "ann-sweep-status"
 EXIT_USAGE = 2
 EXIT_FAILED = 1
-CONFIG_DIR = str(Path(__file__).resolve().parent / "conf")
 CONFIG_NAME = "ann_sweep"
 #: Rows of the leaderboard printed at the end of a sweep.
 LEADERBOARD_ROWS = 10
@@ -226,16 +225,16 @@ def _quiet_console() -> None:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    # MLflow's own lines follow MLFLOW_LOGGING_LEVEL (sweeps.mlflow_env.quiet_mlflow: WARNING unless set).
+    # MLflow's own lines follow MLFLOW_LOGGING_LEVEL (sweeps.core.mlflow_env.quiet_mlflow: WARNING unless set).
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
 def _app(cfg: DictConfig) -> None:
     import ann
-    from sweeps.errors import UserError
-    from sweeps.runner import prepare, run_sweep
-    from sweeps.train import hydra_overrides
-    from sweeps.train_cli import _remove_job_output_dir
+    from sweeps.core.errors import UserError
+    from sweeps.study.runner import prepare, run_sweep
+    from sweeps.training.run import hydra_overrides
+    from sweeps.cli.train import _remove_job_output_dir
 
     _quiet_console()
     redact_logging()
@@ -267,7 +266,7 @@ def _app(cfg: DictConfig) -> None:
             print(f"joining the study as worker {numbers} (sampler seed {settings.seed}+worker)"
                   if settings.seed is not None else f"joining the study as worker {numbers}", flush=True)
         if info["parent_run_id"]:
-            from sweeps.tracking import run_url
+            from sweeps.tracking.client import run_url
 
             print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}:\n  "
                          f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}"), flush=True)
@@ -286,7 +285,7 @@ def _app(cfg: DictConfig) -> None:
         if "bar" in printer:
             printer["bar"](state)
 
-    from sweeps.objective import TrackingOutage
+    from sweeps.study.objective import TrackingOutage
 
     try:
         outcome = run_sweep(prepared, progress=progress, started=started)
@@ -309,17 +308,17 @@ def _app(cfg: DictConfig) -> None:
 
 
 def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
-    """The sweep's saved chart view (:mod:`sweeps.ui_views`): its trial runs listed flat, best
+    """The sweep's saved chart view (:mod:`sweeps.tracking.ui_views`): its trial runs listed flat, best
     objective first, the first charts overlaying training vs validation loss of the best ten."""
-    from sweeps.ui_views import trials_view_id, view_url
+    from sweeps.tracking.ui_views import trials_view_id, view_url
 
     return view_url(uri, experiment_id, trials_view_id(parent_run_id))
 
 
 def _print_outcome(prepared, outcome) -> None:
     # Imported here, not at the top: they pull in NumPy, which --help and a config error never need.
-    from sweeps.fit_view import counts_line, label_counts
-    from sweeps.ui_views import fit_view_id, view_url
+    from sweeps.study.fit_view import counts_line, label_counts
+    from sweeps.tracking.ui_views import fit_view_id, view_url
 
     settings = prepared.settings
     p = outcome.progress
@@ -335,7 +334,7 @@ def _print_outcome(prepared, outcome) -> None:
     for error in outcome.worker_errors:
         lines.append(f"warning: {error}")
     if outcome.parent_run_id and not outcome.finished_parent:
-        from sweeps.claims import finisher_label
+        from sweeps.study.claims import finisher_label
 
         by = outcome.finished_by
         if p.finished < settings.n_trials:
@@ -358,7 +357,7 @@ def _print_outcome(prepared, outcome) -> None:
         uri = f"models:/{model}@{settings.register_alias}"
         lines.append(f"model: {uri} (version {version})\n  load it with mlflow.pyfunc.load_model({uri!r})")
     if outcome.parent_run_id:
-        from sweeps.tracking import run_url, ui_command
+        from sweeps.tracking.client import run_url, ui_command
 
         uri = prepared.tracking.uri
         lines.append("parent run (leaderboard; plots: fit_map.png, top_trials_curves.png, optuna.html):\n  "
@@ -371,7 +370,7 @@ def _print_outcome(prepared, outcome) -> None:
         if outcome.finished_parent and counts:
             lines.append("one of each fit label side by side:\n  "
                          + view_url(uri, outcome.experiment_id, fit_view_id(outcome.parent_run_id)))
-    from sweeps.study import storage_kind
+    from sweeps.study.optuna_study import storage_kind
 
     if storage_kind(settings.storage) in ("sqlite", "journal"):
         lines.append(dashboard_line(settings.storage))
@@ -395,7 +394,7 @@ def dashboard_line(storage: str, installed: bool | None = None) -> str:
 
 
 def _hydra_task_overrides() -> list[str]:
-    from sweeps.train import hydra_overrides
+    from sweeps.training.run import hydra_overrides
 
     return hydra_overrides()
 
@@ -426,15 +425,15 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
 
 
 def _run_app(app, prog: str, debug: bool) -> None:
-    from sweeps.storage_faults import StorageOutage
-    from sweeps.train import Terminated
-    from sweeps.train_cli import _config_error_message
+    from sweeps.study.storage_faults import StorageOutage
+    from sweeps.training.run import Terminated
+    from sweeps.cli.train import _config_error_message
 
     try:
         app()
     except (KeyboardInterrupt, Terminated) as error:
         _exit_interrupted(prog, error, error)
-    except StorageOutage as error:  # retried for a minute first (sweeps.storage_faults)
+    except StorageOutage as error:  # retried for a minute first (sweeps.study.storage_faults)
         print(redact(f"{prog}: error: {error}"), file=sys.stderr)
         raise SystemExit(EXIT_FAILED) from None
     except Exception as error:
@@ -450,7 +449,7 @@ def _run_app(app, prog: str, debug: bool) -> None:
 def _interrupt_behind(error: BaseException) -> BaseException | None:
     """The KeyboardInterrupt / Terminated that ``error`` was raised while handling, if any
     (Optuna's trial loop turns an interrupt in its ``finally`` into an UnboundLocalError)."""
-    from sweeps.train import Terminated
+    from sweeps.training.run import Terminated
 
     seen = set()
     while error is not None and id(error) not in seen:
@@ -478,7 +477,7 @@ def _space_override_message(error: BaseException) -> str | None:
     found = re.search(r"Could not override '(sweep\.params\.[A-Za-z_]+)'", str(error))
     if not found or "not in struct" not in str(error.__cause__ or error):
         return None
-    from sweeps.space import SETTINGS
+    from sweeps.config.space import SETTINGS
 
     key = found.group(1)
     if key.count(".") != 2 or key.rsplit(".", 1)[1] not in SETTINGS:
@@ -491,12 +490,12 @@ def _space_override_message(error: BaseException) -> str | None:
 @contextlib.contextmanager
 def graceful_signals():
     """The first Ctrl-C / SIGTERM asks the sweep to stop at the end of the running epoch
-    (:data:`sweeps.objective.STOP`); a second one stops at once."""
+    (:data:`sweeps.study.objective.STOP`); a second one stops at once."""
     import signal
     import threading
 
-    from sweeps.objective import STOP
-    from sweeps.train import Terminated
+    from sweeps.study.objective import STOP
+    from sweeps.training.run import Terminated
 
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -538,13 +537,13 @@ def main(argv: list[str] | None = None) -> None:
 # ---------------------------------------------------------------- ann-sweep-status
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
 def _status_app(cfg: DictConfig) -> None:
     import ann
-    from sweeps.config import to_container
-    from sweeps.errors import UserError
-    from sweeps.status import study_status
-    from sweeps.study import parse_settings
+    from sweeps.config.run_spec import to_container
+    from sweeps.core.errors import UserError
+    from sweeps.study.status import study_status
+    from sweeps.study.optuna_study import parse_settings
 
     try:
         config = to_container(cfg)

@@ -9,8 +9,8 @@ through :meth:`Coordinator.run_one`, which
    ``GET_LOCK``, or an exclusive ``flock`` for an SQLite or journal file (processes of
    one machine). The lock dies with its holder's connection or process;
 2. fails the trials whose heartbeat is stale (their worker died), which queues their
-   re-runs (Optuna's retry callback, see :func:`sweeps.study.open_storage`);
-3. counts: trials that count toward ``n_trials`` (:func:`sweeps.study.counts_toward_budget`)
+   re-runs (Optuna's retry callback, see :func:`sweeps.study.optuna_study.open_storage`);
+3. counts: trials that count toward ``n_trials`` (:func:`sweeps.study.optuna_study.counts_toward_budget`)
    plus trials still **alive** (:meth:`Coordinator.alive`: RUNNING with heartbeats, or
    RUNNING in a process of this machine that still exists). A trial is started only while
    that sum is below ``n_trials``; a queued re-run (WAITING) is taken before a new trial;
@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from sweeps import study as S
-from sweeps.storage_faults import retry_on_faults
+from sweeps.study import optuna_study as S
+from sweeps.study.storage_faults import retry_on_faults
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,11 @@ class StorageLock:
         if kind == "mysql":
             return _MySQLLock(url, name)
         if kind == "journal":
-            from sweeps.config import absolute_path
+            from sweeps.config.run_spec import absolute_path
 
             return _FileLock(str(Path(absolute_path(url)).resolve()), name)
         if kind == "sqlite":
-            from sweeps.tracking import sqlite_path
+            from sweeps.tracking.client import sqlite_path
 
             path = sqlite_path(url)
             return _FileLock(str(path.resolve()) if path is not None else url, name)
@@ -414,7 +414,7 @@ class Coordinator:
 
     Args:
         settings: the sweep's settings (``n_trials``, heartbeats).
-        study: the loaded study, opened with :func:`sweeps.study.open_sweep_storage`.
+        study: the loaded study, opened with :func:`sweeps.study.optuna_study.open_sweep_storage`.
         worker: this process's worker number (recorded in each claim).
         lock: the study's lock (default: :meth:`StorageLock.for_storage`).
     """

@@ -34,8 +34,8 @@ from mlflow.types import ColSpec, Schema
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 if TYPE_CHECKING:
-    from sweeps.config import RunSpec
-    from sweeps.train import PreparedData
+    from sweeps.config.run_spec import RunSpec
+    from sweeps.training.run import PreparedData
 
 #: The context tag of each split, and the split's attributes on :class:`PreparedData`.
 SPLITS = (("training", "train"), ("validation", "val"), ("test", "test"))

@@ -2,7 +2,7 @@
 
 ``short_number(0.0031)`` -> ``3.1e-3``; ``layers_label([128, 32])`` -> ``128-32``;
 ``describe_config(cfg)`` -> ``relu 2x64 lr=3e-3 bs=64``: the words of a trial's run name
-(``t007 relu 2x64 lr=3e-3 bs=64``, :func:`sweeps.objective.run_name`) and of an
+(``t007 relu 2x64 lr=3e-3 bs=64``, :func:`sweeps.study.objective.run_name`) and of an
 ``ann-train`` run's (``moons relu 1x32 lr=1e-3 bs=32``).
 """
 

@@ -8,7 +8,7 @@ wheel, where setuptools copies the linked files into ``sweeps/conf`` as package 
 
 :func:`build_run_spec` checks a composed config against the engine's table of allowed
 values (:mod:`ann.params`) and the data registry (:data:`ann.data.DATASETS`) before
-anything runs; every problem is a :class:`~sweeps.errors.ConfigError` naming the config
+anything runs; every problem is a :class:`~sweeps.core.errors.ConfigError` naming the config
 key (as it is written on the command line), the value and what is allowed.
 """
 
@@ -26,11 +26,10 @@ from omegaconf import DictConfig, OmegaConf
 import ann
 from ann import params as P
 from ann.data import DATASETS
-from sweeps.errors import ConfigError, UserError
-from sweeps.redaction import redact
+from sweeps.config import CONFIG_DIR
+from sweeps.core.errors import ConfigError, UserError
+from sweeps.core.redaction import redact
 
-#: Where the configs are (a symlink to the repository's ``conf/`` in a checkout).
-CONFIG_DIR = Path(__file__).resolve().parent / "conf"
 CONFIG_NAME = "config"
 
 #: The config groups a run is made of, in the order they are logged.
@@ -149,7 +148,7 @@ class RunSpec:
 
 
 def compose(overrides: Iterable[str] = (), config_dir: str | os.PathLike | None = None) -> DictConfig:
-    """Compose the config as ``ann-train`` would, for code that calls :func:`sweeps.train.train`.
+    """Compose the config as ``ann-train`` would, for code that calls :func:`sweeps.training.run.train`.
 
     ``overrides`` use the command-line syntax (``["dataset=digits", "optimizer.lr=3e-3"]``).
     Must not be called while a ``@hydra.main`` application is running (use its ``cfg``).

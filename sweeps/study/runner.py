@@ -5,13 +5,13 @@ space, the sweep settings, the training config, the data, the tracking store -- 
 :func:`run_sweep` then
 
 1. opens the Optuna storage and creates the study, or resumes it toward ``n_trials``
-   (trials that count: see :func:`sweeps.study.counts_toward_budget`; numbering continues);
-2. finds or creates the MLflow parent run (:mod:`sweeps.parent`);
+   (trials that count: see :func:`sweeps.study.optuna_study.counts_toward_budget`; numbering continues);
+2. finds or creates the MLflow parent run (:mod:`sweeps.study.parent`);
 3. runs trials: in this process (``sweep.workers=1``) or in ``workers`` processes of
    their own, each with its own worker number (handed out by the study, so that other
    ``ann-sweep`` processes joining the same study get others), sampler seed
    (``sweep.seed + worker``) and ``cores // workers`` BLAS threads. Every trial is
-   claimed through the storage (:mod:`sweeps.claims`), so the study ends with exactly
+   claimed through the storage (:mod:`sweeps.study.claims`), so the study ends with exactly
    ``n_trials`` counted trials however many processes, on however many machines, run it;
 4. stops starting trials after ``sweep.timeout`` seconds, when a grid is exhausted, when
    more than ``sweep.max_failures`` trials failed in this process, or when the tracking
@@ -34,11 +34,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from sweeps import study as S
-from sweeps.errors import ConfigError
-from sweeps.redaction import redact_logging
-from sweeps.space import TAG_SPACE_CHANGE, SearchSpace, check_space_unchanged, parse_space
-from sweeps.storage_faults import RETRY_SECONDS, StorageOutage
+from sweeps.study import optuna_study as S
+from sweeps.core.errors import ConfigError
+from sweeps.core.redaction import redact_logging
+from sweeps.config.space import TAG_SPACE_CHANGE, SearchSpace, check_space_unchanged, parse_space
+from sweeps.study.storage_faults import RETRY_SECONDS, StorageOutage
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def compose(overrides: Sequence[str] = ()):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
-    from sweeps.config import CONFIG_DIR
+    from sweeps.config.run_spec import CONFIG_DIR
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR.resolve()), job_name="ann-sweep"):
         return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
@@ -80,7 +80,7 @@ class PreparedSweep:
     base: dict[str, Any]            # the training config every trial starts from
     settings: S.SweepSettings
     space: SearchSpace
-    spec: Any                       # sweeps.config.RunSpec of the base config
+    spec: Any                       # sweeps.config.run_spec.RunSpec of the base config
     task: str
     epochs: int
     n_train: int
@@ -98,8 +98,8 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     Raises:
         UserError / ConfigError: one line naming the key at fault.
     """
-    from sweeps.config import build_run_spec, to_container
-    from sweeps.train import build_model, prepare_data
+    from sweeps.config.run_spec import build_run_spec, to_container
+    from sweeps.training.run import build_model, prepare_data
 
     config = to_container(cfg)
     section = config.get("sweep")
@@ -119,8 +119,7 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     if settings.sampler == "grid":
         space.grid()
     if spec.tracking.enabled:
-        from sweeps import tracking
-
+        from sweeps.tracking import client as tracking
         tracking.probe(spec.tracking.uri, spec.tracking.probe_timeout, spec.tracking.experiment_name)
     user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("sweep") and not o.startswith("hydra")]
     return PreparedSweep(
@@ -161,7 +160,7 @@ class Budget:
     """Failures and a stop flag, shared by this process's worker processes.
 
     How many trials to start is not decided here but by the storage
-    (:class:`sweeps.claims.Coordinator`), so that any number of processes, on any
+    (:class:`sweeps.study.claims.Coordinator`), so that any number of processes, on any
     number of machines, end the study with exactly ``n_trials`` counted trials.
     """
 
@@ -248,13 +247,13 @@ def work(study, objective, budget: Budget, deadline: float | None, coordinator,
          on_trial: Callable | None = None, on_idle: Callable | None = None) -> None:
     """Run trials in this process until the study has ``n_trials`` or the sweep stops.
 
-    Each trial is claimed through ``coordinator`` (:meth:`sweeps.claims.Coordinator.run_one`);
+    Each trial is claimed through ``coordinator`` (:meth:`sweeps.study.claims.Coordinator.run_one`);
     when every slot is taken by trials still running elsewhere, the worker waits
     (``on_idle`` is called) rather than leaving, in case one of them dies and must be re-run.
     """
     import optuna
 
-    from sweeps.objective import STOP, TrialFailed
+    from sweeps.study.objective import STOP, TrialFailed
 
     while True:
         STOP.check()
@@ -313,7 +312,7 @@ def _lost(objective, trial, error: BaseException) -> bool:
         return True
     if not isinstance(error, (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError)):
         return False
-    from sweeps.objective import _frozen
+    from sweeps.study.objective import _frozen
 
     frozen = _frozen(trial)
     return frozen is not None and frozen.state.name == "FAIL"
@@ -334,8 +333,8 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         pass
     import optuna
 
-    from sweeps.claims import Coordinator
-    from sweeps.objective import STOP, Objective, TrackingOutage
+    from sweeps.study.claims import Coordinator
+    from sweeps.study.objective import STOP, Objective, TrackingOutage
 
     # Ctrl-C in a terminal reaches every process of the group: the main process alone
     # decides, and asks the workers to stop with SIGTERM, acted on at the end of an epoch.
@@ -359,7 +358,7 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
                           overrides=payload["overrides"], worker=index,
                           budget_ends=deadline if settings.budget is not None else None)
     coordinator = Coordinator(settings, study, worker=index)
-    from sweeps.train import Terminated
+    from sweeps.training.run import Terminated
 
     try:
         work(study, objective, budget, deadline, coordinator)
@@ -431,14 +430,14 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
     Raises:
         UserError: the storage cannot be opened, or the stored study optimises something else.
-        sweeps.objective.TrackingOutage: the tracking server stopped answering for longer
+        sweeps.study.objective.TrackingOutage: the tracking server stopped answering for longer
             than ``sweep.outage_wait`` (the parent run is left as it is).
-        KeyboardInterrupt / sweeps.train.Terminated: after the parent run was ended KILLED
+        KeyboardInterrupt / sweeps.training.run.Terminated: after the parent run was ended KILLED
             (or left to the workers still running elsewhere).
     """
-    from sweeps.claims import Coordinator
-    from sweeps.objective import TrackingOutage
-    from sweeps.parent import ParentRun, find_or_create_parent, leaderboard, registered_champion
+    from sweeps.study.claims import Coordinator
+    from sweeps.study.objective import TrackingOutage
+    from sweeps.study.parent import ParentRun, find_or_create_parent, leaderboard, registered_champion
 
     settings, space = prepared.settings, prepared.space
     t0 = time.time()
@@ -462,8 +461,8 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
         parent: ParentRun | None = None
         if prepared.tracking.enabled:
-            from sweeps import ui_views
-            from sweeps.train import connect
+            from sweeps.tracking import ui_views
+            from sweeps.training.run import connect
 
             client, experiment_id = connect(prepared.spec)
             with coordinator.lock:  # one parent per study, whoever starts first
@@ -474,8 +473,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                     parent.reopen()
             _describe_parent(parent, prepared, created)
             if space_change:
-                from sweeps import tracking
-
+                from sweeps.tracking import client as tracking
                 tracking.set_tags(client, run_id, {TAG_SPACE_CHANGE: space_change})
             # The trials' chart view exists from the start, so the link printed now works.
             ui_views.ensure_run_view_quietly(client, experiment_id, prepared.task, run_id)
@@ -511,7 +509,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         try:
             if remaining > 0:
                 if settings.workers == 1:
-                    from sweeps.objective import Objective
+                    from sweeps.study.objective import Objective
 
                     objective = Objective(prepared.base, space, settings,
                                           parent_run_id=parent.run_id if parent else None,
@@ -560,8 +558,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
                     except Exception as error:
                         log.warning("finishing the parent run failed: %s", error)
                         with contextlib.suppress(Exception):
-                            from sweeps import tracking
-
+                            from sweeps.tracking import client as tracking
                             tracking.terminate(parent.client, parent.run_id, "FINISHED" if complete else status)
         if outage is not None:
             raise outage
@@ -574,7 +571,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
             runs = None
             if parent is not None:
                 with contextlib.suppress(Exception):
-                    from sweeps.parent import trial_runs
+                    from sweeps.study.parent import trial_runs
 
                     runs = trial_runs(parent.client, parent.experiment_id, settings.study_name)
             board = leaderboard(study, settings, runs)
@@ -596,13 +593,13 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
 def _await_finisher(coordinator, parent_status: Callable[[], str | None]) -> tuple[bool, dict]:
     """Not elected to finish the parent run: wait until the elected worker has, and take its
-    place if it dies meanwhile (:meth:`sweeps.claims.Coordinator.elect_finisher`).
+    place if it dies meanwhile (:meth:`sweeps.study.claims.Coordinator.elect_finisher`).
 
     Returns ``(True, {})`` when this process must finish the parent run now, else
     ``(False, record)`` with the finisher's ``sweep.finished`` record (``done`` set, unless
     a Ctrl-C / SIGTERM ended the wait).
     """
-    from sweeps.objective import STOP
+    from sweeps.study.objective import STOP
 
     while True:
         record = coordinator.finish_record()
@@ -635,7 +632,7 @@ def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: floa
     ]
     for process in processes:
         process.start()
-    from sweeps.objective import STOP
+    from sweeps.study.objective import STOP
 
     try:
         while any(process.is_alive() for process in processes):
@@ -671,7 +668,7 @@ def _run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: floa
 
 
 def _reproducibility(prepared: PreparedSweep) -> dict[str, str]:
-    from sweeps.reproducibility import reproducibility_tags
+    from sweeps.tracking.reproducibility import reproducibility_tags
 
     return {**reproducibility_tags(prepared.spec.model_kwargs.get("seed")), "dataset": prepared.spec.dataset,
             "task": prepared.task}
@@ -681,7 +678,7 @@ def searched_params(space) -> dict[str, str]:
     """The parent run's params for the settings the sweep searches: each config key shows its
     distribution, not the base config's value (``model.activation={relu, tanh}``,
     ``model.hidden_layers=n_layers int [1, 3]; units int [16, 128] log``)."""
-    from sweeps.space import SETTINGS
+    from sweeps.config.space import SETTINGS
 
     by_key: dict[str, list[str]] = {}
     for name, dim in space.dimensions.items():
@@ -700,9 +697,9 @@ def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
     """Tags, params (a new parent only: params cannot change) and the config of the sweep."""
     from omegaconf import OmegaConf
 
-    from sweeps import tracking
-    from sweeps.config import run_params
-    from sweeps.parent import parent_tags
+    from sweeps.tracking import client as tracking
+    from sweeps.config.run_spec import run_params
+    from sweeps.study.parent import parent_tags
 
     tracking.set_tags(parent.client, parent.run_id, parent_tags(prepared.settings, prepared.space))
     if created:

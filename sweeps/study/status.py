@@ -16,7 +16,7 @@ says what it would do):
 
 * a RUNNING trial whose heartbeat is older than ``sweep.grace_period`` is failed, and its
   re-run queued (``sweep.max_retries``), exactly as a sweep's worker would -- under the
-  study's storage lock, so the trial counts stay exact (:mod:`sweeps.claims`);
+  study's storage lock, so the trial counts stay exact (:mod:`sweeps.study.claims`);
 * an MLflow run still RUNNING whose trial has ended (FAIL, PRUNED -- or stale, above) is
   ended KILLED (FINISHED for a COMPLETE trial), with ``sweep.state`` set to the trial's
   state and ``killed_by`` saying why; a FINISHED run whose trial did not complete (its
@@ -34,7 +34,7 @@ Every change is listed in :attr:`StatusReport.reconciled`.
 Reading creates nothing: a storage or tracking file that does not exist is reported (the
 storage) or left out (the tracking store), never created empty. A tracking server is
 probed first, with the same ``tracking.probe_timeout`` as ``ann-train``: one that does not
-answer is a :class:`~sweeps.errors.TrackingError`, not hundreds of seconds of retries.
+answer is a :class:`~sweeps.core.errors.TrackingError`, not hundreds of seconds of retries.
 """
 
 from __future__ import annotations
@@ -45,11 +45,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeps import study as S
-from sweeps import tracking
-from sweeps.config import absolute_path
-from sweeps.errors import UserError
-from sweeps.redaction import redact
+from sweeps.study import optuna_study as S
+from sweeps.tracking import client as tracking
+from sweeps.config.run_spec import absolute_path
+from sweeps.core.errors import UserError
+from sweeps.core.redaction import redact
 
 
 @dataclass
@@ -60,7 +60,7 @@ class StatusReport:
     directions: tuple[str, ...]
     counts: dict[str, int]
     finished: int
-    leaderboard: Any                                  # pandas DataFrame (sweeps.parent.leaderboard)
+    leaderboard: Any                                  # pandas DataFrame (sweeps.study.parent.leaderboard)
     parent_run_id: str | None = None
     experiment_id: str | None = None
     orphans: list[str] = field(default_factory=list)
@@ -79,8 +79,8 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
     """
     import optuna
 
-    from sweeps.claims import Coordinator, claim_of
-    from sweeps.parent import leaderboard, trial_runs
+    from sweeps.study.claims import Coordinator, claim_of
+    from sweeps.study.parent import leaderboard, trial_runs
 
     _check_storage_exists(settings)
     tracking_uri = _readable_tracking_store(tracking_uri, experiment_name, probe_timeout)
@@ -217,11 +217,11 @@ def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: 
     """Finish the parent run of a complete study that was left RUNNING by a finisher that died.
 
     The election goes through the study's lock like a worker's
-    (:meth:`sweeps.claims.Coordinator.elect_finisher`): a finisher still alive (its
+    (:meth:`sweeps.study.claims.Coordinator.elect_finisher`): a finisher still alive (its
     process on this host, its beat from another) keeps its job.
     """
-    from sweeps.claims import Coordinator, finisher_label
-    from sweeps.parent import ParentRun
+    from sweeps.study.claims import Coordinator, finisher_label
+    from sweeps.study.parent import ParentRun
 
     if S.finished_count(study) < settings.n_trials:
         return []
@@ -267,8 +267,7 @@ def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool
     finished run), and its ``sweep.state`` tag must be the trial's state (a worker that
     lost the tracking server could not write it).
     """
-    from sweeps import tracking
-
+    from sweeps.tracking import client as tracking
     done = []
     for run_id, run in sorted(runs.items(), key=lambda item: _number(item[1]) or -1):
         number = _number(run)

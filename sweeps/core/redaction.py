@@ -1,6 +1,6 @@
 """One function hides credentials in everything the package writes or prints: :func:`redact`.
 
-Every tag, param and text artifact sent to MLflow (:mod:`sweeps.tracking`), every line the
+Every tag, param and text artifact sent to MLflow (:mod:`sweeps.tracking.client`), every line the
 command-line tools print, every log record (:class:`RedactingFilter`) and the configs kept
 in Hydra's output folder (:func:`write_hydra_output`) go through it. It hides
 

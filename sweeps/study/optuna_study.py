@@ -1,7 +1,7 @@
 """The Optuna side of a sweep: settings, storage, sampler, pruner, and the study itself.
 
 * :func:`parse_settings` checks the ``sweep`` config section (everything but ``params``,
-  which :mod:`sweeps.space` parses) before any trial runs.
+  which :mod:`sweeps.config.space` parses) before any trial runs.
 * :func:`open_storage` opens ``sweep.storage``: an SQLAlchemy URL (``sqlite:///optuna.db``,
   ``postgresql://user@host/db``, ``mysql://...``) or, for a value without ``://``, an
   Optuna journal file (``optuna.log``). The SQLite default is what ``optuna-dashboard
@@ -21,7 +21,7 @@ trials, and FAILED ones that failed with a reason (the training raised). Trials 
 interrupted (Ctrl-C, SIGTERM), failed because their worker died (no heartbeat) or because
 the tracking server did not answer (``retryable``), or are left RUNNING by a killed
 process do not: they are re-run (see :func:`retry_trial`) or replaced, so that the study
-ends with exactly ``n_trials`` counted trials (:mod:`sweeps.claims`).
+ends with exactly ``n_trials`` counted trials (:mod:`sweeps.study.claims`).
 
 Heartbeats (:func:`open_storage`): with an RDB storage (SQLite, PostgreSQL, MySQL) every
 running trial writes a heartbeat every ``sweep.heartbeat_interval`` seconds; a RUNNING
@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sweeps.drivers import missing_driver
-from sweeps.errors import ConfigError, UserError
-from sweeps.redaction import redact
+from sweeps.core.drivers import missing_driver
+from sweeps.core.errors import ConfigError, UserError
+from sweeps.core.redaction import redact
 
 #: Seconds an SQLite writer waits for another process's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
@@ -85,7 +85,7 @@ MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "grid", "tpe")
 #: Study user attributes written when the study is created (and read when it is resumed).
 ATTR_METRICS = "sweep.metrics"
 ATTR_DIRECTIONS = "sweep.directions"
-#: The MLflow parent run of the sweep (see sweeps.parent).
+#: The MLflow parent run of the sweep (see sweeps.study.parent).
 ATTR_PARENT_RUN = "mlflow.parent_run_id"
 ATTR_EXPERIMENT = "mlflow.experiment_id"
 
@@ -440,7 +440,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
 
     Several processes may open a fresh PostgreSQL or MySQL database at once: the first one
     creates Optuna's tables while the others wait on a database lock. Every call of the
-    storage survives a lost connection (:mod:`sweeps.storage_faults`).
+    storage survives a lost connection (:mod:`sweeps.study.storage_faults`).
 
     Raises:
         UserError: ``sweep.storage=... cannot be opened: <why>`` (one line).
@@ -453,7 +453,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         return UserError(f"sweep.storage={redact(url)!r} cannot be opened: {problem}")
 
     if kind == "journal":
-        from sweeps.config import absolute_path
+        from sweeps.config.run_spec import absolute_path
 
         path = Path(absolute_path(url))
         if not path.parent.is_dir():
@@ -472,7 +472,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         raise fail("expected sqlite:///file.db, postgresql://user@host/db, mysql://... or a journal file path such as optuna.log")
     engine_kwargs: dict[str, Any] = {}
     if kind == "sqlite":
-        from sweeps.tracking import sqlite_path
+        from sweeps.tracking.client import sqlite_path
 
         path = sqlite_path(url)
         if path is not None:
@@ -499,8 +499,8 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         # with it, and the stalled worker, on waking, finds its trial failed.
         idle = 1000 * (grace_period if heartbeat_interval is not None else IDLE_IN_TRANSACTION_TIMEOUT)
         engine_kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={idle}"
-    from sweeps.claims import database_lock
-    from sweeps.storage_faults import RetryingRDBStorage
+    from sweeps.study.claims import database_lock
+    from sweeps.study.storage_faults import RetryingRDBStorage
 
     for attempt in range(4):
         try:
