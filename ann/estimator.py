@@ -29,12 +29,13 @@ import numpy as np
 
 from ann import params as P
 from ann.activations import make_activation
-from ann.data.preprocessing import Standardizer, one_hot
 from ann.exceptions import AnnError, DataError, InvalidParameterError, NonFiniteLossError
 from ann.losses import make_loss
 from ann.metrics import accuracy, regression_metrics
 from ann.network import Network
 from ann.optimizers import make_optimizer
+from ann.persistence import load_model, save_model
+from ann.preprocessing import Standardizer, one_hot
 from ann.schedules import make_schedule
 
 Callback = Callable[[int, dict], Any]
@@ -563,16 +564,12 @@ class MLP:
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> tuple[str, str]:
         """Write ``<path>.npz`` (arrays) and ``<path>.json`` (architecture); returns both paths."""
-        from ann.persistence import save_model
-
         return save_model(self, path)
 
     @classmethod
     def load(cls, path) -> "MLP":
         """Load a model written by :meth:`save` (refuses object arrays and wrong shapes)."""
-        from ann.persistence import load_model
-
-        return load_model(path)
+        return load_model(path, cls)
 
 
 class _Batches:

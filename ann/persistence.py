@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ann.data.preprocessing import Standardizer
+from ann.preprocessing import Standardizer
 from ann.exceptions import AnnError, ModelFileError
 
 FORMAT = "ann-mlp"
@@ -31,6 +31,7 @@ def _paths(path) -> tuple[Path, Path]:
 
 
 def save_model(model, path) -> tuple[str, str]:
+    """Write a fitted :class:`ann.MLP` as ``<path>.npz`` + ``<path>.json``; returns both paths."""
     net = model._network()
     npz_path, json_path = _paths(path)
     arrays = {}
@@ -56,9 +57,12 @@ def save_model(model, path) -> tuple[str, str]:
     return str(npz_path), str(json_path)
 
 
-def load_model(path):
-    from ann.estimator import MLP
+def load_model(path, model_class):
+    """The model written by :func:`save_model` at ``path``, as an instance of ``model_class``.
 
+    ``model_class`` is :class:`ann.MLP` (passed in by ``MLP.load``, so this module does
+    not import the estimator that imports it).
+    """
     npz_path, json_path = _paths(path)
     for required in (npz_path, json_path):
         if not required.is_file():
@@ -74,7 +78,7 @@ def load_model(path):
     arrays = _read_arrays(npz_path)
 
     try:
-        model = MLP(**meta["params"])
+        model = model_class(**meta["params"])
     except (AnnError, TypeError, KeyError) as error:
         raise ModelFileError(f"{json_path} holds invalid parameters: {error}") from None
     sizes = [int(s) for s in meta["layer_sizes"]]

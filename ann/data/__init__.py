@@ -14,11 +14,10 @@ The CSV loader is exported as ``load_csv`` (registered as ``"csv"``): a function
 ``csv`` here would shadow the submodule ``ann.data.csv``.
 """
 
-# datasets must be imported first: csv.py and idx.py import Dataset from it.
+from ann.data.base import TASKS, Dataset
+from ann.data.csv import load_csv
 from ann.data.datasets import (
     DATASETS,
-    TASKS,
-    Dataset,
     breast_cancer,
     circles,
     diabetes,
@@ -30,9 +29,8 @@ from ann.data.datasets import (
     spiral,
     xor,
 )
-from ann.data.csv import load_csv
 from ann.data.idx import fashion_mnist, mnist, read_idx, write_idx
-from ann.data.preprocessing import Standardizer, one_hot
+from ann.preprocessing import Standardizer, one_hot
 from ann.data.split import Splits, split_dataset, train_val_test_split
 
 __all__ = [

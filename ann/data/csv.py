@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ann.data.datasets import Dataset
+from ann.data.base import Dataset
 from ann.exceptions import DataError, InvalidParameterError
 
 CSV_TASKS = ("auto", "regression", "classification", "binary", "multiclass")

@@ -1,5 +1,6 @@
-"""Data sets for the engine: the :class:`Dataset` container, synthetic generators,
-scikit-learn's bundled sets and the :func:`load_dataset` registry.
+"""Data sets for the engine: synthetic generators, scikit-learn's bundled sets and the
+:func:`load_dataset` registry (the :class:`~ann.data.base.Dataset` container is in
+:mod:`ann.data.base`).
 
 Every generator is deterministic for its ``seed`` (``numpy.random.default_rng(seed)``)
 and returns features as ``float64`` of shape ``(n, d)``.  Classification labels are
@@ -26,99 +27,18 @@ fetch the four files ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.g
 from __future__ import annotations
 
 import inspect
-import math
-import numbers
-from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
-from ann.exceptions import DataError, InvalidParameterError
-
-TASKS = ("regression", "binary", "multiclass")
-
-
-@dataclass
-class Dataset:
-    """A supervised data set.
-
-    Attributes:
-        name: short name of the data set (registry name or CSV file stem).
-        X: features, ``float64`` of shape ``(n, d)``.
-        y: targets, ``int64`` class codes ``0..k-1`` for classification, ``float64`` of
-            shape ``(n,)`` for regression.
-        task: ``"regression"``, ``"binary"`` or ``"multiclass"``.
-        feature_names: one name per column of ``X``.
-        class_names: classification only: the original label of each class code, as str.
-        X_test, y_test: a predefined test split (MNIST has one), else ``None``.
-    """
-
-    name: str
-    X: np.ndarray
-    y: np.ndarray
-    task: str
-    feature_names: list[str]
-    class_names: list[str] | None = None
-    X_test: np.ndarray | None = None
-    y_test: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise InvalidParameterError("task", self.task, f"one of {list(TASKS)}")
-        _check_xy(self.X, self.y, "X", "y")
-        if (self.X_test is None) != (self.y_test is None):
-            raise DataError("X_test and y_test must be given together or both be None")
-        if self.X_test is not None:
-            _check_xy(self.X_test, self.y_test, "X_test", "y_test")
-
-    @property
-    def n_classes(self) -> int | None:
-        """Number of classes; ``None`` for regression."""
-        if self.task == "regression":
-            return None
-        if self.class_names is not None:
-            return len(self.class_names)
-        labels = [self.y] if self.y_test is None else [self.y, self.y_test]
-        return int(max(part.max(initial=-1) for part in labels)) + 1
-
-
-def _check_xy(X: np.ndarray, y: np.ndarray, x_name: str, y_name: str) -> None:
-    """Raise :class:`DataError` unless ``X`` is 2-D and ``y`` is 1-D with as many rows."""
-    if np.ndim(X) != 2:
-        raise DataError(f"{x_name} must be 2-D (n_samples, n_features), got shape {np.shape(X)}")
-    if np.ndim(y) != 1 or len(y) != len(X):
-        raise DataError(
-            f"{y_name} must be 1-D with one entry per row of {x_name}: "
-            f"shapes {np.shape(X)} and {np.shape(y)}"
-        )
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` as int if it is an integer ``>= minimum``, else raise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise InvalidParameterError(name, value, f"an integer >= {minimum}")
-    return int(value)
-
-
-def _check_float(name: str, value: object, low: float, high: float | None = None,
-                 include_low: bool = True) -> float:
-    """Return ``value`` as float if it is a finite real in the given range, else raise."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if include_low else value > low)
-    ok = ok and (high is None or value < high)
-    if not ok:
-        bracket = "[" if include_low else "("
-        upper = "inf)" if high is None else f"{high})"
-        raise InvalidParameterError(name, value, f"a finite number in {bracket}{low}, {upper}")
-    return float(value)
-
+from ann.data.base import Dataset, check_float, check_int
+from ann.data.csv import load_csv
+from ann.data.idx import fashion_mnist, mnist
+from ann.exceptions import InvalidParameterError
 
 def _rng(seed: object) -> np.random.Generator:
     """The generator for ``seed`` (a non-negative integer)."""
-    return np.random.default_rng(_check_int("seed", seed, 0))
+    return np.random.default_rng(check_int("seed", seed, 0))
 
 
 def _binary(name: str, X: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> Dataset:
@@ -139,8 +59,8 @@ def xor(n_samples: int = 4, noise: float = 0.0, seed: int = 0) -> Dataset:
     four corners are used equally often (``n_samples`` cycles through them), shuffled,
     and each point gets gaussian noise of standard deviation ``noise``.
     """
-    n = _check_int("n_samples", n_samples, 1)
-    noise = _check_float("noise", noise, 0.0)
+    n = check_int("n_samples", n_samples, 1)
+    noise = check_float("noise", noise, 0.0)
     rng = _rng(seed)
     table = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     if n == 4 and noise == 0.0:
@@ -159,8 +79,8 @@ def moons(n_samples: int = 500, noise: float = 0.2, seed: int = 0) -> Dataset:
     ``(0, 0)``; class 1 on the lower unit half circle centred at ``(1, 0.5)``.  Points
     are evenly spaced along the arcs, get gaussian noise of std ``noise``, and are shuffled.
     """
-    n = _check_int("n_samples", n_samples, 2)
-    noise = _check_float("noise", noise, 0.0)
+    n = check_int("n_samples", n_samples, 2)
+    noise = check_float("noise", noise, 0.0)
     rng = _rng(seed)
     n_outer = n // 2
     t_outer = np.linspace(0.0, np.pi, n_outer)
@@ -182,9 +102,9 @@ def circles(n_samples: int = 500, noise: float = 0.1, factor: float = 0.5,
     the circle of radius ``factor`` (``0 < factor < 1``); gaussian noise of std ``noise``
     is added and the points are shuffled.
     """
-    n = _check_int("n_samples", n_samples, 2)
-    noise = _check_float("noise", noise, 0.0)
-    factor = _check_float("factor", factor, 0.0, 1.0, include_low=False)
+    n = check_int("n_samples", n_samples, 2)
+    noise = check_float("noise", noise, 0.0)
+    factor = check_float("factor", factor, 0.0, 1.0, include_low=False)
     rng = _rng(seed)
     n_outer = n // 2
     t_outer = np.linspace(0.0, 2.0 * np.pi, n_outer, endpoint=False)
@@ -207,9 +127,9 @@ def spiral(n_samples: int = 600, n_classes: int = 3, noise: float = 0.2,
     and angle ``4 j + 4 r`` plus gaussian noise of std ``noise`` (on the angle), giving
     ``(r sin t, r cos t)``.  Points are shuffled.
     """
-    k = _check_int("n_classes", n_classes, 2)
-    n = _check_int("n_samples", n_samples, k)
-    noise = _check_float("noise", noise, 0.0)
+    k = check_int("n_classes", n_classes, 2)
+    n = check_int("n_samples", n_samples, k)
+    noise = check_float("noise", noise, 0.0)
     rng = _rng(seed)
     sizes = np.full(k, n // k) + (np.arange(k) < n % k)
     parts = []
@@ -236,9 +156,9 @@ def regression(n_samples: int = 500, n_features: int = 1, noise: float = 0.1,
     Features are uniform on ``[-2, 2]``; the target is :func:`regression_target`
     (``sin(2 x1) + 0.5 * (x2**2 + ... + xd**2)``) plus gaussian noise of std ``noise``.
     """
-    n = _check_int("n_samples", n_samples, 1)
-    d = _check_int("n_features", n_features, 1)
-    noise = _check_float("noise", noise, 0.0)
+    n = check_int("n_samples", n_samples, 1)
+    d = check_int("n_features", n_features, 1)
+    noise = check_float("noise", noise, 0.0)
     rng = _rng(seed)
     X = rng.uniform(-2.0, 2.0, size=(n, d))
     y = regression_target(X) + rng.normal(0.0, noise, size=n)
@@ -260,6 +180,7 @@ def _from_sklearn(name: str, bunch, task: str) -> Dataset:
 
 def digits() -> Dataset:
     """scikit-learn's 8x8 handwritten digits (1797 x 64, pixel values 0..16), 10 classes."""
+    # Deliberately lazy: importing scikit-learn takes about 2 s, and only this loader needs it.
     from sklearn.datasets import load_digits
 
     return _from_sklearn("digits", load_digits(), "multiclass")
@@ -267,6 +188,7 @@ def digits() -> Dataset:
 
 def breast_cancer() -> Dataset:
     """scikit-learn's Wisconsin breast cancer set (569 x 30); 0 = malignant, 1 = benign."""
+    # Deliberately lazy: importing scikit-learn takes about 2 s, and only this loader needs it.
     from sklearn.datasets import load_breast_cancer
 
     return _from_sklearn("breast_cancer", load_breast_cancer(), "binary")
@@ -274,17 +196,13 @@ def breast_cancer() -> Dataset:
 
 def diabetes() -> Dataset:
     """scikit-learn's diabetes set (442 x 10, scaled features) with the raw target (25..346)."""
+    # Deliberately lazy: importing scikit-learn takes about 2 s, and only this loader needs it.
     from sklearn.datasets import load_diabetes
 
     return _from_sklearn("diabetes", load_diabetes(scaled=True), "regression")
 
 
 # ---------------------------------------------------------------------- registry
-
-# csv.py and idx.py import Dataset from this module, so their loaders are imported
-# only now that Dataset is defined (ann/data/__init__.py imports this module first).
-from ann.data.csv import load_csv  # noqa: E402
-from ann.data.idx import fashion_mnist, mnist  # noqa: E402
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "xor": xor,

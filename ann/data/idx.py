@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ann.data.datasets import Dataset, _check_int
+from ann.data.base import Dataset, check_int
 from ann.exceptions import DataError, InvalidParameterError
 
 # IDX dtype code -> big-endian NumPy dtype.
@@ -203,7 +203,7 @@ def mnist(path: str | os.PathLike, kind: str = "mnist", limit: int | None = None
     if not isinstance(kind, str) or kind not in CLASS_NAMES:
         raise InvalidParameterError("kind", kind, f"one of {list(CLASS_NAMES)}")
     if limit is not None:
-        limit = _check_int("limit", limit, 1)
+        limit = check_int("limit", limit, 1)
     folder = Path(path)
     found = {name: _find_file(folder, name) for name in MNIST_FILES}
     missing = [name for name, file in found.items() if file is None]

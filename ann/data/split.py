@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ann.data.datasets import Dataset, _check_int
+from ann.data.base import Dataset, check_int
 from ann.exceptions import DataError, InvalidParameterError
 
 
@@ -102,7 +102,7 @@ def train_val_test_split(X, y, val_size: float = 0.15, test_size: float = 0.15,
     test_size = _check_fraction("test_size", test_size)
     if val_size + test_size >= 1.0:
         raise InvalidParameterError("val_size + test_size", val_size + test_size, "a sum < 1")
-    rng = np.random.default_rng(_check_int("seed", seed, 0))
+    rng = np.random.default_rng(check_int("seed", seed, 0))
     X, y = np.asarray(X), np.asarray(y)
     if X.ndim == 0 or y.ndim == 0 or len(X) != len(y):
         raise DataError(f"X and y must have the same number of rows: shapes {X.shape} and {y.shape}")

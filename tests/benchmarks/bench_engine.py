@@ -71,7 +71,7 @@ if str(REPO) not in sys.path:
 
 import ann  # noqa: E402
 from ann.activations import make_activation  # noqa: E402
-from ann.data.preprocessing import one_hot  # noqa: E402
+from ann.preprocessing import one_hot  # noqa: E402
 from ann.estimator import _Batches  # noqa: E402
 from ann.losses import make_loss  # noqa: E402
 from ann.network import Network  # noqa: E402
