@@ -251,8 +251,12 @@ class MLP:
             return "regression"
         return "binary" if len(np.unique(y)) == 2 else "multiclass"
 
-    def _setup(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Fix the task, targets encoding, preprocessing and a freshly initialised network."""
+    def _setup(self, X: np.ndarray, y: np.ndarray, x_scaler: Standardizer | None = None) -> None:
+        """Fix the task, targets encoding, preprocessing and a freshly initialised network.
+
+        ``x_scaler``: the fitted scaler ``X`` is already standardised by (else one is
+        fitted on ``X`` when ``standardize`` is on).
+        """
         task = self._infer_task(y)
         loss = self.loss or P.LOSSES_FOR_TASK[task][0]
         output = self.output_activation or P.OUTPUT_ACTIVATIONS_FOR_TASK[task][0]
@@ -283,7 +287,9 @@ class MLP:
             n_outputs = 1 if task == "binary" else len(self.classes_)
 
         self.n_features_in_ = X.shape[1]
-        self.x_scaler_ = Standardizer().fit(X) if self.standardize else None
+        if x_scaler is None and self.standardize:
+            x_scaler = Standardizer().fit(X)
+        self.x_scaler_ = x_scaler
         self._build(n_outputs)
 
     def _build(self, n_outputs: int) -> None:
@@ -312,7 +318,30 @@ class MLP:
         )
         self._loss = make_loss(self.loss_)
 
-    def _inputs(self, X: np.ndarray) -> np.ndarray:
+    def _check_standardized_by(self, scaler: Any, X: np.ndarray) -> None:
+        """``fit``'s ``standardized_by``: a fitted scaler for X's columns, X in the model's dtype."""
+        if scaler is None:
+            return
+        if not self.standardize:
+            raise InvalidParameterError(
+                "standardized_by", scaler, "None when standardize=False (the model takes raw inputs)"
+            )
+        if not isinstance(scaler, Standardizer) or scaler.mean is None or scaler.scale is None:
+            raise InvalidParameterError("standardized_by", scaler, "a fitted ann.preprocessing.Standardizer")
+        if scaler.n_features != X.shape[1]:
+            raise DataError(
+                f"standardized_by was fitted on {scaler.n_features} features but X has {X.shape[1]}"
+            )
+
+    def _inputs(self, X: np.ndarray, standardized_by: Standardizer | None = None, name: str = "X") -> np.ndarray:
+        """The network's input rows: ``X`` standardised (unless it already is) in the model's dtype."""
+        if standardized_by is not None:
+            if X.dtype != np.dtype(self.dtype):
+                raise DataError(
+                    f"{name} is {X.dtype} but the model computes in {self.dtype}: standardise it "
+                    f"with scaler.transform({name}, dtype={self.dtype!r}) to pass standardized_by"
+                )
+            return np.ascontiguousarray(X)
         if self.x_scaler_ is not None:
             return self.x_scaler_.transform(X, dtype=self.dtype)
         return np.ascontiguousarray(X, dtype=self.dtype)
@@ -352,6 +381,7 @@ class MLP:
         y: Any,
         validation_data: tuple[Any, Any] | None = None,
         callbacks: Iterable[Callback] | None = None,
+        standardized_by: Standardizer | None = None,
     ) -> History:
         """Train from scratch; returns the :class:`History`.
 
@@ -359,11 +389,30 @@ class MLP:
         is 1-based; ``logs`` holds that epoch's metrics and ``epoch_seconds``). A truthy
         return value stops training; an exception raised by a callback propagates.
 
+        ``standardized_by``: ``X`` (and the validation X) are already standardised by this
+        fitted :class:`~ann.preprocessing.Standardizer`, as
+        ``scaler.transform(X, dtype=model.dtype)``. The model keeps the scaler, so
+        ``predict``, ``evaluate`` and a saved model take raw inputs as usual, and the run is
+        bit for bit the one ``fit(X_raw, y)`` gives with ``standardize=True``: standardise a
+        data set once and train many models on it without repeating the work per fit.
+
+        >>> import numpy as np, ann
+        >>> from ann.preprocessing import Standardizer
+        >>> rng = np.random.default_rng(0)
+        >>> X, y = rng.normal(5.0, 3.0, size=(200, 4)), rng.integers(0, 2, size=200)
+        >>> scaler = Standardizer().fit(X)                    # once per data set
+        >>> Z = scaler.transform(X, dtype="float32")          # the models' dtype
+        >>> fast = ann.MLP(hidden_layers=[8], epochs=3).fit(Z, y, standardized_by=scaler)
+        >>> plain = ann.MLP(hidden_layers=[8], epochs=3).fit(X, y)
+        >>> fast.history == plain.history
+        True
+
         Raises:
             NonFiniteLossError: the loss became NaN or infinite (at once, with the epoch).
         """
         started = time.perf_counter()
         X = self._check_X(X) if self.network_ is None else self._refit_check(X)
+        self._check_standardized_by(standardized_by, X)
         y = self._check_y(y, X.shape[0])
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -385,11 +434,11 @@ class MLP:
             if not callable(callback):
                 raise InvalidParameterError("callbacks", callback, "callables cb(epoch, logs)")
 
-        self._setup(X, y)
+        self._setup(X, y, standardized_by)
         net = self.network_
-        inputs, targets = self._inputs(X), self._targets(y)
+        inputs, targets = self._inputs(X, standardized_by), self._targets(y)
         if validation_data is not None:
-            val_inputs, val_targets = self._inputs(X_val), self._targets(y_val)
+            val_inputs, val_targets = self._inputs(X_val, standardized_by, "X_val"), self._targets(y_val)
 
         optimizer = make_optimizer(
             self.optimizer, net.theta, self.lr, momentum=self.momentum, beta1=self.beta1,
