@@ -29,18 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps.core import vocabulary as V
 from sweeps.core.mlflow_env import quiet_mlflow
 
 PROG = "ann-replay"
 EXIT_USAGE = 2
 EXIT_DIFFERENT = 3
 DEFAULT_URI = "sqlite:///mlflow.db"
-#: Tags on the replay run.
-TAG_REPLAY_OF = "replay.of"
-TAG_IDENTICAL = "replay.identical"
-TAG_FIRST_DIFFERENCE = "replay.first_difference"
 #: Per-epoch metrics that are not compared (wall time differs from run to run).
-NOT_COMPARED = ("time/",)
+NOT_COMPARED = (V.TIME_PREFIX,)
 
 
 @dataclass
@@ -98,11 +95,11 @@ def changed_versions(original_tags: Mapping[str, str], current_tags: Mapping[str
     """``numpy 2.3.1 -> 2.3.2``, ``git.commit 1a2b3c4 -> 5d6e7f8``: what differs since the original."""
     changes = []
     keys = sorted({k for k in (*original_tags, *current_tags) if k.startswith("versions.")})
-    for key in [*keys, "git.commit", "git.dirty"]:
+    for key in [*keys, V.TAG_GIT_COMMIT, V.TAG_GIT_DIRTY]:
         old, new = original_tags.get(key), current_tags.get(key)
         if old != new and (old is not None or key.startswith("versions.")):
             name = key[len("versions."):] if key.startswith("versions.") else key
-            shorten = (lambda v: v[:12] if v else v) if key == "git.commit" else (lambda v: v)
+            shorten = (lambda v: v[:12] if v else v) if key == V.TAG_GIT_COMMIT else (lambda v: v)
             changes.append(f"{name} {shorten(old) or '(none)'} -> {shorten(new) or '(none)'}")
     return changes
 
@@ -135,7 +132,7 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
     from sweeps.core.errors import ConfigError, UserError
     from sweeps.tracking.reproducibility import reproducibility_tags
     from sweeps.config.suggestions import suggest_key
-    from sweeps.training.run import metric_name, train
+    from sweeps.training.run import train
 
     uri = uri or DEFAULT_URI
     tracking.probe(uri)
@@ -168,10 +165,10 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
 
     def collect(epoch: int, logs: Mapping[str, float]) -> None:
         for key, value in logs.items():
-            history.setdefault(metric_name(key), []).append(float(value))
+            history.setdefault(V.metric_name(key), []).append(float(value))
 
     name = original.info.run_name or run_id
-    result = train(cfg, callbacks=[collect], run_name=f"replay of {name}", tags={TAG_REPLAY_OF: run_id},
+    result = train(cfg, callbacks=[collect], run_name=f"replay of {name}", tags={V.TAG_REPLAY_OF: run_id},
                    overrides=list(overrides))
     originals = {key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
                  for key in _per_epoch_keys(original, history)}
@@ -183,9 +180,9 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
     if str(original.data.tags.get("seed")) in ("None", "null"):
         comparison.notes.append("the original run had no seed (training.seed=null): it cannot reproduce")
     changes = changed_versions(original.data.tags, reproducibility_tags(None)) if not comparison.identical else []
-    verdict = {TAG_IDENTICAL: str(comparison.identical).lower()}
+    verdict = {V.TAG_IDENTICAL: str(comparison.identical).lower()}
     if comparison.first_difference:
-        verdict[TAG_FIRST_DIFFERENCE] = comparison.first_difference
+        verdict[V.TAG_FIRST_DIFFERENCE] = comparison.first_difference
     tracking.set_tags(client, result["run_id"], verdict)
     return Replay(run_id, name, result, comparison, changes, list(overrides))
 

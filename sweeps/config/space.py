@@ -59,6 +59,7 @@ from typing import Any, Mapping
 import ann
 from ann import params as P
 from sweeps.config.run_spec import MODEL_KEYS, OPTIMIZER_KEYS, SCHEDULE_KEYS, TRAINING_KEYS
+from sweeps.core import vocabulary as V
 from sweeps.core.errors import ConfigError
 
 #: The largest number of hidden layers a space may ask for.
@@ -366,12 +367,6 @@ def _plain(value: Any) -> Any:
 # ----------------------------------------------------------------------------- parse
 
 
-#: The study attribute holding the space a study was created (or last resumed) with.
-ATTR_SPACE = "sweep.space"
-#: The study attribute listing every accepted change of the space (sweep.allow_space_change).
-ATTR_SPACE_CHANGES = "sweep.space_changes"
-#: The parent run's tag with the last accepted change of the space.
-TAG_SPACE_CHANGE = "sweep.space_changed"
 
 
 def space_difference(stored: Mapping[str, str], current: Mapping[str, str]) -> list[str]:
@@ -392,7 +387,7 @@ def check_space_unchanged(study, space: "SearchSpace", allow_change: bool) -> st
 
     A new study (or one from before spaces were recorded) records ``space``. Returns the
     accepted change as one line (None: unchanged), which the study also keeps in
-    :data:`ATTR_SPACE_CHANGES`.
+    :data:`sweeps.core.vocabulary.ATTR_SPACE_CHANGES`.
 
     Raises:
         UserError: the space differs and ``allow_change`` is false.
@@ -402,9 +397,9 @@ def check_space_unchanged(study, space: "SearchSpace", allow_change: bool) -> st
     from sweeps.core.errors import UserError
 
     current = space.describe()
-    stored = study.user_attrs.get(ATTR_SPACE)
+    stored = study.user_attrs.get(V.ATTR_SPACE)
     if stored is None:
-        study.set_user_attr(ATTR_SPACE, current)
+        study.set_user_attr(V.ATTR_SPACE, current)
         return None
     changes = space_difference(stored, current)
     if not changes:
@@ -414,11 +409,11 @@ def check_space_unchanged(study, space: "SearchSpace", allow_change: bool) -> st
         raise UserError(f"sweep.params differ from the search space of study {study.study_name!r} ({change}): "
                         "resume with the same sweep.params, choose a new sweep.study_name, or accept the change "
                         "with sweep.allow_space_change=true")
-    history = list(study.user_attrs.get(ATTR_SPACE_CHANGES) or [])
+    history = list(study.user_attrs.get(V.ATTR_SPACE_CHANGES) or [])
     history.append({"time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                     "trials_before": len(study.get_trials(deepcopy=False)), "change": change})
-    study.set_user_attr(ATTR_SPACE_CHANGES, history)
-    study.set_user_attr(ATTR_SPACE, current)
+    study.set_user_attr(V.ATTR_SPACE_CHANGES, history)
+    study.set_user_attr(V.ATTR_SPACE, current)
     return change
 
 

@@ -52,17 +52,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.study.storage_faults import retry_on_faults
 
 log = logging.getLogger(__name__)
 
-#: Trial user attribute: who claimed the trial ({host, pid, worker, heartbeat, at}).
-ATTR_CLAIM = "sweep.claim"
-#: Study user attribute: how many worker numbers were handed out so far.
-ATTR_WORKER_SLOTS = "sweep.worker_slots"
-#: Study user attribute: the worker that finished the parent run of a complete study.
-ATTR_FINISHED = "sweep.finished"
 
 #: Default lease of a PostgreSQL lock: a holder that cannot run keeps it at most this long
 #: (the study's lock uses the grace period).
@@ -435,7 +430,7 @@ class Coordinator:
 
     def alive(self, trial) -> bool:
         """Whether a RUNNING trial's worker is alive, as far as this process can tell."""
-        claim = trial.user_attrs.get(ATTR_CLAIM)
+        claim = trial.user_attrs.get(V.ATTR_CLAIM)
         if not isinstance(claim, dict):
             return False  # not started by a claim: left over by an older version, or by hand
         if claim.get("heartbeat") and self.heartbeats:
@@ -564,7 +559,7 @@ class Coordinator:
             # The first heartbeat before the claim: a worker that dies right after claiming
             # leaves a trial that goes stale (Optuna ignores a trial without any heartbeat).
             self.study._storage.record_heartbeat(trial._trial_id)
-        trial.set_user_attr(ATTR_CLAIM, claim)
+        trial.set_user_attr(V.ATTR_CLAIM, claim)
 
     # ------------------------------------------------------------- once per study
 
@@ -583,12 +578,12 @@ class Coordinator:
                 first += 1
             for number in range(first, first + n_workers):
                 held[str(number)] = {"host": HOST, "pid": os.getpid()}
-            self.study.set_user_attr(ATTR_WORKER_SLOTS, held)
+            self.study.set_user_attr(V.ATTR_WORKER_SLOTS, held)
         self._joined = [*getattr(self, "_joined", []), *range(first, first + n_workers)]
         return first
 
     def _held_numbers(self) -> dict:
-        slots = self.study.user_attrs.get(ATTR_WORKER_SLOTS)
+        slots = self.study.user_attrs.get(V.ATTR_WORKER_SLOTS)
         if not isinstance(slots, dict):  # a study from before numbers were released (a count): none held
             return {}
         return {number: holder for number, holder in slots.items()
@@ -600,7 +595,7 @@ class Coordinator:
             return
         with self.lock:
             slots = self._held_numbers()
-            self.study.set_user_attr(ATTR_WORKER_SLOTS, {n: h for n, h in slots.items() if n not in mine})
+            self.study.set_user_attr(V.ATTR_WORKER_SLOTS, {n: h for n, h in slots.items() if n not in mine})
         self._joined = []
 
     def elect_finisher(self, parent_status: Callable[[], str | None] | None = None) -> bool:
@@ -615,7 +610,7 @@ class Coordinator:
         """
         with self.lock:
             counted = self.census().counted
-            record = self.study.user_attrs.get(ATTR_FINISHED) or {}
+            record = self.study.user_attrs.get(V.ATTR_FINISHED) or {}
             now = time.time()
             same = record.get("trials") == counted and record.get("n_trials") == self.settings.n_trials
             if same and (record.get("done") or self.finisher_alive(record)):
@@ -625,7 +620,7 @@ class Coordinator:
             if same and not record.get("done"):
                 log.warning("the parent run's finisher (%s) is gone: this process finishes the parent run instead",
                             finisher_label(record))
-            self.study.set_user_attr(ATTR_FINISHED, {
+            self.study.set_user_attr(V.ATTR_FINISHED, {
                 "trials": counted, "n_trials": self.settings.n_trials, "host": HOST, "pid": os.getpid(),
                 "worker": self.worker, "time": now, "beat": now, "done": False,
             })
@@ -640,7 +635,7 @@ class Coordinator:
 
     def finish_record(self) -> dict:
         """The ``sweep.finished`` attribute as the storage holds it now ({} if none)."""
-        return dict(self.study.user_attrs.get(ATTR_FINISHED) or {})  # read from the storage each time
+        return dict(self.study.user_attrs.get(V.ATTR_FINISHED) or {})  # read from the storage each time
 
     @contextlib.contextmanager
     def finishing(self):
@@ -684,7 +679,7 @@ class Coordinator:
         with lock:
             record = self.finish_record()
             if record.get("host") == HOST and record.get("pid") == os.getpid():
-                self.study.set_user_attr(ATTR_FINISHED, {**record, **changes})
+                self.study.set_user_attr(V.ATTR_FINISHED, {**record, **changes})
 
     def close(self) -> None:
         try:
@@ -712,5 +707,5 @@ def finisher_label(record: dict) -> str:
 
 def claim_of(trial) -> dict[str, Any]:
     """The trial's claim (host, pid, worker, heartbeat, at), {} if it has none."""
-    claim = trial.user_attrs.get(ATTR_CLAIM)
+    claim = trial.user_attrs.get(V.ATTR_CLAIM)
     return claim if isinstance(claim, dict) else {}

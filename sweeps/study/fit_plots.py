@@ -19,7 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from sweeps.study.fit_view import FIT_COLOURS, LABEL_ORDER, PRUNED, label_counts, labels
+from sweeps.core import vocabulary as V
+from sweeps.study.fit_view import FIT_COLOURS, label_counts, labels
 from sweeps.training.plots import PLOTTED_METRIC
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,11 @@ def fit_map_figure(study, board, title: str | None = None) -> Figure | None:
         y, y_names, y_log = np.random.default_rng(1).uniform(-0.3, 0.3, len(x)), None, False
     trial_labels = labels(board)
     counts = label_counts(board)
-    for label in LABEL_ORDER:
+    for label in V.LABEL_ORDER:
         rows = [i for i, value in enumerate(trial_labels) if value == label]
         if not rows:
             continue
-        pruned = label == PRUNED
+        pruned = label == V.PRUNED
         style = {"marker": "x"} if pruned else {"marker": "o", "edgecolors": "black"}
         ax.scatter(x[rows], y[rows], s=40 if pruned else 70, c=FIT_COLOURS[label], linewidths=0.5,
                    label=f"{label} ({counts[label]})", zorder=2 if pruned else 3, **style)

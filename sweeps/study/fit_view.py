@@ -19,11 +19,8 @@ from __future__ import annotations
 
 from typing import Mapping
 
-#: The label of a pruned trial that has no diagnosis.
-PRUNED = "pruned"
-#: Every label a trial can show: :data:`sweeps.training.diagnosis.LABELS` best first, then pruned
-#: (the order of counts and legends).
-LABEL_ORDER = ("good", "overfit", "underfit", "unstable", "diverged", PRUNED)
+from sweeps.core import vocabulary as V
+
 #: Colours of the labels in the fit map and the curve overlay.
 FIT_COLOURS = {
     "good": "tab:green",
@@ -31,10 +28,8 @@ FIT_COLOURS = {
     "underfit": "tab:orange",
     "unstable": "tab:purple",
     "diverged": "tab:gray",
-    PRUNED: "lightgray",
+    V.PRUNED: "lightgray",
 }
-#: The run tag that marks a trial shown in the sweep's "one of each label" view.
-SHOWCASE_TAG = "sweep.showcase"
 
 
 def labels(board) -> list[str]:
@@ -43,16 +38,16 @@ def labels(board) -> list[str]:
 
 
 def label_counts(board) -> dict[str, int]:
-    """Trials per label, in :data:`LABEL_ORDER` (labels with no trial left out)."""
+    """Trials per label, in :data:`sweeps.core.vocabulary.LABEL_ORDER` (labels with no trial left out)."""
     if board is None or board.empty:
         return {}
     found = labels(board)
-    return {label: found.count(label) for label in LABEL_ORDER if found.count(label)}
+    return {label: found.count(label) for label in V.LABEL_ORDER if found.count(label)}
 
 
 def counts_line(counts: Mapping[str, int]) -> str:
     """``19 good, 4 overfit, 3 unstable`` (pruned trials without a label are left out)."""
-    return ", ".join(f"{n} {label}" for label, n in counts.items() if label != PRUNED)
+    return ", ".join(f"{n} {label}" for label, n in counts.items() if label != V.PRUNED)
 
 
 #: Trials shown beside the best of each label: the best few overall.
@@ -70,9 +65,9 @@ def representatives(board, k: int) -> list[int]:
         return []
     found = labels(board)
     usable = [i for i, (label, run) in enumerate(zip(found, board["run_id"]))
-              if label and label != PRUNED and isinstance(run, str)]
+              if label and label != V.PRUNED and isinstance(run, str)]
     chosen: list[int] = []
-    for label in LABEL_ORDER:
+    for label in V.LABEL_ORDER:
         first = next((i for i in usable if found[i] == label), None)
         if first is not None:
             chosen.append(first)

@@ -53,6 +53,7 @@ from typing import Any, Mapping, Sequence
 
 from omegaconf import OmegaConf
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.config.run_spec import CONFIG_DIR, format_value
 from sweeps.core.redaction import redact
@@ -63,17 +64,6 @@ from sweeps.study.storage_faults import StorageOutage
 
 log = logging.getLogger(__name__)
 
-TAG_STUDY = "sweep.study_name"
-TAG_TRIAL = "sweep.trial_number"
-TAG_TRIAL_UID = "sweep.trial_uid"
-TAG_STATE = "sweep.state"
-TAG_STORAGE = "sweep.storage"
-TAG_ROLE = "sweep.role"
-TAG_PRUNED_AT = "pruned_at_epoch"
-TAG_PRUNE_REASON = "prune_reason"
-TAG_FAIL_REASON = "fail_reason"
-#: The (first) objective value of a completed trial, as a metric of its run (sortable in the UI).
-OBJECTIVE_METRIC = "sweep/objective"
 
 
 class TrialFailed(Exception):
@@ -275,9 +265,7 @@ class EpochReporter:
 
 
 def _metric_label(engine_key: str) -> str:
-    from sweeps.training.run import metric_name
-
-    return metric_name(engine_key)
+    return V.metric_name(engine_key)
 
 
 # ----------------------------------------------------------------------- objective
@@ -356,16 +344,16 @@ class Objective:
         values = self.space.suggest(trial, base_layers, self.base)
         cfg, trial_overrides = trial_config(self.base, self.space, values)
         uid = uuid.uuid4().hex
-        trial.set_user_attr("sweep.trial_uid", uid)
-        trial.set_user_attr(S.TRIAL_WORKER, self.worker)
+        trial.set_user_attr(V.TRIAL_UID, uid)
+        trial.set_user_attr(V.TRIAL_WORKER, self.worker)
         name = run_name(trial.number, cfg, list(self.space.dimensions))
         tags = {
-            TAG_STUDY: self.settings.study_name,
-            TAG_TRIAL: str(trial.number),
-            TAG_TRIAL_UID: uid,
-            TAG_STATE: "RUNNING",
-            TAG_STORAGE: redact(self.settings.storage or ""),
-            TAG_ROLE: "trial",
+            V.TAG_STUDY: self.settings.study_name,
+            V.TAG_TRIAL: str(trial.number),
+            V.TAG_TRIAL_UID: uid,
+            V.TAG_STATE: "RUNNING",
+            V.TAG_STORAGE: redact(self.settings.storage or ""),
+            V.TAG_ROLE: "trial",
         }
         link_state = {"run_id": None}
 
@@ -415,16 +403,16 @@ class Objective:
             raise
         except TrialLost as lost:
             self.lost = True
-            self._tag(link_state["run_id"], {TAG_STATE: "FAIL", TAG_FAIL_REASON: str(lost)})
+            self._tag(link_state["run_id"], {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: str(lost)})
             raise
         except StorageOutage as outage:  # the trial stays RUNNING: it goes stale and is re-run elsewhere
-            self._tag(link_state["run_id"] or self._find_run(uid), {TAG_STATE: "FAIL", TAG_FAIL_REASON: str(outage)})
+            self._tag(link_state["run_id"] or self._find_run(uid), {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: str(outage)})
             raise
         except (KeyboardInterrupt, Terminated):
-            trial.set_user_attr(S.TRIAL_INTERRUPTED, True)
-            trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
+            trial.set_user_attr(V.TRIAL_INTERRUPTED, True)
+            trial.set_user_attr(V.TRIAL_EPOCHS, reporter.epochs)
             run_id = link() if self.tracking_enabled else None
-            self._tag(run_id, {TAG_STATE: "FAIL", TAG_FAIL_REASON: "interrupted"})
+            self._tag(run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: "interrupted"})
             raise
         except Exception as error:
             reason = _one_line(error)
@@ -432,26 +420,26 @@ class Objective:
                 # No more requests to a server that just failed us: the run (if any) is
                 # reconciled later by ann-sweep-status through its trial-number tag.
                 self._fail_retryable(trial, f"tracking failed: {reason}", None, reporter.epochs)
-            trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
-            trial.set_user_attr(S.TRIAL_EPOCHS, reporter.epochs)
+            trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
+            trial.set_user_attr(V.TRIAL_EPOCHS, reporter.epochs)
             run_id = link() if self.tracking_enabled else None
-            self._tag(run_id, {TAG_STATE: "FAIL", TAG_FAIL_REASON: reason})
+            self._tag(run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: reason})
             raise TrialFailed(reason) from None
 
         run_id = result.get("run_id")
         if run_id:
             self.current_run_id = link_state["run_id"] = run_id
-            trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
-            trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, result.get("experiment_id"))
+            trial.set_user_attr(V.TRIAL_RUN_ID, run_id)
+            trial.set_user_attr(V.TRIAL_EXPERIMENT_ID, result.get("experiment_id"))
         if result.get("model_uri"):
-            trial.set_user_attr(S.TRIAL_MODEL_URI, result["model_uri"])
-        trial.set_user_attr(S.TRIAL_FIT, result.get("fit"))
-        trial.set_user_attr(S.TRIAL_METRICS, {
+            trial.set_user_attr(V.TRIAL_MODEL_URI, result["model_uri"])
+        trial.set_user_attr(V.TRIAL_FIT, result.get("fit"))
+        trial.set_user_attr(V.TRIAL_METRICS, {
             key: float(value) for key, value in result.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
-            and (key.startswith("best/") or key.endswith("/test") or key == "n_parameters")
+            and (key.startswith(V.BEST_PREFIX) or key.endswith("/test") or key == V.N_PARAMETERS)
         })
-        trial.set_user_attr(S.TRIAL_EPOCHS, int(result.get("epochs_run", reporter.epochs)))
+        trial.set_user_attr(V.TRIAL_EPOCHS, int(result.get("epochs_run", reporter.epochs)))
 
         non_finite = self._non_finite_reason(result, run_id)
         if non_finite is not None:
@@ -469,14 +457,14 @@ class Objective:
         if run_id:
             from sweeps.tracking import client as tracking
             try:  # a complete trial's run must say so: these two writes are not optional
-                tracking.set_tags(self.client, run_id, {TAG_STATE: "COMPLETE"})
-                tracking.log_metrics(self.client, run_id, {OBJECTIVE_METRIC: objective_values[0]},
+                tracking.set_tags(self.client, run_id, {V.TAG_STATE: "COMPLETE"})
+                tracking.log_metrics(self.client, run_id, {V.OBJECTIVE: objective_values[0]},
                                      step=int(result.get("epochs_run", reporter.epochs)))
             except Exception as error:
                 reason = f"tracking failed after training: {_one_line(error)}"
                 if live and is_tracking_failure(error):
                     self._fail_retryable(trial, reason, None, reporter.epochs)
-                trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
+                trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
                 raise TrialFailed(reason) from None
         return objective_values[0] if len(objective_values) == 1 else tuple(objective_values)
 
@@ -490,7 +478,7 @@ class Objective:
         state = frozen.state.name if frozen is not None else "FAIL"
         reason = (f"trial {trial.number} was failed by another worker while it ran here "
                   "(no heartbeat within sweep.grace_period); this run does not count")
-        self._tag(run_id, {TAG_STATE: state, TAG_FAIL_REASON: reason, "killed_by": reason})
+        self._tag(run_id, {V.TAG_STATE: state, V.TAG_FAIL_REASON: reason, V.TAG_KILLED_BY: reason})
         if run_id is not None and self.client is not None:
             from sweeps.tracking import client as tracking
             try:
@@ -557,17 +545,17 @@ class Objective:
 
     def _start_retry(self, trial) -> None:
         """A re-run (Optuna copied the failed trial's attributes): forget its old run, note what it repeats."""
-        if "sweep.trial_uid" not in trial.user_attrs:
+        if V.TRIAL_UID not in trial.user_attrs:
             return
-        for key in (S.TRIAL_RUN_ID, S.TRIAL_EXPERIMENT_ID, S.TRIAL_MODEL_URI, S.TRIAL_FIT, S.TRIAL_METRICS,
-                    S.TRIAL_EPOCHS, S.TRIAL_FAIL_REASON, S.TRIAL_RETRYABLE, S.TRIAL_PRUNED_AT, S.TRIAL_PRUNE_REASON,
-                    S.TRIAL_INTERRUPTED):
+        for key in (V.TRIAL_RUN_ID, V.TRIAL_EXPERIMENT_ID, V.TRIAL_MODEL_URI, V.TRIAL_FIT, V.TRIAL_METRICS,
+                    V.TRIAL_EPOCHS, V.TRIAL_FAIL_REASON, V.TRIAL_RETRYABLE, V.TRIAL_PRUNED_AT, V.TRIAL_PRUNE_REASON,
+                    V.TRIAL_INTERRUPTED):
             if trial.user_attrs.get(key) is not None:
                 trial.set_user_attr(key, None)
         frozen = _frozen(trial)
         origin = S.retried_from(frozen) if frozen is not None else None
         if origin is not None:
-            trial.set_user_attr(S.TRIAL_RETRY_OF, origin)
+            trial.set_user_attr(V.TRIAL_RETRY_OF, origin)
             log.info("trial %d re-runs trial %d", trial.number, origin)
 
     def _fail_retryable(self, trial, reason: str, run_id: str | None, epochs: int) -> None:
@@ -575,10 +563,10 @@ class Objective:
         frozen = _frozen(trial)
         queued = frozen is not None and S.retry_trial(trial.study, frozen, self.settings.max_retries)
         reason = reason + ("; re-run queued" if queued else f"; not re-run (sweep.max_retries={self.settings.max_retries} used up)")
-        trial.set_user_attr(S.TRIAL_FAIL_REASON, reason[:1000])
-        trial.set_user_attr(S.TRIAL_RETRYABLE, True)
-        trial.set_user_attr(S.TRIAL_EPOCHS, int(epochs))
-        self._tag(run_id, {TAG_STATE: "FAIL", TAG_FAIL_REASON: reason})
+        trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
+        trial.set_user_attr(V.TRIAL_RETRYABLE, True)
+        trial.set_user_attr(V.TRIAL_EPOCHS, int(epochs))
+        self._tag(run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: reason})
         log.warning("trial %d: %s", trial.number, reason)
         raise TrialFailed(reason, retryable=True)
 
@@ -588,9 +576,7 @@ class Objective:
             return None
         if run_id is None:
             return "its run could not be found on the tracking server"
-        from sweeps.training.run import metric_name
-
-        key = metric_name(self.settings.epoch_key or "val_loss")
+        key = V.metric_name(self.settings.epoch_key or "val_loss")
         try:
             steps = {m.step for m in self.client.get_metric_history(run_id, key)}
         except Exception as error:
@@ -609,8 +595,8 @@ class Objective:
             return None if value is None else float(value)
         training = cfg["training"]
         restored = bool(training.get("early_stopping")) and bool(training.get("restore_best_weights", True))
-        if restored and f"best/{metric}" in result:
-            return float(result[f"best/{metric}"])
+        if restored and V.best_metric(metric) in result:
+            return float(result[V.best_metric(metric)])
         values = reporter.history.get(epoch_key)
         return float(values[-1]) if values else None
 
@@ -628,8 +614,8 @@ class Objective:
 
     def _mark_pruned(self, trial, run_id: str | None, epoch: int, reason: str, *, already_killed: bool) -> str:
         """Record why and when the trial was pruned on the trial and its run; returns the reason."""
-        trial.set_user_attr(S.TRIAL_PRUNED_AT, int(epoch))
-        trial.set_user_attr(S.TRIAL_EPOCHS, int(epoch))
+        trial.set_user_attr(V.TRIAL_PRUNED_AT, int(epoch))
+        trial.set_user_attr(V.TRIAL_EPOCHS, int(epoch))
         if run_id is not None and self.client is not None:
             stop_reason = None
             try:
@@ -638,11 +624,11 @@ class Objective:
                 pass
             if stop_reason and "non-finite" in stop_reason:
                 reason = stop_reason  # the engine's own words: "training loss became non-finite (nan) in epoch 3"
-        trial.set_user_attr(S.TRIAL_PRUNE_REASON, reason[:1000])
+        trial.set_user_attr(V.TRIAL_PRUNE_REASON, reason[:1000])
         if run_id is None or self.client is None:
             return reason
         self._tag(run_id, {
-            TAG_STATE: "PRUNED", "pruned": "true", TAG_PRUNED_AT: str(int(epoch)), TAG_PRUNE_REASON: reason,
+            V.TAG_STATE: "PRUNED", V.TAG_PRUNED: "true", V.TAG_PRUNED_AT: str(int(epoch)), V.TAG_PRUNE_REASON: reason,
         })
         if not already_killed:
             from sweeps.tracking import client as tracking
@@ -656,8 +642,8 @@ class Objective:
         """Find this trial's run by its uid tag and store the run id on the trial."""
         run_id = self._find_run(uid)
         if run_id is not None:
-            trial.set_user_attr(S.TRIAL_RUN_ID, run_id)
-            trial.set_user_attr(S.TRIAL_EXPERIMENT_ID, self.experiment_id())
+            trial.set_user_attr(V.TRIAL_RUN_ID, run_id)
+            trial.set_user_attr(V.TRIAL_EXPERIMENT_ID, self.experiment_id())
         return run_id
 
     def _find_run(self, uid: str) -> str | None:
@@ -669,7 +655,7 @@ class Objective:
             if experiment_id is None:
                 return None
             runs = self.client.search_runs(
-                [experiment_id], filter_string=f"tags.`{TAG_TRIAL_UID}` = '{uid}'", max_results=1
+                [experiment_id], filter_string=f"tags.`{V.TAG_TRIAL_UID}` = '{uid}'", max_results=1
             )
         except Exception as error:
             log.warning("could not look up the run of trial uid %s: %s", uid, error)

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
 from sweeps.core.errors import ConfigError, UserError
 from sweeps.core.redaction import redact
@@ -55,13 +56,13 @@ IDLE_IN_TRANSACTION_TIMEOUT = 60
 #: Metrics a sweep can optimise: MLflow name -> (engine key in the epoch logs or None
 #: for a metric known only at the end, natural direction, tasks it exists for).
 METRICS: dict[str, tuple[str | None, str, tuple[str, ...]]] = {
-    "loss/val": ("val_loss", "minimize", ("binary", "multiclass", "regression")),
+    V.LOSS_VAL: ("val_loss", "minimize", ("binary", "multiclass", "regression")),
     "accuracy/val": ("val_accuracy", "maximize", ("binary", "multiclass")),
     "mae/val": ("val_mae", "minimize", ("regression",)),
     "rmse/val": ("val_rmse", "minimize", ("regression",)),
     "r2/val": ("val_r2", "maximize", ("regression",)),
-    "n_parameters": (None, "minimize", ("binary", "multiclass", "regression")),
-    "time/fit_seconds": (None, "minimize", ("binary", "multiclass", "regression")),
+    V.N_PARAMETERS: (None, "minimize", ("binary", "multiclass", "regression")),
+    V.FIT_SECONDS: (None, "minimize", ("binary", "multiclass", "regression")),
 }
 DIRECTIONS = ("minimize", "maximize")
 
@@ -82,30 +83,7 @@ PRUNERS: dict[str, dict[str, str]] = {
 }
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "grid", "tpe")
 
-#: Study user attributes written when the study is created (and read when it is resumed).
-ATTR_METRICS = "sweep.metrics"
-ATTR_DIRECTIONS = "sweep.directions"
-#: The MLflow parent run of the sweep (see sweeps.study.parent).
-ATTR_PARENT_RUN = "mlflow.parent_run_id"
-ATTR_EXPERIMENT = "mlflow.experiment_id"
 
-#: Trial user attributes.
-TRIAL_RUN_ID = "mlflow_run_id"
-TRIAL_EXPERIMENT_ID = "mlflow_experiment_id"
-TRIAL_MODEL_URI = "mlflow_model_uri"
-TRIAL_FIT = "fit"
-TRIAL_EPOCHS = "epochs_run"
-TRIAL_PRUNED_AT = "pruned_at_epoch"
-TRIAL_PRUNE_REASON = "prune_reason"
-TRIAL_FAIL_REASON = "fail_reason"
-TRIAL_INTERRUPTED = "interrupted"
-TRIAL_WORKER = "worker"
-TRIAL_METRICS = "metrics"
-#: True on a trial that failed for a reason that is not the trial's fault (the tracking
-#: server did not answer): it does not count toward n_trials and is re-run.
-TRIAL_RETRYABLE = "retryable"
-#: The number of the trial a retried trial repeats (set when the retry starts).
-TRIAL_RETRY_OF = "retry_of"
 
 
 @dataclass(frozen=True)
@@ -216,7 +194,7 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
     if not isinstance(storage, str) or not storage.strip():
         raise ConfigError("sweep.storage", storage, "a storage URL such as sqlite:///optuna.db, or a journal file such as optuna.log")
 
-    metrics = _as_list(section.get("metric", "loss/val"))
+    metrics = _as_list(section.get("metric", V.LOSS_VAL))
     if not metrics:
         raise ConfigError("sweep.metric", section.get("metric"), "a metric name or a list of them")
     for index, metric in enumerate(metrics):
@@ -553,7 +531,7 @@ def retry_trial(study, trial, max_retries: int) -> bool:
     The new trial carries Optuna's system attributes ``failed_trial`` (the first trial of
     the series) and ``retry_history`` (every trial of the series so far).
     """
-    history = list(trial.system_attrs.get("retry_history", []))
+    history = list(trial.system_attrs.get(V.TRIAL_RETRY_HISTORY, []))
     if max_retries <= 0 or len(history) + 1 > max_retries:
         return False
     with warnings.catch_warnings():
@@ -564,7 +542,7 @@ def retry_trial(study, trial, max_retries: int) -> bool:
 
 def retried_from(trial) -> int | None:
     """The number of the trial that ``trial`` re-runs (the last of its retry history), or None."""
-    history = trial.system_attrs.get("retry_history") or []
+    history = trial.system_attrs.get(V.TRIAL_RETRY_HISTORY) or []
     return int(history[-1]) if history else None
 
 
@@ -674,8 +652,8 @@ def create_or_resume(settings: SweepSettings, storage, sampler=None, pruner=None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         study.set_metric_names(list(settings.metrics))
-    study.set_user_attr(ATTR_METRICS, list(settings.metrics))
-    study.set_user_attr(ATTR_DIRECTIONS, list(settings.directions))
+    study.set_user_attr(V.ATTR_METRICS, list(settings.metrics))
+    study.set_user_attr(V.ATTR_DIRECTIONS, list(settings.directions))
     return study, False
 
 
@@ -688,7 +666,7 @@ def check_resumable(study, settings: SweepSettings) -> None:
             f"sweep.storage={redact(settings.storage)!r}, which was created to {_show(stored_directions)}: "
             f"use the same direction, or a new sweep.study_name"
         )
-    stored_metrics = study.user_attrs.get(ATTR_METRICS)
+    stored_metrics = study.user_attrs.get(V.ATTR_METRICS)
     if stored_metrics is not None and list(stored_metrics) != list(settings.metrics):
         raise UserError(
             f"sweep.metric={_show(settings.metrics)} does not match study {settings.study_name!r} in "
@@ -709,7 +687,7 @@ def counts_toward_budget(trial) -> bool:
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     attrs = trial.user_attrs
-    return trial.state == TrialState.FAIL and bool(attrs.get(TRIAL_FAIL_REASON)) and not attrs.get(TRIAL_RETRYABLE)
+    return trial.state == TrialState.FAIL and bool(attrs.get(V.TRIAL_FAIL_REASON)) and not attrs.get(V.TRIAL_RETRYABLE)
 
 
 def finished_count(study) -> int:

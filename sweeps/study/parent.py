@@ -47,12 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from sweeps.training import diagnosis as D
+from sweeps.core import vocabulary as V
 from sweeps.study import fit_plots
 from sweeps.study import fit_view
 from sweeps.study import optuna_study as S
 from sweeps.tracking import ui_views
-from sweeps.study.objective import TAG_ROLE, TAG_STORAGE, TAG_STUDY, TAG_TRIAL_UID
 from sweeps.core.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -66,8 +65,8 @@ _STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 
 def _candidates(client, experiment_id: str, study_name: str, storage: str) -> list:
     runs = client.search_runs(
         [experiment_id],
-        filter_string=(f"tags.`{TAG_ROLE}` = 'parent' and tags.`{TAG_STUDY}` = '{_quote(study_name)}' "
-                       f"and tags.`{TAG_STORAGE}` = '{_quote(redact(storage))}'"),
+        filter_string=(f"tags.`{V.TAG_ROLE}` = 'parent' and tags.`{V.TAG_STUDY}` = '{_quote(study_name)}' "
+                       f"and tags.`{V.TAG_STORAGE}` = '{_quote(redact(storage))}'"),
         max_results=50,
     )
     return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
@@ -82,7 +81,7 @@ def find_or_create_parent(
 ) -> tuple[str, bool]:
     """The parent run id of ``study`` (see the module docstring); ``(run_id, created)``."""
     from sweeps.tracking import client as tracking
-    stored = study.user_attrs.get(S.ATTR_PARENT_RUN)
+    stored = study.user_attrs.get(V.ATTR_PARENT_RUN)
     if stored:
         try:
             run = client.get_run(stored)
@@ -93,10 +92,10 @@ def find_or_create_parent(
     existing = _candidates(client, experiment_id, settings.study_name, settings.storage)
     if existing:
         run_id = existing[0].info.run_id
-        study.set_user_attr(S.ATTR_PARENT_RUN, run_id)
-        study.set_user_attr(S.ATTR_EXPERIMENT, experiment_id)
+        study.set_user_attr(V.ATTR_PARENT_RUN, run_id)
+        study.set_user_attr(V.ATTR_EXPERIMENT, experiment_id)
         return run_id, False
-    run_tags = {TAG_ROLE: "parent", TAG_STUDY: settings.study_name, TAG_STORAGE: redact(settings.storage),
+    run_tags = {V.TAG_ROLE: "parent", V.TAG_STUDY: settings.study_name, V.TAG_STORAGE: redact(settings.storage),
                 **(tags or {})}
     run = tracking.create_run(client, experiment_id, run_name=f"sweep {settings.study_name}", tags=run_tags)
     mine = run.info.run_id
@@ -104,20 +103,20 @@ def find_or_create_parent(
     if winner != mine:  # another process created one at the same time and was first
         with contextlib.suppress(Exception):
             client.delete_run(mine)
-    study.set_user_attr(S.ATTR_PARENT_RUN, winner)
-    study.set_user_attr(S.ATTR_EXPERIMENT, experiment_id)
+    study.set_user_attr(V.ATTR_PARENT_RUN, winner)
+    study.set_user_attr(V.ATTR_EXPERIMENT, experiment_id)
     return winner, winner == mine
 
 
 def parent_tags(settings: S.SweepSettings, space) -> dict[str, str]:
     tags = {
-        TAG_STORAGE: redact(settings.storage),
-        "sweep.metric": ",".join(settings.metrics),
-        "sweep.direction": ",".join(settings.directions),
+        V.TAG_STORAGE: redact(settings.storage),
+        V.TAG_METRIC: ",".join(settings.metrics),
+        V.TAG_DIRECTION: ",".join(settings.directions),
         "sweep.sampler": settings.sampler,
         "sweep.pruner": settings.pruner,
         "sweep.n_trials": str(settings.n_trials),
-        "sweep.workers": str(settings.workers),
+        V.TAG_WORKERS: str(settings.workers),
     }
     for name, text in space.describe().items():
         tags[f"sweep.space.{name}"] = text
@@ -158,7 +157,7 @@ def trial_runs(client, experiment_id: str, study_name: str) -> dict[str, Any]:
     while True:
         page = client.search_runs(
             [experiment_id],
-            filter_string=f"tags.`{TAG_ROLE}` = 'trial' and tags.`{TAG_STUDY}` = '{_quote(study_name)}'",
+            filter_string=f"tags.`{V.TAG_ROLE}` = 'trial' and tags.`{V.TAG_STUDY}` = '{_quote(study_name)}'",
             max_results=1000,
             page_token=token,
         )
@@ -180,7 +179,7 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
     import pandas as pd
 
     runs = dict(runs or {})
-    by_uid = {run.data.tags.get(TAG_TRIAL_UID): run for run in runs.values() if run.data.tags.get(TAG_TRIAL_UID)}
+    by_uid = {run.data.tags.get(V.TAG_TRIAL_UID): run for run in runs.values() if run.data.tags.get(V.TAG_TRIAL_UID)}
     param_names: list[str] = []
     rows = []
     trials = study.get_trials(deepcopy=False)
@@ -191,7 +190,7 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
             retried_as[origin] = trial.number
     for trial in trials:
         attrs = trial.user_attrs
-        run = runs.get(attrs.get(S.TRIAL_RUN_ID) or "") or by_uid.get(attrs.get("sweep.trial_uid") or "")
+        run = runs.get(attrs.get(V.TRIAL_RUN_ID) or "") or by_uid.get(attrs.get(V.TRIAL_UID) or "")
         tags = run.data.tags if run is not None else {}
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         values = trial.values or [None] * len(settings.metrics)
@@ -201,14 +200,14 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
             if name not in param_names:
                 param_names.append(name)
             row[name] = value
-        row["epochs"] = attrs.get(S.TRIAL_EPOCHS)
-        row["pruned_at_epoch"] = attrs.get(S.TRIAL_PRUNED_AT)
-        row["fit"] = (tags.get(D.TAG_FIT) or attrs.get(S.TRIAL_FIT)
-                      or (fit_view.PRUNED if trial.state.name == "PRUNED" else None))
-        row["fit_hint"] = tags.get(D.TAG_FIT_HINT)
+        row["epochs"] = attrs.get(V.TRIAL_EPOCHS)
+        row["pruned_at_epoch"] = attrs.get(V.TRIAL_PRUNED_AT)
+        row["fit"] = (tags.get(V.TAG_FIT) or attrs.get(V.TRIAL_FIT)
+                      or (V.PRUNED if trial.state.name == "PRUNED" else None))
+        row["fit_hint"] = tags.get(V.TAG_FIT_HINT)
         row["reason"] = (
-            attrs.get(S.TRIAL_PRUNE_REASON) or attrs.get(S.TRIAL_FAIL_REASON)
-            or ("interrupted" if attrs.get(S.TRIAL_INTERRUPTED) else None) or tags.get(D.TAG_FIT_REASON)
+            attrs.get(V.TRIAL_PRUNE_REASON) or attrs.get(V.TRIAL_FAIL_REASON)
+            or ("interrupted" if attrs.get(V.TRIAL_INTERRUPTED) else None) or tags.get(V.TAG_FIT_REASON)
         )
         if trial.state.name == "FAIL" and not row["reason"]:
             row["reason"] = "no heartbeat: its worker died or stalled"
@@ -217,10 +216,10 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
         origin = S.retried_from(trial)
         if origin is not None:
             row["reason"] = f"re-run of trial {origin}" + (f": {row['reason']}" if row["reason"] else "")
-        row["run_id"] = run.info.run_id if run is not None else attrs.get(S.TRIAL_RUN_ID)
+        row["run_id"] = run.info.run_id if run is not None else attrs.get(V.TRIAL_RUN_ID)
         row["run_name"] = run.info.run_name if run is not None else None
         row["run_status"] = run.info.status if run is not None else None
-        row["model_uri"] = attrs.get(S.TRIAL_MODEL_URI)
+        row["model_uri"] = attrs.get(V.TRIAL_MODEL_URI)
         duration = trial.duration
         row["seconds"] = round(duration.total_seconds(), 2) if duration is not None else None
         rows.append(row)
@@ -374,8 +373,6 @@ def _escape(text: str) -> str:
 # ------------------------------------------------------------------------ registry
 
 
-#: The model version tag that names the run the version comes from.
-VERSION_RUN_NAME_TAG = "run_name"
 
 
 def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] | None:
@@ -410,8 +407,8 @@ def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] |
     run_name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
     version = client.create_model_version(
         name, source=source, run_id=best["run_id"], model_id=model_id,
-        tags={"sweep.study_name": settings.study_name, "sweep.trial_number": str(int(best["trial"])),
-              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"]), VERSION_RUN_NAME_TAG: run_name},
+        tags={V.TAG_STUDY: settings.study_name, V.TAG_TRIAL: str(int(best["trial"])),
+              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"]), V.TAG_VERSION_RUN_NAME: run_name},
         description=f"{run_name}: trial {int(best['trial'])} of study {settings.study_name!r}, "
                     f"{metric}={float(best[metric]):.6g}",
     )
@@ -476,7 +473,6 @@ class ParentRun:
     def refresh(self, study):
         """Best value and params, trial counts, the description and the leaderboard CSV; returns the leaderboard."""
         from sweeps.tracking import client as tracking
-        from sweeps.training.run import NOTE_TAG
 
         runs = trial_runs(self.client, self.experiment_id, self.settings.study_name)
         board = leaderboard(study, self.settings, runs)
@@ -487,7 +483,7 @@ class ParentRun:
             "trials/pruned": counts.get("PRUNED", 0),
             "trials/failed": counts.get("FAIL", 0),
             "epochs/total": float(board["epochs"].fillna(0).sum()) if not board.empty else 0.0,
-            **{f"fit/count_{label}": float(n) for label, n in fit_view.label_counts(board).items()},
+            **{V.fit_count_metric(label): float(n) for label, n in fit_view.label_counts(board).items()},
         }
         tags: dict[str, str] = {}
         best = S.best_trials(study)
@@ -496,17 +492,17 @@ class ParentRun:
                 best, key=lambda t: t.values[0] if self.settings.directions[0] == "minimize" else -t.values[0]
             )
             for metric, value in zip(self.settings.metrics, trial.values):
-                metrics[f"best/{metric}"] = value
+                metrics[V.best_metric(metric)] = value
             tags.update({
-                "best.trial": str(trial.number),
-                "best.value": ", ".join(f"{v:.6g}" for v in trial.values),
-                "best.run_id": str(trial.user_attrs.get(S.TRIAL_RUN_ID, "")),
+                V.TAG_BEST_TRIAL: str(trial.number),
+                V.TAG_BEST_VALUE: ", ".join(f"{v:.6g}" for v in trial.values),
+                V.TAG_BEST_RUN_ID: str(trial.user_attrs.get(V.TRIAL_RUN_ID, "")),
             })
             for name, value in trial.params.items():
-                tags[f"best.param.{name}"] = str(value)
+                tags[V.TAG_BEST_PARAM_PREFIX + name] = str(value)
             if self.settings.multi_objective:
                 metrics["pareto/size"] = len(best)
-        tags[NOTE_TAG] = parent_description(self.settings, counts, finished, board)
+        tags[V.TAG_NOTE] = parent_description(self.settings, counts, finished, board)
         tracking.log_metrics(self.client, self.run_id, {k: float(v) for k, v in metrics.items()}, step=finished)
         if tags:
             tracking.set_tags(self.client, self.run_id, tags)
@@ -522,12 +518,12 @@ class ParentRun:
         untag those no longer chosen. Only changes are written."""
         chosen = {board["run_id"].iloc[i] for i in fit_view.representatives(board, self.settings.top_k)}
         for run_id, run in runs.items():
-            marked = run.data.tags.get(fit_view.SHOWCASE_TAG) == "true"
+            marked = run.data.tags.get(V.TAG_SHOWCASE) == "true"
             try:
                 if run_id in chosen and not marked:
-                    self.client.set_tag(run_id, fit_view.SHOWCASE_TAG, "true")
+                    self.client.set_tag(run_id, V.TAG_SHOWCASE, "true")
                 elif marked and run_id not in chosen:
-                    self.client.delete_tag(run_id, fit_view.SHOWCASE_TAG)
+                    self.client.delete_tag(run_id, V.TAG_SHOWCASE)
             except Exception as error:  # a deleted run, a server hiccup: the next refresh retries
                 log.debug("showcase tag of run %s: %s", run_id, error)
 
@@ -567,7 +563,7 @@ class ParentRun:
         if outcome["registered"]:
             name, version = outcome["registered"]
             tracking.set_tags(self.client, self.run_id, {
-                "best.model": f"models:/{name}@{self.settings.register_alias}", "best.model_version": version,
+                V.TAG_BEST_MODEL: f"models:/{name}@{self.settings.register_alias}", V.TAG_BEST_MODEL_VERSION: version,
             })
         tracking.terminate(self.client, self.run_id, status)
         return outcome

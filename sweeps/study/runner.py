@@ -34,10 +34,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.core.errors import ConfigError
 from sweeps.core.redaction import redact_logging
-from sweeps.config.space import TAG_SPACE_CHANGE, SearchSpace, check_space_unchanged, parse_space
+from sweeps.config.space import SearchSpace, check_space_unchanged, parse_space
 from sweeps.study.storage_faults import RETRY_SECONDS, StorageOutage
 
 log = logging.getLogger(__name__)
@@ -474,7 +475,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
             _describe_parent(parent, prepared, created)
             if space_change:
                 from sweeps.tracking import client as tracking
-                tracking.set_tags(client, run_id, {TAG_SPACE_CHANGE: space_change})
+                tracking.set_tags(client, run_id, {V.TAG_SPACE_CHANGE: space_change})
             # The trials' chart view exists from the start, so the link printed now works.
             ui_views.ensure_run_view_quietly(client, experiment_id, prepared.task, run_id)
         if started is not None:
@@ -578,7 +579,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
             if parent is not None and not finisher:
                 registered = registered_champion(parent.client, settings)
         final = progress_of(study, settings)
-        epochs_total = sum(int(t.user_attrs.get(S.TRIAL_EPOCHS) or 0) for t in study.get_trials(deepcopy=False))
+        epochs_total = sum(int(t.user_attrs.get(V.TRIAL_EPOCHS) or 0) for t in study.get_trials(deepcopy=False))
         return SweepOutcome(
             study_name=settings.study_name, storage=settings.storage, resumed=resumed,
             finished_before=finished_before, progress=final, status=status, stop_reason=budget.stop_reason,

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.tracking import client as tracking
 from sweeps.config.run_spec import absolute_path
@@ -93,7 +94,7 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
             f"sweep.storage={redact(settings.storage)!r}: {held}"
         )
     study = optuna.load_study(study_name=settings.study_name, storage=storage)
-    metrics = tuple(study.user_attrs.get(S.ATTR_METRICS) or settings.metrics)
+    metrics = tuple(study.user_attrs.get(V.ATTR_METRICS) or settings.metrics)
     directions = tuple(d.name.lower() for d in study.directions)
     if len(metrics) != len(directions):
         metrics = tuple(f"value_{i}" for i in range(len(directions))) if len(directions) > 1 else ("value",)
@@ -113,8 +114,8 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
     stale_numbers = {trial.number for trial in stale}
 
     runs: dict[str, Any] = {}
-    parent_run_id = study.user_attrs.get(S.ATTR_PARENT_RUN)
-    experiment_id = study.user_attrs.get(S.ATTR_EXPERIMENT)
+    parent_run_id = study.user_attrs.get(V.ATTR_PARENT_RUN)
+    experiment_id = study.user_attrs.get(V.ATTR_EXPERIMENT)
     orphans: list[str] = []
     client = None
     if tracking_uri:
@@ -142,8 +143,8 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
     linked: set[str] = set()
     uids = {}
     for trial in trials:
-        run_id = trial.user_attrs.get(S.TRIAL_RUN_ID)
-        uid = trial.user_attrs.get("sweep.trial_uid")
+        run_id = trial.user_attrs.get(V.TRIAL_RUN_ID)
+        uid = trial.user_attrs.get(V.TRIAL_UID)
         if uid:
             uids[uid] = trial.number
         if run_id:
@@ -152,7 +153,7 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
             age = now - trial.datetime_start if trial.datetime_start else None
             run = runs.get(run_id or "")
             if run is None and uid:
-                run = next((r for r in runs.values() if r.data.tags.get("sweep.trial_uid") == uid), None)
+                run = next((r for r in runs.values() if r.data.tags.get(V.TAG_TRIAL_UID) == uid), None)
             run_status = run.info.status if run is not None else "no run"
             verdict = "orphaned" if run is not None and run.info.status != "RUNNING" else "running or orphaned"
             orphans.append(
@@ -162,12 +163,12 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
         if client is not None and run_id and runs and run_id not in runs and experiment_id is not None:
             orphans.append(f"trial {trial.number} links to run {run_id}, which the tracking store does not hold")
     for run_id, run in runs.items():
-        uid = run.data.tags.get("sweep.trial_uid")
+        uid = run.data.tags.get(V.TAG_TRIAL_UID)
         number = _number(run)
         if run_id in linked or (uid in uids) or number in by_number:
             continue
         orphans.append(f"run {run_id} ({run.info.run_name}, {run.info.status}) has no trial: it says trial "
-                       f"{run.data.tags.get('sweep.trial_number', '?')}")
+                       f"{run.data.tags.get(V.TAG_TRIAL, '?')}")
     counts = S.state_counts(study)
     return StatusReport(
         study_name=settings.study_name, storage=settings.storage, metrics=metrics, directions=directions,
@@ -254,7 +255,7 @@ def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: 
 
 def _number(run) -> int | None:
     try:
-        return int(run.data.tags.get("sweep.trial_number"))
+        return int(run.data.tags.get(V.TAG_TRIAL))
     except (TypeError, ValueError):
         return None
 
@@ -277,15 +278,15 @@ def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool
         state = "FAIL" if number in stale else trial.state.name
         if state in ("RUNNING", "WAITING"):
             continue
-        was, tag = run.info.status, run.data.tags.get("sweep.state")
+        was, tag = run.info.status, run.data.tags.get(V.TAG_STATE)
         if state == "COMPLETE":
             status = "FINISHED" if was == "RUNNING" else was
         else:
             status = was if was in ("KILLED", "FAILED") else "KILLED"
         if status == was and tag == state:
             continue
-        why = (trial.user_attrs.get(S.TRIAL_FAIL_REASON) or trial.user_attrs.get(S.TRIAL_PRUNE_REASON)
-               or ("interrupted" if trial.user_attrs.get(S.TRIAL_INTERRUPTED) else None)
+        why = (trial.user_attrs.get(V.TRIAL_FAIL_REASON) or trial.user_attrs.get(V.TRIAL_PRUNE_REASON)
+               or ("interrupted" if trial.user_attrs.get(V.TRIAL_INTERRUPTED) else None)
                or "no heartbeat: its worker died or stalled")
         before = "RUNNING" if was == "RUNNING" else f"{was} with sweep.state={tag or '-'}"
         change = f"marked {status}" if status != was else f"tagged sweep.state={state}"
@@ -293,7 +294,7 @@ def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool
             change if apply else f"would be {change}")
         if apply:
             try:
-                tags = {"sweep.state": state}
+                tags = {V.TAG_STATE: state}
                 if status != was:
                     tags["killed_by"] = f"ann-sweep-status: trial {number} is {state} ({why})"
                 tracking.set_tags(client, run_id, tags)

@@ -29,14 +29,13 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 
+from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
 from sweeps.core.errors import TrackingError
 from sweeps.core.redaction import redact, without_userinfo
 
 log = logging.getLogger(__name__)
 
-#: The experiment tag MLflow 3 reads to tell model-training from GenAI experiments.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 EXPERIMENT_KIND = "custom_model_development"
 #: ``log_batch`` accepts at most this many metrics (and 100 params) per call.
 MAX_METRICS_PER_BATCH = 1000
@@ -174,7 +173,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
     if experiment is None:
         try:
             return client.create_experiment(
-                name, artifact_location=artifact_location, tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+                name, artifact_location=artifact_location, tags={V.TAG_EXPERIMENT_KIND: EXPERIMENT_KIND}
             )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
@@ -184,8 +183,8 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
                 raise TrackingError(_deleted_message(name)) from None
     if experiment.lifecycle_stage == "deleted":
         raise TrackingError(_deleted_message(name))
-    if EXPERIMENT_KIND_TAG not in experiment.tags:
-        client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+    if V.TAG_EXPERIMENT_KIND not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, V.TAG_EXPERIMENT_KIND, EXPERIMENT_KIND)
     return experiment.experiment_id
 
 
@@ -210,7 +209,7 @@ def create_run(
     """Create a RUNNING run (a nested child run of ``parent_run_id`` if given)."""
     tags = {key: redact(value) for key, value in (tags or {}).items()}
     if parent_run_id:
-        tags["mlflow.parentRunId"] = parent_run_id
+        tags[V.TAG_PARENT_RUN] = parent_run_id
     return client.create_run(experiment_id, run_name=run_name, tags=tags)
 
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
+from sweeps.core import vocabulary as V
 from sweeps.core.redaction import redact
 
 #: Distributions whose versions are recorded as ``versions.<name>`` tags.
@@ -68,15 +69,15 @@ def reproducibility_tags(seed: int | None) -> dict[str, str]:
     tags.update({f"versions.{name}": version for name, version in package_versions().items()})
     commit, dirty = git_state()
     if commit:
-        tags["git.commit"] = commit
-        tags["git.dirty"] = "true" if dirty else "false"
-        tags["mlflow.source.git.commit"] = commit
-    tags["mlflow.source.name"] = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
-    tags["mlflow.source.type"] = "LOCAL"
+        tags[V.TAG_GIT_COMMIT] = commit
+        tags[V.TAG_GIT_DIRTY] = "true" if dirty else "false"
+        tags[V.TAG_SOURCE_COMMIT] = commit
+    tags[V.TAG_SOURCE_NAME] = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
+    tags[V.TAG_SOURCE_TYPE] = "LOCAL"
     try:
         import getpass
 
-        tags["mlflow.user"] = getpass.getuser()
+        tags[V.TAG_USER] = getpass.getuser()
     except Exception:  # no user name in this environment
         pass
     return tags

@@ -40,32 +40,21 @@ import zlib
 from typing import Any, Mapping, Sequence
 from urllib.parse import quote
 
-from sweeps.training import diagnosis as D
-from sweeps.study import fit_view
+from sweeps.core import vocabulary as V
 log = logging.getLogger(__name__)
 
-#: The experiment-tag prefix the MLflow UI reads saved views from.
-VIEW_TAG_PREFIX = "mlflow.sharedViewState."
 #: The URL parameter that opens a saved view.
 VIEW_URL_PARAM = "viewStateShareKey"
 #: The view of every run of an experiment (``ann-train``'s runs).
 LEARNING_CURVES_VIEW = "learning-curves"
-#: A trial run's objective value (written by :mod:`sweeps.study.objective`); a sweep's trials view sorts by it.
-OBJECTIVE_METRIC = "sweep/objective"
 
 #: The score shown next to the loss, per task (the same as the learning-curve PNG's).
 SCORES = {"binary": ("accuracy",), "multiclass": ("accuracy",), "regression": ("r2", "mae", "rmse")}
-#: The fit-diagnosis numbers (``sweeps.training.diagnosis``), collapsed at the end of the layout.
-FIT_NUMBERS = D.NUMBERS
 #: The first section's title (the UI cuts section titles at about 45 characters).
 CURVES_SECTION = "training (solid) vs validation (dashed)"
 #: Runs drawn in the charts: the first ten in the view's order (MLflow's "first 10 runs").
 RUNS_SHOWN = "FIRST_10_RUNS"
 
-#: The run tag the UI reads a run's colour from (its colour picker writes it too).
-RUN_COLOUR_TAG = "mlflow.runColor"
-#: The tag a sweep's trial run carries its number in (written by :mod:`sweeps.study.objective`).
-TRIAL_NUMBER_TAG = "sweep.trial_number"
 #: Twenty of the MLflow UI's own run colours, ordered so that neighbours differ: trial k
 #: gets colour k % 20. Left to itself the UI picks a colour from a hash of the run id, and
 #: two of six trials often get the same one, which makes their curves impossible to tell apart.
@@ -112,7 +101,7 @@ def chart_layout(task: str, sort_metric: str | None = None) -> tuple[list[dict],
     scores = SCORES.get(task, SCORES["multiclass"])
     charts: list[dict] = []
     sections = [_section("s-curves", CURVES_SECTION, columns=2, cardHeight=420)]
-    charts.append(_line("c-curves-loss", "s-curves", ["loss/train", "loss/val"]))
+    charts.append(_line("c-curves-loss", "s-curves", [V.LOSS_TRAIN, V.LOSS_VAL]))
     charts.append(_line(f"c-curves-{scores[0]}", "s-curves", [f"{scores[0]}/train", f"{scores[0]}/val"]))
     if sort_metric:
         charts.append(_bar("c-curves-sorted-by", "s-curves", sort_metric))
@@ -123,14 +112,14 @@ def chart_layout(task: str, sort_metric: str | None = None) -> tuple[list[dict],
             _line(f"c-{quantity}-train", section, [f"{quantity}/train"]),
             _line(f"c-{quantity}-val", section, [f"{quantity}/val"]),
             _bar(f"c-{quantity}-test", section, f"{quantity}/test"),
-            _bar(f"c-{quantity}-best", section, f"best/{quantity}/val"),
+            _bar(f"c-{quantity}-best", section, V.best_metric(f"{quantity}/val")),
         ]
     sections.append(_section("s-summary", "epochs, size, time"))
     charts += [_bar(f"c-summary-{key}", "s-summary", key)
-               for key in ("best_epoch", "epochs_run", "stopped_early", "n_parameters", "time/fit_seconds")]
-    charts.append(_line("c-summary-epoch-seconds", "s-summary", ["time/epoch_seconds"]))
+               for key in (V.BEST_EPOCH, V.EPOCHS_RUN, V.STOPPED_EARLY, V.N_PARAMETERS, V.FIT_SECONDS)]
+    charts.append(_line("c-summary-epoch-seconds", "s-summary", [V.EPOCH_SECONDS]))
     sections.append(_section("s-fit", "fit diagnosis (the numbers behind the fit tag)", expanded=False, columns=4))
-    charts += [_bar(f"c-fit-{name}", "s-fit", f"fit/{name}") for name in FIT_NUMBERS]
+    charts += [_bar(f"c-fit-{name}", "s-fit", V.FIT_PREFIX + name) for name in V.FIT_NUMBERS]
     return charts, sections
 
 
@@ -177,7 +166,7 @@ def column(kind: str, key: str) -> str:
 
 
 #: The runs table's columns in a sweep's views: the fit label and hint, then the objective.
-TRIAL_COLUMNS = (column("tags", D.TAG_FIT), column("tags", D.TAG_FIT_HINT), column("metrics", OBJECTIVE_METRIC))
+TRIAL_COLUMNS = (column("tags", V.TAG_FIT), column("tags", V.TAG_FIT_HINT), column("metrics", V.OBJECTIVE))
 
 
 def encode_view(name: str, state: Mapping[str, Any], created_ms: int | None = None) -> str:
@@ -237,7 +226,7 @@ def ensure_view(client, experiment_id: str, view_id: str, make) -> None:
     with _written_lock:
         if key in _written:
             return
-    tag = VIEW_TAG_PREFIX + view_id
+    tag = V.VIEW_TAG_PREFIX + view_id
     if tag not in client.get_experiment(experiment_id).tags:
         name, state = make()
         client.set_experiment_tag(experiment_id, tag, encode_view(name, state))
@@ -260,8 +249,8 @@ def ensure_run_view(client, experiment_id: str, task: str, parent_run_id: str | 
     def make() -> tuple[str, dict[str, Any]]:
         parent = client.get_run(parent_run_id)
         name = f"Trials of {parent.info.run_name or parent_run_id}: training vs validation"
-        search = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
-        return name, _sweep_view_state(task, search, parent.data.tags.get("sweep.direction", ""))
+        search = f"tags.`{V.TAG_PARENT_RUN}` = '{parent_run_id}'"
+        return name, _sweep_view_state(task, search, parent.data.tags.get(V.TAG_DIRECTION, ""))
 
     view_id = trials_view_id(parent_run_id)
     ensure_view(client, experiment_id, view_id, make)
@@ -274,8 +263,8 @@ def _sweep_view_state(task: str, search: str, direction: str) -> dict[str, Any]:
     if not direction:
         return view_state(task, search_filter=search, columns=TRIAL_COLUMNS)
     ascending = direction.split(",")[0].strip() != "maximize"
-    return view_state(task, search_filter=search, order_by=f"metrics.`{OBJECTIVE_METRIC}`",
-                      ascending=ascending, sort_metric=OBJECTIVE_METRIC, columns=TRIAL_COLUMNS)
+    return view_state(task, search_filter=search, order_by=f"metrics.`{V.OBJECTIVE}`",
+                      ascending=ascending, sort_metric=V.OBJECTIVE, columns=TRIAL_COLUMNS)
 
 
 def fit_view_id(parent_run_id: str, label: str | None = None) -> str:
@@ -288,18 +277,18 @@ def ensure_fit_views(client, experiment_id: str, parent_run_id: str, task: str,
     """Write the sweep's views by fit; returns ``{"all labels" or label: view id}``.
 
     * *Trials of <sweep> by fit: one of each label*: the trials the parent run tagged
-      :data:`sweeps.study.fit_view.SHOWCASE_TAG` (the best of each label, then the best overall);
+      :data:`sweeps.core.vocabulary.TAG_SHOWCASE` (the best of each label, then the best overall);
     * *Trials of <sweep>: <label>*: every trial of a label, for each label in ``counts``.
     """
     parent = client.get_run(parent_run_id)
     sweep = parent.info.run_name or parent_run_id
-    direction = parent.data.tags.get("sweep.direction", "")
-    children = f"tags.`mlflow.parentRunId` = '{parent_run_id}'"
+    direction = parent.data.tags.get(V.TAG_DIRECTION, "")
+    children = f"tags.`{V.TAG_PARENT_RUN}` = '{parent_run_id}'"
     views = {}
     wanted = [(None, f"Trials of {sweep} by fit: one of each label",
-               f"{children} and tags.`{fit_view.SHOWCASE_TAG}` = 'true'")]
-    wanted += [(label, f"Trials of {sweep}: {label}", f"{children} and tags.`{D.TAG_FIT}` = '{label}'")
-               for label in counts if label in D.LABELS]
+               f"{children} and tags.`{V.TAG_SHOWCASE}` = 'true'")]
+    wanted += [(label, f"Trials of {sweep}: {label}", f"{children} and tags.`{V.TAG_FIT}` = '{label}'")
+               for label in counts if label in V.FIT_LABELS]
     for label, name, search in wanted:
         view_id = fit_view_id(parent_run_id, label)
         ensure_view(client, experiment_id, view_id,

@@ -93,6 +93,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from sweeps.core import vocabulary as V
+
 EXPLODE_RATIO = 10.0
 UNSETTLED_MARGIN = 0.1
 UNSTABLE_SHARE = 0.2
@@ -106,21 +108,8 @@ UNDERFIT_LOSS = 0.60
 UNDERFIT_SKILL = 0.40
 STILL_FALLING = 0.02
 
-#: The labels, in the order the rules try them (the reverse of it is "how bad").
-LABELS = ("diverged", "unstable", "underfit", "overfit", "good")
-#: The run tags of the diagnosis (the leaderboard, the views and filters use these names).
-TAG_FIT = "fit"
-TAG_FIT_REASON = "fit_reason"
-TAG_FIT_HINT = "fit_hint"
 #: The hint for a run whose loss was still falling when it stopped.
 HINT_TRAIN_LONGER = "train longer"
-
-#: The numbers :meth:`Diagnosis.metrics` logs (as ``fit/<name>``).
-NUMBERS = (
-    "constant_loss", "train_loss_ratio", "val_loss_ratio", "gap", "val_rise",
-    "train_gain_after_best_val", "train_unsettled", "val_jitter", "train_peak", "train_skill", "val_skill",
-    "skill_gap", "still_falling",
-)
 
 
 @dataclass(frozen=True)
@@ -134,7 +123,7 @@ class Diagnosis:
     hint: str = ""
     numbers: dict[str, float] = field(default_factory=dict)
 
-    def metrics(self, prefix: str = "fit/") -> dict[str, float]:
+    def metrics(self, prefix: str = V.FIT_PREFIX) -> dict[str, float]:
         """The finite numbers, named for MLflow (``fit/gap``, ...)."""
         return {prefix + key: value for key, value in self.numbers.items() if math.isfinite(value)}
 
@@ -214,7 +203,7 @@ def _numbers(c: _Curves) -> dict[str, float]:
     d = c.delivered - 1
     nan = math.nan
     L0 = c.L0
-    n = dict.fromkeys(NUMBERS, nan)
+    n = dict.fromkeys(V.FIT_NUMBERS, nan)
     n["constant_loss"] = L0
     n["train_loss_ratio"] = c.train[d] / L0
     n["train_unsettled"] = share_above_best(c.train, UNSETTLED_MARGIN * L0)
@@ -342,7 +331,7 @@ def diagnose(
     finite = all(math.isfinite(v) for v in train + val)
     T = len(train)
     best = int(np.argmin(monitored)) + 1 if T and finite else 0
-    empty = dict.fromkeys(NUMBERS, math.nan)
+    empty = dict.fromkeys(V.FIT_NUMBERS, math.nan)
 
     if non_finite or not finite or T == 0:
         where = f" after epoch {T}" if T else " in the first epoch"

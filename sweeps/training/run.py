@@ -50,6 +50,7 @@ import numpy as np
 import ann
 from ann import params as P
 from ann.data import Dataset, load_dataset, split_dataset
+from sweeps.core import vocabulary as V
 from sweeps.training import diagnosis as D
 from sweeps.core.names import describe_config
 from sweeps.config.run_spec import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
@@ -84,16 +85,6 @@ class PreparedData:
     @property
     def task(self) -> str:
         return self.dataset.task
-
-
-def metric_name(engine_key: str) -> str:
-    """``train_loss`` -> ``loss/train``, ``val_accuracy`` -> ``accuracy/val``."""
-    for split in ("train", "val", "test"):
-        if engine_key.startswith(split + "_"):
-            return f"{engine_key[len(split) + 1:]}/{split}"
-    if engine_key == "epoch_seconds":
-        return "time/epoch_seconds"
-    return engine_key
 
 
 # ------------------------------------------------------------------------------ data
@@ -248,10 +239,10 @@ class _Recorder:
                 self.history.setdefault(key, []).append(float(value))
         if self.metric_logger is not None:
             with self.watch("epochs"):
-                self.metric_logger.log({metric_name(k): v for k, v in logs.items()}, step=epoch)
+                self.metric_logger.log({V.metric_name(k): v for k, v in logs.items()}, step=epoch)
         if epoch == 1 or epoch % self.every == 0 or epoch == self.epochs:
             shown = "  ".join(
-                f"{metric_name(k)}={v:.4g}" for k, v in logs.items() if k != "epoch_seconds"
+                f"{V.metric_name(k)}={v:.4g}" for k, v in logs.items() if k != "epoch_seconds"
             )
             log.info("epoch %d/%d  %s", epoch, self.epochs, shown)
 
@@ -315,11 +306,11 @@ def train(
                 "task": data.task,
                 **{str(k): str(v) for k, v in (tags or {}).items()},
             }
-            if parent_run_id and ui_views.RUN_COLOUR_TAG not in run_tags:
+            if parent_run_id and V.TAG_RUN_COLOUR not in run_tags:
                 # A sweep's trials in distinct colours in the UI's charts (by trial number).
-                colour = ui_views.run_colour(run_tags.get(ui_views.TRIAL_NUMBER_TAG))
+                colour = ui_views.run_colour(run_tags.get(V.TAG_TRIAL))
                 if colour:
-                    run_tags[ui_views.RUN_COLOUR_TAG] = colour
+                    run_tags[V.TAG_RUN_COLOUR] = colour
             run = tracking.create_run(
                 client, experiment_id, run_name=run_name or settings.run_name or default_run_name(spec), tags=run_tags,
                 parent_run_id=parent_run_id,
@@ -435,15 +426,15 @@ def _summaries(
     best = best or diagnosis.best_epoch
     metrics: dict[str, float] = {}
     if history is not None:
-        metrics["time/fit_seconds"] = history.fit_seconds
-        metrics["stopped_early"] = float(history.stopped_early)
-    metrics["epochs_run"] = float(epochs_run)
-    metrics["best_epoch"] = float(best)
-    metrics["n_parameters"] = float(model.n_parameters_) if model.network_ is not None else math.nan
+        metrics[V.FIT_SECONDS] = history.fit_seconds
+        metrics[V.STOPPED_EARLY] = float(history.stopped_early)
+    metrics[V.EPOCHS_RUN] = float(epochs_run)
+    metrics[V.BEST_EPOCH] = float(best)
+    metrics[V.N_PARAMETERS] = float(model.n_parameters_) if model.network_ is not None else math.nan
     if best:
         for key, values in curves.items():
             if key.startswith("val_") and len(values) >= best:
-                metrics[f"best/{metric_name(key)}"] = values[best - 1]
+                metrics[V.best_metric(V.metric_name(key))] = values[best - 1]
     if history is not None and data.X_test is not None:
         for key, value in model.evaluate(data.X_test, data.y_test).items():
             metrics[f"{key}/test"] = value
@@ -464,9 +455,9 @@ def _result(diagnosis: D.Diagnosis, metrics: Mapping[str, float], **extra) -> di
 
 def fit_tags(diagnosis: D.Diagnosis) -> dict[str, str]:
     """The run tags of the diagnosis: ``fit``, ``fit_reason`` and (when there is one) ``fit_hint``."""
-    tags = {D.TAG_FIT: diagnosis.label, D.TAG_FIT_REASON: diagnosis.reason}
+    tags = {V.TAG_FIT: diagnosis.label, V.TAG_FIT_REASON: diagnosis.reason}
     if diagnosis.hint:
-        tags[D.TAG_FIT_HINT] = diagnosis.hint
+        tags[V.TAG_FIT_HINT] = diagnosis.hint
     return tags
 
 
@@ -516,7 +507,7 @@ def _train_tracked(
 
             diagnosis, metrics, model_epoch = _summaries(model, data, recorder, history, non_finite)
             final_step = max(1, model_epoch)
-            final_tags = {**fit_tags(diagnosis), NOTE_TAG: run_description(diagnosis, metrics, data.task)}
+            final_tags = {**fit_tags(diagnosis), V.TAG_NOTE: run_description(diagnosis, metrics, data.task)}
             if non_finite is not None:
                 final_tags["stop_reason"] = str(non_finite)
                 log.warning("%s", non_finite)
@@ -582,8 +573,6 @@ def _train_tracked(
     )
 
 
-#: The run tag MLflow shows as the run's description (markdown).
-NOTE_TAG = "mlflow.note.content"
 
 
 def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: str) -> str:
@@ -591,15 +580,15 @@ def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: 
     test scores and size (two short paragraphs: the page shows about three lines before "Show more")."""
     lines = [f"**fit: {diagnosis.label}**: {diagnosis.reason}" + (f" (hint: {diagnosis.hint})" if diagnosis.hint else "")]
     facts = []
-    if metrics.get("epochs_run"):
-        best = int(metrics.get("best_epoch", 0))
-        facts.append(f"best epoch {best} of {int(metrics['epochs_run'])}" if best else f"{int(metrics['epochs_run'])} epochs")
+    if metrics.get(V.EPOCHS_RUN):
+        best = int(metrics.get(V.BEST_EPOCH, 0))
+        facts.append(f"best epoch {best} of {int(metrics[V.EPOCHS_RUN])}" if best else f"{int(metrics[V.EPOCHS_RUN])} epochs")
     scores = ("loss", "mae", "rmse", "r2") if task == "regression" else ("loss", "accuracy")
     tested = [f"{name} {metrics[f'{name}/test']:.4g}" for name in scores if f"{name}/test" in metrics]
     if tested:
         facts.append("test " + ", ".join(tested))
-    if metrics.get("n_parameters"):
-        facts.append(f"{int(metrics['n_parameters'])} parameters")
+    if metrics.get(V.N_PARAMETERS):
+        facts.append(f"{int(metrics[V.N_PARAMETERS])} parameters")
     if facts:
         lines.append(" · ".join(facts))
     return "\n\n".join(lines)

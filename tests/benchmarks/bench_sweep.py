@@ -44,6 +44,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from sweeps.core import vocabulary as V
 
 DEFAULT_PRUNERS = ("median", "successive_halving", "hyperband")
 QUICK = ["sweep.n_trials=8", "training.epochs=8", "sweep.sampler.n_startup_trials=3",
@@ -64,7 +65,7 @@ def run(overrides: list[str], tracking: bool) -> dict:
         outcome = run_sweep(prepared)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         best = S.best_trials(__import__("optuna").load_study(study_name="bench", storage=S.open_storage(prepared.settings.storage)))
-        metrics = best[0].user_attrs.get(S.TRIAL_METRICS, {}) if best else {}
+        metrics = best[0].user_attrs.get(V.TRIAL_METRICS, {}) if best else {}
         return {
             "seconds": seconds,
             "cpu_seconds": cpu,

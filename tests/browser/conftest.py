@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.study import fit_view
+from sweeps.core import vocabulary as V
 from browser_helpers import Page, find_chromium
 
 IN_CI = os.environ.get("CI", "").lower() in ("true", "1", "yes")
@@ -136,7 +136,7 @@ def sweep(server, tmp_path_factory) -> Sweep:
     parent = parents[0]
     trials = [
         Trial(r.info.run_id, r.info.run_name, int(r.data.tags["sweep.trial_number"]), r.data.tags.get("fit", ""),
-              r.data.metrics.get("sweep/objective"), r.data.tags.get(fit_view.SHOWCASE_TAG) == "true")
+              r.data.metrics.get("sweep/objective"), r.data.tags.get(V.TAG_SHOWCASE) == "true")
         for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     ]
     task = next(r.data.tags["task"] for r in runs if "task" in r.data.tags)

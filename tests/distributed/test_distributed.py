@@ -20,8 +20,8 @@ from mlflow import MlflowClient
 
 from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
 from services import free_port
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
-from sweeps.study.claims import ATTR_CLAIM
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -95,12 +95,12 @@ def test_three_workers_make_exactly_thirty_trials_under_one_parent(mlflow_server
     assert sorted(t.number for t in trials) == list(range(30)), logs
     assert {t.state.name for t in trials} <= {"COMPLETE", "PRUNED"}, logs
     assert S.finished_count(study) == 30
-    claims = [t.user_attrs[ATTR_CLAIM] for t in trials]
+    claims = [t.user_attrs[V.ATTR_CLAIM] for t in trials]
     assert {c["pid"] for c in claims} == {p.pid for p in processes.values()}  # every process ran trials
-    assert {t.user_attrs[S.TRIAL_WORKER] for t in trials} == {0, 1, 2}  # one worker number (and seed) each
+    assert {t.user_attrs[V.TRIAL_WORKER] for t in trials} == {0, 1, 2}  # one worker number (and seed) each
 
     client = MlflowClient(mlflow_server.uri)
-    parent_id = study.user_attrs[S.ATTR_PARENT_RUN]
+    parent_id = study.user_attrs[V.ATTR_PARENT_RUN]
     parents = client.search_runs([client.get_run(parent_id).info.experiment_id],
                                  filter_string="tags.`sweep.role` = 'parent'")
     assert [run.info.run_id for run in parents] == [parent_id]  # one parent, shared by all workers
@@ -109,7 +109,7 @@ def test_three_workers_make_exactly_thirty_trials_under_one_parent(mlflow_server
         parent.data.metrics["trials/pruned"] == 30
     children = _children(client, parent_id)
     assert len(children) == 30
-    assert {run.info.run_id for run in children} == {t.user_attrs[S.TRIAL_RUN_ID] for t in trials}
+    assert {run.info.run_id for run in children} == {t.user_attrs[V.TRIAL_RUN_ID] for t in trials}
     assert sorted(int(run.data.tags["sweep.trial_number"]) for run in children) == list(range(30))
     finished_elsewhere = sum("the parent run was finished by worker" in (tmp_path / f"{name}.out").read_text()
                              for name in processes)
@@ -119,14 +119,14 @@ def test_three_workers_make_exactly_thirty_trials_under_one_parent(mlflow_server
     import mlflow.artifacts
 
     for trial in trials:
-        run_id = trial.user_attrs[S.TRIAL_RUN_ID]
+        run_id = trial.user_attrs[V.TRIAL_RUN_ID]
         folder = tmp_path / "download" / run_id
         client.download_artifacts(run_id, "", str(folder))
         assert (folder / "config" / "config.yaml").stat().st_size > 0
         assert "model.hidden_layers=" in (folder / "config" / "overrides.yaml").read_text()
         if trial.state.name == "COMPLETE":
             assert (folder / "plots" / "learning_curve.png").stat().st_size > 1000
-            model_id = trial.user_attrs[S.TRIAL_MODEL_URI].split("models:/", 1)[1]
+            model_id = trial.user_attrs[V.TRIAL_MODEL_URI].split("models:/", 1)[1]
             location = client.get_logged_model(model_id).artifact_location  # mlflow-artifacts:/...
             model = mlflow.artifacts.download_artifacts(artifact_uri=location, dst_path=str(tmp_path / "models" / run_id),
                                                         tracking_uri=mlflow_server.uri)
@@ -151,8 +151,8 @@ def _wait_for_victim(study_storage: str, processes: dict, timeout: float = 120):
             time.sleep(0.3)
             continue
         for trial in running:
-            claim = trial.user_attrs.get(ATTR_CLAIM) or {}
-            if claim.get("pid") in pids and trial.user_attrs.get(S.TRIAL_RUN_ID) and trial.number >= 2:
+            claim = trial.user_attrs.get(V.ATTR_CLAIM) or {}
+            if claim.get("pid") in pids and trial.user_attrs.get(V.TRIAL_RUN_ID) and trial.number >= 2:
                 return pids[claim["pid"]], trial
         time.sleep(0.05)
     raise AssertionError("no trial with a run was seen running")
@@ -194,16 +194,16 @@ def test_a_worker_killed_mid_trial_is_retried_after_the_grace_period(mlflow_serv
     assert sorted(t.number for t in trials) == list(range(n_trials + 1))
     assert S.finished_count(study) == n_trials
     dead = next(t for t in trials if t.number == trial.number)
-    assert dead.state.name == "FAIL" and not dead.user_attrs.get(S.TRIAL_FAIL_REASON)
+    assert dead.state.name == "FAIL" and not dead.user_attrs.get(V.TRIAL_FAIL_REASON)
     rerun = [t for t in trials if S.retried_from(t) == trial.number]
     assert len(rerun) == 1 and rerun[0].state.name in ("COMPLETE", "PRUNED")
-    assert rerun[0].params == dead.params and rerun[0].user_attrs[S.TRIAL_RETRY_OF] == trial.number
-    assert rerun[0].user_attrs[S.TRIAL_RUN_ID] != dead.user_attrs[S.TRIAL_RUN_ID]
+    assert rerun[0].params == dead.params and rerun[0].user_attrs[V.TRIAL_RETRY_OF] == trial.number
+    assert rerun[0].user_attrs[V.TRIAL_RUN_ID] != dead.user_attrs[V.TRIAL_RUN_ID]
 
     client = MlflowClient(mlflow_server.uri)
-    orphan_id = dead.user_attrs[S.TRIAL_RUN_ID]
+    orphan_id = dead.user_attrs[V.TRIAL_RUN_ID]
     assert client.get_run(orphan_id).info.status == "RUNNING"  # nobody could end it: its process died
-    parent_id = study.user_attrs[S.ATTR_PARENT_RUN]
+    parent_id = study.user_attrs[V.ATTR_PARENT_RUN]
     assert client.get_run(parent_id).info.status == "FINISHED"
     assert len(_children(client, parent_id)) == n_trials + 1  # the orphan is a child too
 
@@ -258,7 +258,7 @@ def test_a_tracking_server_outage_mid_sweep_loses_no_metrics(mlflow_server, stud
     assert len(done) == n_trials and S.finished_count(study) == n_trials, [t.state.name for t in trials]
     for trial in trials:  # a trial that failed for the outage is marked so and re-run, not counted
         if trial.state.name == "FAIL":
-            assert trial.user_attrs.get(S.TRIAL_RETRYABLE), trial.user_attrs
+            assert trial.user_attrs.get(V.TRIAL_RETRYABLE), trial.user_attrs
     overlapping = [t for t in trials if t.datetime_start.timestamp() < restarted
                    and (t.datetime_complete is None or t.datetime_complete.timestamp() > stopped)]
     assert overlapping, "no trial ran while the server was down: the test tested nothing"
@@ -268,18 +268,18 @@ def test_a_tracking_server_outage_mid_sweep_loses_no_metrics(mlflow_server, stud
 
     client = MlflowClient(mlflow_server.uri)
     for trial in done:
-        run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+        run = client.get_run(trial.user_attrs[V.TRIAL_RUN_ID])
         steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss/val"))
         train_steps = sorted(m.step for m in client.get_metric_history(run.info.run_id, "loss/train"))
         if trial.state.name == "COMPLETE":
-            epochs = trial.user_attrs[S.TRIAL_EPOCHS]
+            epochs = trial.user_attrs[V.TRIAL_EPOCHS]
             assert run.info.status == "FINISHED" and run.data.tags["sweep.state"] == "COMPLETE"
             for name in ("loss/test", "accuracy/test", "n_parameters", "best/loss/val", "epochs_run"):
                 assert name in run.data.metrics, (trial.number, name)
             assert run.data.metrics["sweep/objective"] == pytest.approx(trial.value)
-            assert trial.user_attrs[S.TRIAL_MODEL_URI]
+            assert trial.user_attrs[V.TRIAL_MODEL_URI]
         else:
-            epochs = trial.user_attrs[S.TRIAL_PRUNED_AT]
+            epochs = trial.user_attrs[V.TRIAL_PRUNED_AT]
             assert run.info.status == "KILLED" and run.data.tags["sweep.state"] == "PRUNED"
         assert steps == list(range(1, epochs + 1)), (trial.number, trial.state.name, steps)
         assert train_steps == steps, (trial.number, train_steps)
@@ -304,7 +304,7 @@ def test_a_stalled_worker_whose_trial_was_declared_dead_goes_on_without_double_c
             except Exception:
                 running = []
             for candidate in running:
-                claim = candidate.user_attrs.get(ATTR_CLAIM) or {}
+                claim = candidate.user_attrs.get(V.ATTR_CLAIM) or {}
                 if claim.get("pid") in pids and len(candidate.intermediate_values) >= 3:
                     victim, trial = pids[claim["pid"]], candidate
                     break

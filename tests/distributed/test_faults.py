@@ -15,8 +15,8 @@ import optuna
 import pytest
 
 from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
-from sweeps.study.claims import ATTR_CLAIM
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -57,7 +57,7 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
     """, tmp_path)
     assert claimer.returncode == 9, claimer.stderr
     dead = _study(study_storage).trials[0]
-    assert dead.state.name == "RUNNING" and dead.user_attrs[ATTR_CLAIM]["worker"] == 7
+    assert dead.state.name == "RUNNING" and dead.user_attrs[V.ATTR_CLAIM]["worker"] == 7
 
     processes = {f"worker{i}": start_sweep(args, tmp_path, f"worker{i}") for i in range(2)}
     try:
@@ -81,7 +81,7 @@ def _mid_trial(study_storage: str, pid: int, timeout: float = 180):
     while time.monotonic() < deadline:
         try:
             for trial in _study(study_storage).get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-                if (trial.user_attrs.get(ATTR_CLAIM) or {}).get("pid") == pid and len(trial.intermediate_values) >= 2:
+                if (trial.user_attrs.get(V.ATTR_CLAIM) or {}).get("pid") == pid and len(trial.intermediate_values) >= 2:
                     return trial
         except Exception:  # the study does not exist yet
             pass
@@ -176,7 +176,6 @@ def test_a_finisher_killed_while_finishing_is_replaced_at_once(mlflow_server, st
     line each survivor prints names the worker that really finished it."""
     from mlflow import MlflowClient
 
-    from sweeps.study.claims import ATTR_FINISHED
 
     experiment = f"dist-{study_storage.rsplit('_', 1)[-1]}"
     args = [*TINY, f"sweep.storage={study_storage}", f"tracking.uri={mlflow_server.uri}",
@@ -189,7 +188,7 @@ def test_a_finisher_killed_while_finishing_is_replaced_at_once(mlflow_server, st
         deadline = time.monotonic() + 300
         while victim is None and time.monotonic() < deadline:
             try:
-                record = _study(study_storage).user_attrs.get(ATTR_FINISHED) or {}
+                record = _study(study_storage).user_attrs.get(V.ATTR_FINISHED) or {}
             except Exception:
                 record = {}
             if record.get("pid") in pids and not record.get("done"):
@@ -206,10 +205,10 @@ def test_a_finisher_killed_while_finishing_is_replaced_at_once(mlflow_server, st
     logs = "\n".join(output(tmp_path, name) for name in processes)
     assert [p.returncode for p in survivors.values()] == [0, 0], logs
     study = _study(study_storage)
-    record = study.user_attrs[ATTR_FINISHED]
+    record = study.user_attrs[V.ATTR_FINISHED]
     assert record["done"] and record["pid"] in {p.pid for p in survivors.values()}, record
     client = MlflowClient(mlflow_server.uri)
-    parent = client.get_run(study.user_attrs[S.ATTR_PARENT_RUN])
+    parent = client.get_run(study.user_attrs[V.ATTR_PARENT_RUN])
     assert parent.info.status == "FINISHED" and "best.model" in parent.data.tags, logs
     assert ended < 200, f"the parent run was finished {ended:.0f} s after the kill"
     finisher_name = pids[record["pid"]]

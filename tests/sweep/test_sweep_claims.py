@@ -17,8 +17,9 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
-from sweeps.study.claims import ATTR_CLAIM, HOST, Coordinator, StorageLock
+from sweeps.study.claims import HOST, Coordinator, StorageLock
 from sweeps.core.errors import ConfigError
 from services import free_port
 from sweep_helpers import cli_overrides, sweep_cfg
@@ -49,7 +50,7 @@ def _abandoned(study, settings, pid: int | None = None, heartbeat: bool = True, 
     ``beat``: it died between its claim and its first heartbeat), then silence."""
     trial = study.ask()
     trial.suggest_float("x", 0, 1)
-    trial.set_user_attr(ATTR_CLAIM, {"host": HOST, "pid": pid or _dead_pid(), "worker": 9,
+    trial.set_user_attr(V.ATTR_CLAIM, {"host": HOST, "pid": pid or _dead_pid(), "worker": 9,
                                      "heartbeat": settings.heartbeat_interval if heartbeat else None})
     trial.set_user_attr("sweep.trial_uid", "dead")
     if heartbeat and beat:
@@ -136,7 +137,7 @@ def test_a_stale_trial_is_failed_and_its_rerun_takes_the_slot(tmp_path):
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     rerun = trials[2]
     assert S.retried_from(rerun) == dead.number and rerun.params == trials[0].params
-    assert rerun.user_attrs[ATTR_CLAIM]["pid"] == os.getpid()  # claimed anew
+    assert rerun.user_attrs[V.ATTR_CLAIM]["pid"] == os.getpid()  # claimed anew
     assert S.finished_count(study) == 2
     coordinator.close()
 
@@ -182,7 +183,7 @@ def test_retries_stop_at_max_retries(tmp_path):
         assert [t.number for t in coordinator.fail_stale()] == [first.number]
     retry = study.ask()                                       # its re-run, abandoned as well
     assert S.retried_from(study.trials[retry.number]) == first.number
-    retry.set_user_attr(ATTR_CLAIM, {"host": HOST, "pid": _dead_pid(), "heartbeat": 1})
+    retry.set_user_attr(V.ATTR_CLAIM, {"host": HOST, "pid": _dead_pid(), "heartbeat": 1})
     study._storage.record_heartbeat(retry._trial_id)
     time.sleep(settings.grace_seconds + 1.2)
     with coordinator.lock:
@@ -211,7 +212,7 @@ def test_worker_numbers_and_the_finisher_are_handed_out_once(tmp_path):
 def test_released_or_dead_workers_numbers_are_handed_out_again(tmp_path):
     """A process that resumes alone is worker 0 again: numbers are released on close, and a
     number held by a process of this host that is gone is free."""
-    from sweeps.study.claims import ATTR_WORKER_SLOTS, HOST
+    from sweeps.study.claims import HOST
 
     settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
     study = _study(settings)
@@ -222,11 +223,11 @@ def test_released_or_dead_workers_numbers_are_handed_out_again(tmp_path):
     assert third.join(1) == 0  # released by first; 1 and 2 are still second's
     second.close()
     third.close()
-    study.set_user_attr(ATTR_WORKER_SLOTS, {"0": {"host": HOST, "pid": _dead_pid()}})
+    study.set_user_attr(V.ATTR_WORKER_SLOTS, {"0": {"host": HOST, "pid": _dead_pid()}})
     fourth = Coordinator(settings, study)
     assert fourth.join(2) == 0
     fourth.close()
-    assert study.user_attrs[ATTR_WORKER_SLOTS] == {}
+    assert study.user_attrs[V.ATTR_WORKER_SLOTS] == {}
 
 
 def _as_section(settings):
@@ -304,9 +305,9 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
     assert coordinator.run_one(stranded, catch=(TrialFailed,)) == "ran"   # waits sweep.outage_wait, then gives up
     failed = study.trials[0]
     attrs = failed.user_attrs
-    assert failed.state.name == "FAIL" and attrs[S.TRIAL_RETRYABLE] is True
-    assert attrs[S.TRIAL_FAIL_REASON].startswith("tracking failed: the tracking server http://127.0.0.1:")
-    assert "has not answered for" in attrs[S.TRIAL_FAIL_REASON] and "re-run queued" in attrs[S.TRIAL_FAIL_REASON]
+    assert failed.state.name == "FAIL" and attrs[V.TRIAL_RETRYABLE] is True
+    assert attrs[V.TRIAL_FAIL_REASON].startswith("tracking failed: the tracking server http://127.0.0.1:")
+    assert "has not answered for" in attrs[V.TRIAL_FAIL_REASON] and "re-run queued" in attrs[V.TRIAL_FAIL_REASON]
     assert stranded.outage is not None  # the sweep loop stops (exit 1) instead of waiting again
     assert not S.counts_toward_budget(failed)
     waiting = study.trials[1]
@@ -315,9 +316,9 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
     back = Objective(prepared.base, prepared.space, settings)   # the server is back
     assert coordinator.run_one(back, catch=(TrialFailed,)) == "ran"
     rerun = study.trials[1]
-    assert rerun.state.name in ("COMPLETE", "PRUNED") and rerun.user_attrs[S.TRIAL_RETRY_OF] == 0
-    assert not rerun.user_attrs.get(S.TRIAL_FAIL_REASON) and not rerun.user_attrs.get(S.TRIAL_RETRYABLE)
-    run = MlflowClient(tracking_uri).get_run(rerun.user_attrs[S.TRIAL_RUN_ID])
+    assert rerun.state.name in ("COMPLETE", "PRUNED") and rerun.user_attrs[V.TRIAL_RETRY_OF] == 0
+    assert not rerun.user_attrs.get(V.TRIAL_FAIL_REASON) and not rerun.user_attrs.get(V.TRIAL_RETRYABLE)
+    run = MlflowClient(tracking_uri).get_run(rerun.user_attrs[V.TRIAL_RUN_ID])
     assert run.data.tags["sweep.trial_number"] == "1" and run.data.tags["sweep.state"] == rerun.state.name
     assert coordinator.run_one(back, catch=(TrialFailed,)) == "done" and len(study.trials) == 2
     coordinator.close()
@@ -360,7 +361,7 @@ def test_status_reconciles_a_dead_workers_trial_and_its_run(uris):
     run = client.create_run(experiment_id, run_name="t000 dead", tags={
         "sweep.role": "trial", "sweep.study_name": settings.study_name, "sweep.trial_number": str(dead.number),
         "sweep.state": "RUNNING"})
-    dead.set_user_attr(S.TRIAL_RUN_ID, run.info.run_id)
+    dead.set_user_attr(V.TRIAL_RUN_ID, run.info.run_id)
     time.sleep(settings.grace_seconds + 1.2)
 
     dry = study_status(settings, tracking_uri, settings.study_name, reconcile=False)
@@ -396,7 +397,7 @@ def test_separate_processes_on_one_sqlite_study_make_exactly_n_trials(tmp_path):
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
     study = optuna.load_study(study_name="moons-quick", storage=storage)
     assert sorted(t.number for t in study.trials) == list(range(9)) and S.finished_count(study) == 9
-    workers = {t.user_attrs[ATTR_CLAIM]["pid"]: t.user_attrs[ATTR_CLAIM]["worker"] for t in study.trials}
+    workers = {t.user_attrs[V.ATTR_CLAIM]["pid"]: t.user_attrs[V.ATTR_CLAIM]["worker"] for t in study.trials}
     assert len(set(workers.values())) == len(workers)  # each process its own worker number (and seed)
 
 
@@ -544,13 +545,12 @@ def test_a_finisher_found_dead_is_replaced_at_once(tmp_path):
     assert coordinator.finish_record()["done"] is True
     assert coordinator.elect_finisher() is False             # done: nobody finishes it again
 
-    from sweeps.study.claims import ATTR_FINISHED
 
     beat = time.time()
-    study.set_user_attr(ATTR_FINISHED, {**coordinator.finish_record(), "host": "elsewhere", "pid": 1, "done": False,
+    study.set_user_attr(V.ATTR_FINISHED, {**coordinator.finish_record(), "host": "elsewhere", "pid": 1, "done": False,
                                         "beat": beat})
     assert coordinator.elect_finisher() is False             # another host's finisher, beating
-    study.set_user_attr(ATTR_FINISHED, {**coordinator.finish_record(), "beat": beat - settings.grace_seconds - 1})
+    study.set_user_attr(V.ATTR_FINISHED, {**coordinator.finish_record(), "beat": beat - settings.grace_seconds - 1})
     assert coordinator.elect_finisher() is True              # its beat is stale
     coordinator.close()
 
@@ -573,7 +573,6 @@ def test_a_finisher_beats_while_it_finishes(tmp_path):
 
 @pytest.mark.slow
 def test_status_finishes_a_parent_run_left_running_by_a_dead_finisher(uris):
-    from sweeps.study.claims import ATTR_FINISHED
     from sweeps.study.runner import prepare, run_sweep
     from sweeps.study.status import study_status
 
@@ -586,7 +585,7 @@ def test_status_finishes_a_parent_run_left_running_by_a_dead_finisher(uris):
     client.update_run(parent_id, status="RUNNING")
     client.delete_tag(parent_id, "best.model")
     study = _study(prepared.settings)
-    study.set_user_attr(ATTR_FINISHED, {**study.user_attrs[ATTR_FINISHED], "pid": _dead_pid(), "done": False})
+    study.set_user_attr(V.ATTR_FINISHED, {**study.user_attrs[V.ATTR_FINISHED], "pid": _dead_pid(), "done": False})
 
     dry = study_status(prepared.settings, tracking_uri, prepared.tracking.experiment_name, reconcile=False)
     assert any(line.startswith(f"parent run {parent_id} is RUNNING though all 2 trials are done") and
@@ -597,7 +596,7 @@ def test_status_finishes_a_parent_run_left_running_by_a_dead_finisher(uris):
                for line in report.reconciled), report.reconciled
     parent = client.get_run(parent_id)
     assert parent.info.status == "FINISHED" and parent.data.tags.get("best.model")
-    assert _study(prepared.settings).user_attrs[ATTR_FINISHED]["done"] is True
+    assert _study(prepared.settings).user_attrs[V.ATTR_FINISHED]["done"] is True
     assert study_status(prepared.settings, tracking_uri, prepared.tracking.experiment_name).reconciled == []
 
 
@@ -644,7 +643,7 @@ def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_
     work(study, _StalledAfterTraining(objective, S.open_sweep_storage(settings)), Budget(None), None, coordinator)
     first = study.trials[0]
     assert first.state.name == "FAIL" and not S.counts_toward_budget(first)
-    run = MlflowClient(tracking_uri).get_run(first.user_attrs[S.TRIAL_RUN_ID])
+    run = MlflowClient(tracking_uri).get_run(first.user_attrs[V.TRIAL_RUN_ID])
     assert run.info.status == "KILLED", run.info.status                 # not FINISHED
     assert run.data.tags["sweep.state"] == "FAIL"                        # not RUNNING, not COMPLETE
     assert "failed by another worker" in run.data.tags["fail_reason"]
@@ -672,13 +671,13 @@ def test_status_makes_finished_and_failed_runs_say_how_their_trial_ended(uris):
             "sweep.role": "trial", "sweep.study_name": settings.study_name,
             "sweep.trial_number": str(trial.number), "sweep.state": "RUNNING"})
         client.set_terminated(run.info.run_id, run_status)
-        trial.set_user_attr(S.TRIAL_RUN_ID, run.info.run_id)
+        trial.set_user_attr(V.TRIAL_RUN_ID, run.info.run_id)
         study.tell(trial, 0.5 if trial_state == TrialState.COMPLETE else None, state=trial_state)
         return run.info.run_id
 
     stalled = trial_with_run("FINISHED", TrialState.FAIL)                     # stalled after its last epoch
-    lost_server = trial_with_run("FAILED", TrialState.FAIL, **{S.TRIAL_FAIL_REASON: "tracking failed: gone",
-                                                                S.TRIAL_RETRYABLE: True})
+    lost_server = trial_with_run("FAILED", TrialState.FAIL, **{V.TRIAL_FAIL_REASON: "tracking failed: gone",
+                                                                V.TRIAL_RETRYABLE: True})
     fine = trial_with_run("FINISHED", TrialState.COMPLETE)
     client.set_tag(fine, "sweep.state", "COMPLETE")
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from sweeps.core import vocabulary as V
 from sweeps.cli.sweep import leaderboard_table, main, status_main
 from programs import program, run_in_read_only_folder
 from sweep_helpers import cli_overrides
@@ -168,7 +169,7 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
     assert query[ui_views.VIEW_URL_PARAM] == [ui_views.trials_view_id(parent)]
     assert query["compareRunsMode"] == ["CHART"]
     assert "searchFilter" not in query and "orderByKey" not in query  # the UI would ignore the view
-    tag = client.get_experiment(experiment_id).tags[ui_views.VIEW_TAG_PREFIX + ui_views.trials_view_id(parent)]
+    tag = client.get_experiment(experiment_id).tags[V.VIEW_TAG_PREFIX + ui_views.trials_view_id(parent)]
     _, state = ui_views.decode_view(tag)
     assert state["searchFilter"] == f"tags.`mlflow.parentRunId` = '{parent}'"
     assert state["orderByKey"] == "metrics.`sweep/objective`" and state["orderByAsc"] is False
@@ -178,7 +179,6 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
 def test_resuming_with_another_search_space_is_refused_unless_allowed(capsys, tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
-    from sweeps.study import optuna_study as S
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
@@ -202,5 +202,5 @@ def test_resuming_with_another_search_space_is_refused_unless_allowed(capsys, tm
     assert "search space changed (sweep.allow_space_change=true" in out and "lr: float [0.001, 0.1] log -> float [0.01, 0.1] log" in out
     loaded = optuna.load_study(study_name="space", storage=storage)
     assert [c["change"] for c in loaded.user_attrs["sweep.space_changes"]] == ["lr: float [0.001, 0.1] log -> float [0.01, 0.1] log"]
-    parent = MlflowClient(tracking_uri).get_run(loaded.user_attrs[S.ATTR_PARENT_RUN])
+    parent = MlflowClient(tracking_uri).get_run(loaded.user_attrs[V.ATTR_PARENT_RUN])
     assert parent.data.tags["sweep.space_changed"] == "lr: float [0.001, 0.1] log -> float [0.01, 0.1] log"

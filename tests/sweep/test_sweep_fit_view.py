@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from sweeps.core import vocabulary as V
 from sweeps.study import fit_view
 from sweeps.tracking import ui_views
 from sweeps.cli.sweep import leaderboard_table
@@ -95,7 +96,7 @@ def test_a_wide_sweep_shows_its_labels_in_the_terminal_the_parent_and_the_views(
     # The terminal: a summary line counting labels; every line but one with a URI (a link, the
     # storage) or a command fits 100 columns.
     out = done.stdout
-    assert f"fit: {fit_view.counts_line({k: counts[k] for k in fit_view.LABEL_ORDER if k in counts})}" in out
+    assert f"fit: {fit_view.counts_line({k: counts[k] for k in V.LABEL_ORDER if k in counts})}" in out
     assert "reason" not in out.split("rank", 1)[1].splitlines()[0]
     for line in out.splitlines():
         if "://" not in line and "ann-sweep-status" not in line:
@@ -114,7 +115,7 @@ def test_a_wide_sweep_shows_its_labels_in_the_terminal_the_parent_and_the_views(
             assert png.read(8) == b"\x89PNG\r\n\x1a\n"
 
     # The showcase: one trial of every label present is tagged for the "by fit" view.
-    showcased = {r.info.run_id for r in trials if r.data.tags.get(fit_view.SHOWCASE_TAG) == "true"}
+    showcased = {r.info.run_id for r in trials if r.data.tags.get(V.TAG_SHOWCASE) == "true"}
     assert {labels[run_id] for run_id in showcased} == set(counts) - {"pruned"}
     assert len(showcased) <= len(set(counts)) + fit_view.TOP_FEW
 
@@ -122,11 +123,11 @@ def test_a_wide_sweep_shows_its_labels_in_the_terminal_the_parent_and_the_views(
     tags = client.get_experiment(experiment.experiment_id).tags
     parent_id = parent.info.run_id
     for label in [None, *(set(counts) - {"pruned"})]:
-        name, state = ui_views.decode_view(tags[ui_views.VIEW_TAG_PREFIX + ui_views.fit_view_id(parent_id, label)])
+        name, state = ui_views.decode_view(tags[V.VIEW_TAG_PREFIX + ui_views.fit_view_id(parent_id, label)])
         assert "tags.`fit`" in state["selectedColumns"]
         assert f"tags.`mlflow.parentRunId` = '{parent_id}'" in state["searchFilter"]
         if label is None:
-            assert name.endswith("by fit: one of each label") and fit_view.SHOWCASE_TAG in state["searchFilter"]
+            assert name.endswith("by fit: one of each label") and V.TAG_SHOWCASE in state["searchFilter"]
             found = client.search_runs([experiment.experiment_id], filter_string=state["searchFilter"])
             assert {r.info.run_id for r in found} == showcased
         else:

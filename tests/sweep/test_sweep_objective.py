@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from optuna.trial import FixedTrial
 
-from sweeps.study import optuna_study as S
+from sweeps.core import vocabulary as V
 from sweeps.study.objective import Objective, TrialFailed
 from sweeps.study.runner import prepare
 from sweep_helpers import sweep_cfg
@@ -30,7 +30,7 @@ def test_a_fixed_trial_trains_a_tracked_run_and_links_it(uris):
     trial = FixedTrial(PARAMS, number=7)
     value = objective(trial)
     client = MlflowClient(uris[1])
-    run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+    run = client.get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss/val"))
     assert value == pytest.approx(history[-1][1])  # no early stopping: the last epoch's weights are kept
     assert len(history) == 5 and run.info.status == "FINISHED"
@@ -40,7 +40,7 @@ def test_a_fixed_trial_trains_a_tracked_run_and_links_it(uris):
     assert tags["sweep.state"] == "COMPLETE" and tags["fit"] in ("good", "overfit", "underfit", "diverged")
     assert run.data.params["model.hidden_layers"] == "[6]" and run.data.params["optimizer.lr"] == "0.02"
     assert run.data.metrics["sweep/objective"] == pytest.approx(value)
-    assert trial.user_attrs[S.TRIAL_MODEL_URI] == tags["model_uri"] and trial.user_attrs[S.TRIAL_EPOCHS] == 5
+    assert trial.user_attrs[V.TRIAL_MODEL_URI] == tags["model_uri"] and trial.user_attrs[V.TRIAL_EPOCHS] == 5
     overrides = client.download_artifacts(run.info.run_id, "config/overrides.yaml")
     assert "model.hidden_layers=[6]" in open(overrides).read()
 
@@ -50,7 +50,7 @@ def test_the_value_is_the_kept_epochs_metric(uris):
                               "sweep.metric=accuracy/val")
     trial = FixedTrial({**PARAMS, "lr": 0.3}, number=1)
     value = objective(trial)
-    run = MlflowClient(uris[1]).get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+    run = MlflowClient(uris[1]).get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     assert value == pytest.approx(run.data.metrics["best/accuracy/val"])
 
 
@@ -59,12 +59,12 @@ def test_a_non_finite_loss_prunes_the_trial_with_the_reason(uris):
     trial = FixedTrial({**PARAMS, "activation": "relu", "lr": 1e6}, number=3)
     with pytest.raises(optuna.TrialPruned, match="non-finite"):
         objective(trial)
-    assert "non-finite" in trial.user_attrs[S.TRIAL_PRUNE_REASON]
-    run = MlflowClient(uris[1]).get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+    assert "non-finite" in trial.user_attrs[V.TRIAL_PRUNE_REASON]
+    run = MlflowClient(uris[1]).get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     assert run.info.status == "KILLED"
     assert run.data.tags["sweep.state"] == "PRUNED" and run.data.tags["pruned"] == "true"
     assert "non-finite" in run.data.tags["prune_reason"] and run.data.tags["fit"] == "diverged"
-    assert run.data.tags["pruned_at_epoch"] == str(trial.user_attrs[S.TRIAL_PRUNED_AT])
+    assert run.data.tags["pruned_at_epoch"] == str(trial.user_attrs[V.TRIAL_PRUNED_AT])
 
 
 def test_the_pruner_stops_a_live_trial_and_its_run_keeps_the_partial_curves(uris):
@@ -75,9 +75,9 @@ def test_the_pruner_stops_a_live_trial_and_its_run_keeps_the_partial_curves(uris
     study.optimize(objective, n_trials=1)
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
-    assert trial.user_attrs[S.TRIAL_PRUNED_AT] == 3 and sorted(trial.intermediate_values) == [1, 2, 3]
+    assert trial.user_attrs[V.TRIAL_PRUNED_AT] == 3 and sorted(trial.intermediate_values) == [1, 2, 3]
     client = MlflowClient(uris[1])
-    run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+    run = client.get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     assert run.info.status == "KILLED" and run.data.tags["pruned_at_epoch"] == "3"
     assert "pruner stopped it at epoch 3" in run.data.tags["prune_reason"]
     assert len(client.get_metric_history(run.info.run_id, "loss/train")) == 3
@@ -91,7 +91,7 @@ def test_any_other_error_fails_the_trial_with_its_message(uris, tmp_path):
     with pytest.raises(TrialFailed) as caught:
         objective(trial)
     assert "gone.csv" in str(caught.value) and "\n" not in str(caught.value)
-    assert trial.user_attrs[S.TRIAL_FAIL_REASON] == str(caught.value)
+    assert trial.user_attrs[V.TRIAL_FAIL_REASON] == str(caught.value)
 
 
 def test_untracked_trials_still_return_values(uris):
@@ -99,7 +99,7 @@ def test_untracked_trials_still_return_values(uris):
     prepared = prepare(sweep_cfg(storage, None))
     objective = Objective(prepared.base, prepared.space, prepared.settings)
     trial = FixedTrial(PARAMS, number=0)
-    assert objective(trial) > 0 and S.TRIAL_RUN_ID not in trial.user_attrs
+    assert objective(trial) > 0 and V.TRIAL_RUN_ID not in trial.user_attrs
 
 
 def test_multi_objective_returns_one_value_per_metric(uris):

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.study.runner import prepare, run_sweep
 from sweeps.study.status import study_status
@@ -72,7 +73,7 @@ def test_six_trials_under_one_parent(six):
     assert note.startswith("**Sweep `moons-quick`**: minimize loss/val; tpe sampler, median pruner.")
     assert (f"6/6 trials finished: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
             f"{counts['FAIL']} failed.") in note
-    best_name = client.get_run(study.best_trial.user_attrs[S.TRIAL_RUN_ID]).info.run_name
+    best_name = client.get_run(study.best_trial.user_attrs[V.TRIAL_RUN_ID]).info.run_name
     assert f"Best: `{best_name}`, loss/val={study.best_value:.4g}" in note
 
 
@@ -81,7 +82,7 @@ def test_links_both_ways_and_run_names(six):
     client = MlflowClient(tracking_uri)
     runs = {run.info.run_id: run for run in _children(client, outcome.parent_run_id)}
     for trial in _study(storage, "moons-quick").trials:
-        run = runs[trial.user_attrs[S.TRIAL_RUN_ID]]
+        run = runs[trial.user_attrs[V.TRIAL_RUN_ID]]
         assert run.data.tags["sweep.trial_number"] == str(trial.number)
         assert run.data.tags["sweep.study_name"] == "moons-quick"
         assert run.data.tags["sweep.state"] == trial.state.name
@@ -94,7 +95,7 @@ def test_curves_have_one_point_per_epoch_and_pruned_runs_stop_early(six):
     client = MlflowClient(tracking_uri)
     states = []
     for trial in _study(storage, "moons-quick").trials:
-        run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+        run = client.get_run(trial.user_attrs[V.TRIAL_RUN_ID])
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss/val")]
         states.append(trial.state.name)
         if trial.state.name == "COMPLETE":
@@ -102,7 +103,7 @@ def test_curves_have_one_point_per_epoch_and_pruned_runs_stop_early(six):
             assert run.data.tags["fit"] in ("good", "overfit", "underfit", "diverged")
         else:
             assert trial.state.name == "PRUNED"
-            at = trial.user_attrs[S.TRIAL_PRUNED_AT]
+            at = trial.user_attrs[V.TRIAL_PRUNED_AT]
             assert steps == list(range(1, at + 1)) and at < 5
             assert run.info.status == "KILLED" and run.data.tags["pruned_at_epoch"] == str(at)
             assert run.data.tags["prune_reason"]
@@ -163,8 +164,8 @@ def test_a_huge_learning_rate_is_pruned_with_its_reason_and_the_sweep_completes(
     outcome = run_sweep(prepared)
     assert outcome.status == "FINISHED" and outcome.progress.finished == 3
     trial = _study(storage, "moons-quick").trials[0]
-    assert trial.state.name == "PRUNED" and "non-finite" in trial.user_attrs[S.TRIAL_PRUNE_REASON]
-    run = MlflowClient(tracking_uri).get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+    assert trial.state.name == "PRUNED" and "non-finite" in trial.user_attrs[V.TRIAL_PRUNE_REASON]
+    run = MlflowClient(tracking_uri).get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     assert run.info.status == "KILLED" and "non-finite" in run.data.tags["prune_reason"]
     assert "non-finite" in outcome.leaderboard.set_index("trial").loc[0, "reason"]
 
@@ -177,7 +178,7 @@ def test_failed_trials_stop_the_sweep_at_the_failure_budget(uris, tmp_path):
     assert outcome.status == "FAILED" and outcome.stop_reason == "failure budget"
     trials = _study(storage, "moons-quick").trials
     assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
-    assert all("gone.csv" in t.user_attrs[S.TRIAL_FAIL_REASON] for t in trials)
+    assert all("gone.csv" in t.user_attrs[V.TRIAL_FAIL_REASON] for t in trials)
     assert MlflowClient(tracking_uri).get_run(outcome.parent_run_id).info.status == "FAILED"
 
 
@@ -188,10 +189,10 @@ def test_two_workers_make_exactly_n_trials(uris):
     assert outcome.worker_errors == [] and outcome.status == "FINISHED"
     trials = _study(storage, "moons-quick").trials
     assert len(trials) == 6 and S.finished_count(_study(storage, "moons-quick")) == 6
-    assert {t.user_attrs[S.TRIAL_WORKER] for t in trials} == {0, 1}
+    assert {t.user_attrs[V.TRIAL_WORKER] for t in trials} == {0, 1}
     client = MlflowClient(tracking_uri)
     assert len(_children(client, outcome.parent_run_id)) == 6
-    assert {t.user_attrs[S.TRIAL_RUN_ID] for t in trials} == {r.info.run_id for r in _children(client, outcome.parent_run_id)}
+    assert {t.user_attrs[V.TRIAL_RUN_ID] for t in trials} == {r.info.run_id for r in _children(client, outcome.parent_run_id)}
 
 
 def test_resume_after_an_interrupted_sweep(tmp_path):
@@ -221,7 +222,7 @@ def test_resume_after_an_interrupted_sweep(tmp_path):
     study = _study(storage, "moons-quick")
     before = S.finished_count(study)
     assert 2 <= before < 5
-    parent_id = study.user_attrs[S.ATTR_PARENT_RUN]
+    parent_id = study.user_attrs[V.ATTR_PARENT_RUN]
     client = MlflowClient(tracking_uri)
     assert client.get_run(parent_id).info.status == "KILLED"
     numbers_before = [t.number for t in study.trials]
@@ -235,10 +236,10 @@ def test_resume_after_an_interrupted_sweep(tmp_path):
     numbers = [t.number for t in study.trials]
     assert numbers == list(range(len(numbers))) and numbers[: len(numbers_before)] == numbers_before
     assert outcome.parent_run_id == parent_id and client.get_run(parent_id).info.status == "FINISHED"
-    interrupted = [t for t in study.trials if t.user_attrs.get(S.TRIAL_INTERRUPTED)]
+    interrupted = [t for t in study.trials if t.user_attrs.get(V.TRIAL_INTERRUPTED)]
     for trial in interrupted:  # the trial Ctrl-C stopped: FAILED, not counted, its run KILLED
         assert trial.state.name == "FAIL"
-        assert client.get_run(trial.user_attrs[S.TRIAL_RUN_ID]).info.status == "KILLED"
+        assert client.get_run(trial.user_attrs[V.TRIAL_RUN_ID]).info.status == "KILLED"
 
 
 PATH_PARAMS = (
@@ -266,7 +267,7 @@ def test_enqueued_sets_run_first_and_paths_reach_the_runs(uris):
         "training.schedule.name": "cosine", "training.schedule.warmup_epochs": 2}
     assert second["n_layers"] == 2 and second["lr"] == 0.01  # a partial set: the rest was sampled
     client = MlflowClient(tracking_uri)
-    run = client.get_run(trials[0].user_attrs[S.TRIAL_RUN_ID])
+    run = client.get_run(trials[0].user_attrs[V.TRIAL_RUN_ID])
     params = run.data.params
     assert (params["optimizer.name"], params["optimizer.weight_decay"]) == ("adamw", "0.05")
     assert (params["training.schedule.name"], params["training.schedule.warmup_epochs"]) == ("cosine", "2")
@@ -305,7 +306,7 @@ def test_a_trial_still_running_when_the_budget_is_spent_is_pruned(uris):
     assert time.time() - started < 60  # 100000 epochs would take hours
     trials = _study(storage, "moons-quick").trials
     assert len(trials) == 1 and trials[0].state.name == "PRUNED"
-    assert trials[0].user_attrs[S.TRIAL_PRUNE_REASON].startswith("sweep.budget ran out: stopped at epoch ")
+    assert trials[0].user_attrs[V.TRIAL_PRUNE_REASON].startswith("sweep.budget ran out: stopped at epoch ")
     assert outcome.stop_reason == "timeout"
 
 
@@ -336,7 +337,6 @@ def test_the_command_line_prints_the_leaderboard_and_how_to_look(tmp_path):
 
 def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
     from sweeps.tracking.model_logging import logged_model_name
-    from sweeps.study.parent import VERSION_RUN_NAME_TAG
 
     prepared, outcome, storage, tracking_uri, _, _ = six
     client = MlflowClient(tracking_uri)
@@ -353,7 +353,7 @@ def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
 
     done = [t for t in _study(storage, "moons-quick").trials if t.state.name == "COMPLETE"]
     for trial in done:
-        run = client.get_run(trial.user_attrs[S.TRIAL_RUN_ID])
+        run = client.get_run(trial.user_attrs[V.TRIAL_RUN_ID])
         model_id = run.data.tags["model_uri"].split("models:/", 1)[1]
         assert client.get_logged_model(model_id).name == logged_model_name(run.info.run_name)
         assert logged_model_name(run.info.run_name).startswith(f"t{trial.number:03d} ")
@@ -361,25 +361,25 @@ def test_names_carry_the_run_and_the_parent_shows_the_searched_space(six):
     name, version = outcome.registered
     registered = client.get_model_version(name, version)
     best_name = client.get_run(registered.run_id).info.run_name
-    assert registered.tags[VERSION_RUN_NAME_TAG] == best_name
+    assert registered.tags[V.TAG_VERSION_RUN_NAME] == best_name
     assert registered.description.startswith(f"{best_name}: trial ")
 
 
 def test_a_trial_replays_bit_for_bit(six):
     """A sweep's trial (complete or pruned) trained again from its logged config reproduces."""
-    from sweeps.cli.replay import TAG_IDENTICAL, TAG_REPLAY_OF, replay
+    from sweeps.cli.replay import replay
 
     _, outcome, storage, tracking_uri, _, _ = six
     trials = _study(storage, "moons-quick").trials
     client = MlflowClient(tracking_uri)
     for state in ("COMPLETE", "PRUNED"):
         trial = next(t for t in trials if t.state.name == state)
-        run_id = trial.user_attrs[S.TRIAL_RUN_ID]
+        run_id = trial.user_attrs[V.TRIAL_RUN_ID]
         done = replay(run_id, uri=tracking_uri)
         assert done.comparison.identical, done.comparison.first_difference
         assert done.comparison.epochs == len(client.get_metric_history(run_id, "loss/val"))
         copy = client.get_run(done.result["run_id"])
-        assert copy.data.tags[TAG_REPLAY_OF] == run_id and copy.data.tags[TAG_IDENTICAL] == "true"
+        assert copy.data.tags[V.TAG_REPLAY_OF] == run_id and copy.data.tags[V.TAG_IDENTICAL] == "true"
         assert "mlflow.parentRunId" not in copy.data.tags  # a run of its own, not a trial of the sweep
         if state == "PRUNED":
             assert done.comparison.notes and "KILLED" in done.comparison.notes[0]

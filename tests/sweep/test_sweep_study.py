@@ -7,6 +7,7 @@ import dataclasses
 import optuna
 import pytest
 
+from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.config.run_spec import to_container
 from sweeps.core.errors import ConfigError, UserError
@@ -120,7 +121,7 @@ def test_resuming_checks_direction_and_metric(tmp_path):
     settings = _settings(storage=f"sqlite:///{tmp_path}/o.db")
     storage = S.open_storage(settings.storage)
     study, resumed = S.create_or_resume(settings, storage)
-    assert not resumed and study.user_attrs[S.ATTR_METRICS] == ["loss/val"]
+    assert not resumed and study.user_attrs[V.ATTR_METRICS] == ["loss/val"]
     _, resumed = S.create_or_resume(settings, storage)
     assert resumed
     with pytest.raises(UserError, match="sweep.direction=maximize does not match"):
@@ -141,10 +142,10 @@ def test_what_counts_toward_n_trials(tmp_path):
     study = optuna.create_study()
     study.optimize(lambda t: 1.0, n_trials=2)
     trial = study.ask()
-    trial.set_user_attr(S.TRIAL_FAIL_REASON, "ValueError: boom")
+    trial.set_user_attr(V.TRIAL_FAIL_REASON, "ValueError: boom")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
     interrupted = study.ask()
-    interrupted.set_user_attr(S.TRIAL_INTERRUPTED, True)
+    interrupted.set_user_attr(V.TRIAL_INTERRUPTED, True)
     study.tell(interrupted, state=optuna.trial.TrialState.FAIL)
     study.ask()  # left RUNNING
     assert S.finished_count(study) == 3

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from sweeps.core import vocabulary as V
 from sweeps.training import diagnosis as D
 EPOCHS = np.arange(1, 101)
 L0 = 0.693  # a balanced binary task's constant-predictor loss
@@ -199,7 +200,7 @@ def test_numbers_are_logged_as_fit_metrics():
     train = settle(0.6, 0.1)
     metrics = D.diagnose(curves(train, train + 0.05, np.full(100, 0.9), np.full(100, 0.88)), "binary", L0,
                          baseline=0.5).metrics()
-    assert set(metrics) == {f"fit/{name}" for name in D.NUMBERS}
+    assert set(metrics) == {f"fit/{name}" for name in V.FIT_NUMBERS}
 
 
 def test_helpers():

@@ -10,7 +10,8 @@ import pytest
 from mlflow import MlflowClient
 
 from programs import program
-from sweeps.cli.replay import TAG_FIRST_DIFFERENCE, TAG_IDENTICAL, TAG_REPLAY_OF, changed_versions, compare_histories
+from sweeps.core import vocabulary as V
+from sweeps.cli.replay import changed_versions, compare_histories
 from train_helpers import FAST
 
 
@@ -39,10 +40,10 @@ def test_a_logged_run_replays_bit_for_bit_and_a_change_is_reported(tmp_path):
     assert lines[0].startswith(f"replay of run {original.info.run_id} ({original.info.run_name}): run ")
     assert lines[1] == ("identical: every per-epoch metric matches bit for bit (5 metrics x 6 epochs: "
                         "loss/train, accuracy/train, loss/val, accuracy/val, lr)")
-    replays = client.search_runs([original.info.experiment_id], f"tags.`{TAG_REPLAY_OF}` = '{original.info.run_id}'")
+    replays = client.search_runs([original.info.experiment_id], f"tags.`{V.TAG_REPLAY_OF}` = '{original.info.run_id}'")
     (copy,) = replays
     assert copy.info.run_name == f"replay of {original.info.run_name}" and copy.info.status == "FINISHED"
-    assert copy.data.tags[TAG_IDENTICAL] == "true" and TAG_FIRST_DIFFERENCE not in copy.data.tags
+    assert copy.data.tags[V.TAG_IDENTICAL] == "true" and V.TAG_FIRST_DIFFERENCE not in copy.data.tags
     for key in ("loss/train", "accuracy/val"):
         assert ([m.value for m in client.get_metric_history(copy.info.run_id, key)]
                 == [m.value for m in client.get_metric_history(original.info.run_id, key)])
@@ -56,10 +57,10 @@ def test_a_logged_run_replays_bit_for_bit_and_a_change_is_reported(tmp_path):
     assert lines[2].startswith("different: loss/train at epoch 1: ")
     assert "in the original" in lines[2] and "in the replay" in lines[2]
     assert lines[3].startswith("changed since the original: ")
-    (second,) = [r for r in client.search_runs([original.info.experiment_id], f"tags.`{TAG_REPLAY_OF}` = '{original.info.run_id}'")
+    (second,) = [r for r in client.search_runs([original.info.experiment_id], f"tags.`{V.TAG_REPLAY_OF}` = '{original.info.run_id}'")
                  if r.info.run_id != copy.info.run_id]
-    assert second.data.tags[TAG_IDENTICAL] == "false"
-    assert second.data.tags[TAG_FIRST_DIFFERENCE].startswith("loss/train at epoch 1: ")
+    assert second.data.tags[V.TAG_IDENTICAL] == "false"
+    assert second.data.tags[V.TAG_FIRST_DIFFERENCE].startswith("loss/train at epoch 1: ")
     assert second.data.params["training.batch_size"] == "16"
 
 

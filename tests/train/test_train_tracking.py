@@ -10,6 +10,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
+from sweeps.core import vocabulary as V
 from sweeps.tracking import client as tracking
 from sweeps.core.errors import TrackingError
 from services import free_port
@@ -72,17 +73,17 @@ def test_sqlite_path_forms():
 def test_experiment_is_created_as_model_training(client):
     experiment_id = tracking.get_or_create_experiment(client, "ann")
     experiment = client.get_experiment(experiment_id)
-    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
+    assert experiment.tags[V.TAG_EXPERIMENT_KIND] == "custom_model_development"
     assert tracking.get_or_create_experiment(client, "ann") == experiment_id
 
 
 def test_existing_experiment_gets_a_kind_but_a_chosen_kind_is_kept(client):
     plain = client.create_experiment("plain")
-    chosen = client.create_experiment("chosen", tags={tracking.EXPERIMENT_KIND_TAG: "genai_development"})
+    chosen = client.create_experiment("chosen", tags={V.TAG_EXPERIMENT_KIND: "genai_development"})
     tracking.get_or_create_experiment(client, "plain")
     tracking.get_or_create_experiment(client, "chosen")
-    assert client.get_experiment(plain).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
-    assert client.get_experiment(chosen).tags[tracking.EXPERIMENT_KIND_TAG] == "genai_development"
+    assert client.get_experiment(plain).tags[V.TAG_EXPERIMENT_KIND] == "custom_model_development"
+    assert client.get_experiment(chosen).tags[V.TAG_EXPERIMENT_KIND] == "genai_development"
 
 
 def test_deleted_experiment_name_is_a_user_error(client):

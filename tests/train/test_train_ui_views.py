@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
+from sweeps.core import vocabulary as V
 from sweeps.tracking import client as tracking
 from sweeps.tracking import ui_views
 from sweeps.training.run import train
@@ -16,8 +17,8 @@ from train_helpers import make_cfg
 
 def _views(client: MlflowClient, experiment_id: str) -> dict[str, tuple[str, dict]]:
     tags = client.get_experiment(experiment_id).tags
-    return {key[len(ui_views.VIEW_TAG_PREFIX):]: ui_views.decode_view(value)
-            for key, value in tags.items() if key.startswith(ui_views.VIEW_TAG_PREFIX)}
+    return {key[len(V.VIEW_TAG_PREFIX):]: ui_views.decode_view(value)
+            for key, value in tags.items() if key.startswith(V.VIEW_TAG_PREFIX)}
 
 
 @pytest.fixture(autouse=True)
@@ -27,13 +28,6 @@ def _fresh_cache():
     yield
     ui_views._written.clear()
     ui_views._failed.clear()
-
-
-def test_the_sweep_names_are_the_ones_trials_log():
-    from sweeps.study.objective import OBJECTIVE_METRIC, TAG_TRIAL
-
-    assert ui_views.OBJECTIVE_METRIC == OBJECTIVE_METRIC
-    assert ui_views.TRIAL_NUMBER_TAG == TAG_TRIAL
 
 
 def test_trials_get_distinct_colours():
@@ -93,7 +87,7 @@ def test_a_run_writes_its_experiment_view_once(sqlite_uri):
     assert name == "Learning curves: training vs validation"
     assert state["searchFilter"] == "" and state["orderByKey"] == "attributes.start_time"
     # A user's own version of the view is kept, by this process and by a new one.
-    key = ui_views.VIEW_TAG_PREFIX + ui_views.LEARNING_CURVES_VIEW
+    key = V.VIEW_TAG_PREFIX + ui_views.LEARNING_CURVES_VIEW
     client.set_experiment_tag(first["experiment_id"], key, ui_views.encode_view("mine", {"searchFilter": "x"}))
     train(make_cfg(sqlite_uri))
     ui_views._written.clear()
