@@ -212,7 +212,7 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
 
 
 def report(outcome: Replay, uri: str) -> str:
-    from sweeps.tracking.client import run_url
+    from sweeps.tracking.links import run_url
 
     result, comparison = outcome.result, outcome.comparison
     lines = [f"replay of run {outcome.original_run_id} ({outcome.original_name}): "

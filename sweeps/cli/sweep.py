@@ -266,7 +266,7 @@ def _app(cfg: DictConfig) -> None:
             print(f"joining the study as worker {numbers} (sampler seed {settings.seed}+worker)"
                   if settings.seed is not None else f"joining the study as worker {numbers}", flush=True)
         if info["parent_run_id"]:
-            from sweeps.tracking.client import run_url
+            from sweeps.tracking.links import run_url
 
             print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}:\n  "
                          f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}"), flush=True)
@@ -310,7 +310,8 @@ def _app(cfg: DictConfig) -> None:
 def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
     """The sweep's saved chart view (:mod:`sweeps.tracking.ui_views`): its trial runs listed flat, best
     objective first, the first charts overlaying training vs validation loss of the best ten."""
-    from sweeps.tracking.ui_views import trials_view_id, view_url
+    from sweeps.tracking.links import view_url
+    from sweeps.tracking.ui_views import trials_view_id
 
     return view_url(uri, experiment_id, trials_view_id(parent_run_id))
 
@@ -318,7 +319,8 @@ def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
 def _print_outcome(prepared, outcome) -> None:
     # Imported here, not at the top: they pull in NumPy, which --help and a config error never need.
     from sweeps.study.fit_view import counts_line, label_counts
-    from sweeps.tracking.ui_views import fit_view_id, view_url
+    from sweeps.tracking.links import view_url
+    from sweeps.tracking.ui_views import fit_view_id
 
     settings = prepared.settings
     p = outcome.progress
@@ -357,7 +359,7 @@ def _print_outcome(prepared, outcome) -> None:
         uri = f"models:/{model}@{settings.register_alias}"
         lines.append(f"model: {uri} (version {version})\n  load it with mlflow.pyfunc.load_model({uri!r})")
     if outcome.parent_run_id:
-        from sweeps.tracking.client import run_url, ui_command
+        from sweeps.tracking.links import run_url, ui_command
 
         uri = prepared.tracking.uri
         lines.append("parent run (leaderboard; plots: fit_map.png, top_trials_curves.png, optuna.html):\n  "
@@ -370,7 +372,7 @@ def _print_outcome(prepared, outcome) -> None:
         if outcome.finished_parent and counts:
             lines.append("one of each fit label side by side:\n  "
                          + view_url(uri, outcome.experiment_id, fit_view_id(outcome.parent_run_id)))
-    from sweeps.study.optuna_study import storage_kind
+    from sweeps.core.storage import storage_kind
 
     if storage_kind(settings.storage) in ("sqlite", "journal"):
         lines.append(dashboard_line(settings.storage))
@@ -425,7 +427,7 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
 
 
 def _run_app(app, prog: str, debug: bool) -> None:
-    from sweeps.study.storage_faults import StorageOutage
+    from sweeps.core.faults import StorageOutage
     from sweeps.training.run import Terminated
     from sweeps.cli.train import _config_error_message
 
@@ -433,7 +435,7 @@ def _run_app(app, prog: str, debug: bool) -> None:
         app()
     except (KeyboardInterrupt, Terminated) as error:
         _exit_interrupted(prog, error, error)
-    except StorageOutage as error:  # retried for a minute first (sweeps.study.storage_faults)
+    except StorageOutage as error:  # retried for a minute first (sweeps.core.faults)
         print(redact(f"{prog}: error: {error}"), file=sys.stderr)
         raise SystemExit(EXIT_FAILED) from None
     except Exception as error:

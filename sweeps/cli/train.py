@@ -117,7 +117,7 @@ def _print_summary(result: dict, cfg: DictConfig) -> None:
         lines.append(f"run: {result['run_id']}  {result['run_url']}")
         if result.get("model_uri"):
             lines.append(f"model: {result['model_uri']}")
-        from sweeps.tracking.client import ui_command
+        from sweeps.tracking.links import ui_command
 
         command = ui_command(str(cfg.tracking.uri))
         if command:

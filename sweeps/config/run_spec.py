@@ -29,6 +29,7 @@ from ann.data import DATASETS
 from sweeps.config import CONFIG_DIR
 from sweeps.core.errors import ConfigError, UserError
 from sweeps.core.redaction import redact
+from sweeps.core.storage import absolute_path
 
 CONFIG_NAME = "config"
 
@@ -320,18 +321,7 @@ def _dataset(section: dict) -> tuple[str, dict[str, Any]]:
     return name, options
 
 
-def absolute_path(value: str | os.PathLike) -> str:
-    """``value`` with ``~`` expanded, relative to the directory ``ann-train`` was started in."""
-    path = Path(os.path.expanduser(str(value)))
-    if path.is_absolute():
-        return str(path)
-    try:
-        from hydra.utils import get_original_cwd
 
-        base = Path(get_original_cwd())
-    except (ImportError, ValueError):
-        base = Path.cwd()
-    return str(base / path)
 
 
 def _tracking(section: dict) -> TrackingSettings:

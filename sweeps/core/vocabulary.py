@@ -99,6 +99,8 @@ TAG_PRUNED_AT = "pruned_at_epoch"
 TAG_PRUNE_REASON = "prune_reason"
 TAG_FAIL_REASON = "fail_reason"
 TAG_KILLED_BY = "killed_by"
+#: On a failed run: the error, in one line.
+TAG_ERROR = "error"
 #: The best trial, on the parent run: ``best.trial``, ``best.value``, ``best.param.<name>`` ...
 TAG_BEST_TRIAL = "best.trial"
 TAG_BEST_VALUE = "best.value"

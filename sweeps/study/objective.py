@@ -60,7 +60,7 @@ from sweeps.core.redaction import redact
 from sweeps.core.errors import TrackingError
 from sweeps.core.names import describe_config
 from sweeps.config.space import SearchSpace
-from sweeps.study.storage_faults import StorageOutage
+from sweeps.core.faults import StorageOutage
 
 log = logging.getLogger(__name__)
 

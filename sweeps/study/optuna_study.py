@@ -44,8 +44,10 @@ from typing import Any, Mapping, Sequence
 
 from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
+from sweeps.core.locks import database_lock
 from sweeps.core.errors import ConfigError, UserError
 from sweeps.core.redaction import redact
+from sweeps.core.storage import absolute_path, application_name, sqlite_path, storage_kind, with_driver
 
 #: Seconds an SQLite writer waits for another process's lock before giving up.
 SQLITE_BUSY_TIMEOUT = 120
@@ -399,13 +401,6 @@ def _check_kind(key: str, value: Any, kind: str) -> Any:
 # --------------------------------------------------------------------------- storage
 
 
-def storage_kind(url: str) -> str:
-    """``"journal"`` for a file path, else the URL's scheme (``sqlite``, ``postgresql``, ...)."""
-    if "://" not in url:
-        return "journal"
-    return url.split("://", 1)[0].split("+", 1)[0].lower()
-
-
 def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: int | None = None,
                  max_retries: int | None = None):
     """Open (and create if needed) the Optuna storage at ``url``.
@@ -431,8 +426,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         return UserError(f"sweep.storage={redact(url)!r} cannot be opened: {problem}")
 
     if kind == "journal":
-        from sweeps.config.run_spec import absolute_path
-
         path = Path(absolute_path(url))
         if not path.parent.is_dir():
             raise fail(f"its folder {path.parent} does not exist")
@@ -450,8 +443,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         raise fail("expected sqlite:///file.db, postgresql://user@host/db, mysql://... or a journal file path such as optuna.log")
     engine_kwargs: dict[str, Any] = {}
     if kind == "sqlite":
-        from sweeps.tracking.client import sqlite_path
-
         path = sqlite_path(url)
         if path is not None:
             if not path.parent.exists():
@@ -477,15 +468,14 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
         # with it, and the stalled worker, on waking, finds its trial failed.
         idle = 1000 * (grace_period if heartbeat_interval is not None else IDLE_IN_TRANSACTION_TIMEOUT)
         engine_kwargs["connect_args"]["options"] = f"-c idle_in_transaction_session_timeout={idle}"
-    from sweeps.study.claims import database_lock
     from sweeps.study.storage_faults import RetryingRDBStorage
 
     for attempt in range(4):
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                with database_lock(_with_driver(url), "ann-sweep:create-tables"):
-                    return RetryingRDBStorage(_with_driver(url), shown_url=redact(url), **kwargs)
+                with database_lock(with_driver(url), "ann-sweep:create-tables"):
+                    return RetryingRDBStorage(with_driver(url), shown_url=redact(url), **kwargs)
         except Exception as error:  # driver missing, refused, not a database, ...
             driver = missing_driver(error, url)
             if driver is not None:
@@ -499,13 +489,6 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
                 continue
             raise fail(text) from None
     raise AssertionError("unreachable")
-
-
-def application_name(role: str = "storage") -> str:
-    """The ``application_name`` of this process's PostgreSQL connections: ``ann-sweep <role> <host> <pid>``."""
-    import socket
-
-    return f"ann-sweep {role} {socket.gethostname()[:32]} {os.getpid()}"
 
 
 def open_sweep_storage(settings: "SweepSettings"):
@@ -544,17 +527,6 @@ def retried_from(trial) -> int | None:
     """The number of the trial that ``trial`` re-runs (the last of its retry history), or None."""
     history = trial.system_attrs.get(V.TRIAL_RETRY_HISTORY) or []
     return int(history[-1]) if history else None
-
-
-def _with_driver(url: str) -> str:
-    """``postgresql://`` with the driver that is installed (SQLAlchemy 2.1 defaults to psycopg 3)."""
-    if not url.startswith("postgresql://"):
-        return url
-    import importlib.util
-
-    if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
-        return "postgresql+psycopg2://" + url[len("postgresql://"):]
-    return url
 
 
 def _cause(error: BaseException) -> str:

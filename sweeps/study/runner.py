@@ -39,7 +39,7 @@ from sweeps.study import optuna_study as S
 from sweeps.core.errors import ConfigError
 from sweeps.core.redaction import redact_logging
 from sweeps.config.space import SearchSpace, check_space_unchanged, parse_space
-from sweeps.study.storage_faults import RETRY_SECONDS, StorageOutage
+from sweeps.core.faults import RETRY_SECONDS, StorageOutage
 
 log = logging.getLogger(__name__)
 

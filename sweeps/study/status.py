@@ -48,7 +48,7 @@ from typing import Any
 from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.tracking import client as tracking
-from sweeps.config.run_spec import absolute_path
+from sweeps.core.storage import absolute_path, sqlite_path, storage_kind
 from sweeps.core.errors import UserError
 from sweeps.core.redaction import redact
 
@@ -179,9 +179,9 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
 
 def _check_storage_exists(settings: S.SweepSettings) -> None:
     """A storage file that does not exist holds no study: say so instead of creating it."""
-    kind = S.storage_kind(settings.storage)
+    kind = storage_kind(settings.storage)
     path = (Path(absolute_path(settings.storage)) if kind == "journal"
-            else tracking.sqlite_path(settings.storage) if kind == "sqlite" else None)
+            else sqlite_path(settings.storage) if kind == "sqlite" else None)
     if path is not None and not Path(absolute_path(path)).exists():
         raise UserError(f"sweep.storage={redact(settings.storage)!r} holds no study: the file {absolute_path(path)} "
                         "does not exist (give the sweep.storage that ann-sweep used)")
@@ -191,7 +191,7 @@ def _readable_tracking_store(uri: str | None, experiment_name: str | None, timeo
     """``uri`` once it answered within ``timeout`` seconds; None for a SQLite file that does not exist."""
     if not uri:
         return None
-    path = tracking.sqlite_path(uri) if S.storage_kind(uri) == "sqlite" else None
+    path = sqlite_path(uri) if storage_kind(uri) == "sqlite" else None
     if path is not None and not Path(absolute_path(path)).exists():
         return None
     tracking.probe(uri, timeout, experiment_name or "ann")
@@ -296,7 +296,7 @@ def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool
             try:
                 tags = {V.TAG_STATE: state}
                 if status != was:
-                    tags["killed_by"] = f"ann-sweep-status: trial {number} is {state} ({why})"
+                    tags[V.TAG_KILLED_BY] = f"ann-sweep-status: trial {number} is {state} ({why})"
                 tracking.set_tags(client, run_id, tags)
                 if status != was:
                     tracking.terminate(client, run_id, status)

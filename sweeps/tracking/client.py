@@ -7,8 +7,6 @@
 * :class:`MetricLogger` batches per-epoch metrics and sends them from a background
   thread with one ``log_batch`` call every ``flush_interval`` seconds, so a running run
   shows its curves within seconds while training never waits for the network.
-* :func:`experiment_url` / :func:`run_url` build UI links that open the model-training
-  view (``?workflowType=machine_learning``), the former in a saved view if given one.
 
 Every call names its run explicitly; nothing here uses MLflow's global active run. Every
 tag, param and text artifact written here goes through :func:`sweeps.core.redaction.redact`.
@@ -32,7 +30,9 @@ from mlflow.exceptions import MlflowException
 from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
 from sweeps.core.errors import TrackingError
-from sweeps.core.redaction import redact, without_userinfo
+from sweeps.core.redaction import redact
+from sweeps.core.storage import sqlite_path
+from sweeps.tracking.links import HTTP_SCHEMES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,6 @@ MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
 
-_HTTP_SCHEMES = ("http", "https")
 _DB_SCHEMES = ("postgresql", "mysql", "mssql")
 
 
@@ -56,7 +55,7 @@ def probe(uri: str, timeout: float = 5.0, experiment_name: str = "ann") -> None:
         TrackingError: one line naming ``tracking.uri``, its value and what went wrong.
     """
     scheme = urlparse(uri).scheme.split("+")[0].lower()
-    if scheme in _HTTP_SCHEMES:
+    if scheme in HTTP_SCHEMES:
         _probe_http(uri, timeout, experiment_name)
     elif scheme == "sqlite":
         _probe_sqlite(uri, timeout)
@@ -121,17 +120,6 @@ def _probe_sqlite(uri: str, timeout: float) -> None:
             raise _error(uri, f"{path} is not a usable SQLite database ({error})") from None
     elif not os.access(path.parent, os.W_OK):
         raise _error(uri, f"the folder {path.parent} is not writable")
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The file of a ``sqlite:///relative`` or ``sqlite:////absolute`` URI (None: in memory)."""
-    rest = uri.split(":", 1)[1]
-    if not rest.startswith("///"):
-        return None
-    path = rest[3:].split("?", 1)[0]
-    if not path or path == ":memory:":
-        return None
-    return Path(path)
 
 
 def _probe_database(uri: str, timeout: float) -> None:
@@ -369,35 +357,7 @@ class MetricLogger:
 # ------------------------------------------------------------------------------ links
 
 
-def ui_base(uri: str) -> str:
-    """The UI address for ``uri``: the server itself, or where ``mlflow ui`` listens."""
-    if urlparse(uri).scheme in _HTTP_SCHEMES:
-        return without_userinfo(uri.rstrip("/"))
-    return "http://127.0.0.1:5000"
 
-
-def experiment_url(uri: str, experiment_id: str, view_id: str | None = None) -> str:
-    """The experiment's runs with their metric charts, in the model-training view.
-
-    With ``view_id``: opened in that saved view (:mod:`sweeps.tracking.ui_views`), whose first
-    charts are training vs validation loss.
-    """
-    if view_id:
-        from sweeps.tracking.ui_views import view_url
-
-        return view_url(uri, experiment_id, view_id)
-    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&compareRunsMode=CHART"
-
-
-def run_url(uri: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_base(uri)}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
-
-
-def ui_command(uri: str) -> str | None:
-    """How to look at a local store (``mlflow ui --backend-store-uri ...``); None for a server."""
-    if urlparse(uri).scheme in _HTTP_SCHEMES:
-        return None
-    return f"mlflow ui --backend-store-uri {redact(uri)}"
 
 
 def chunks(items: list, size: int) -> Iterable[list]:

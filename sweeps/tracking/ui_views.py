@@ -38,13 +38,10 @@ import threading
 import time
 import zlib
 from typing import Any, Mapping, Sequence
-from urllib.parse import quote
 
 from sweeps.core import vocabulary as V
 log = logging.getLogger(__name__)
 
-#: The URL parameter that opens a saved view.
-VIEW_URL_PARAM = "viewStateShareKey"
 #: The view of every run of an experiment (``ann-train``'s runs).
 LEARNING_CURVES_VIEW = "learning-curves"
 
@@ -202,15 +199,7 @@ def trials_view_id(parent_run_id: str) -> str:
     return f"trials-{parent_run_id}"
 
 
-def view_url(uri: str, experiment_id: str, view_id: str) -> str:
-    """A link that opens the view in the chart mode of the model-training runs page.
 
-    No search parameters may follow: the UI ignores a view when the link sets its own.
-    """
-    from sweeps.tracking.client import ui_base
-
-    return (f"{ui_base(uri)}/#/experiments/{experiment_id}/runs?{VIEW_URL_PARAM}={quote(view_id, safe='')}"
-            "&workflowType=machine_learning&compareRunsMode=CHART")
 
 
 # ------------------------------------------------------------------------- write

@@ -56,6 +56,7 @@ from sweeps.core.names import describe_config
 from sweeps.config.run_spec import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
 from sweeps.core.errors import ConfigError, TrackingError, UserError
 from sweeps.core.redaction import redact, redact_optional
+from sweeps.tracking import links
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +359,7 @@ def _client(uri: str):
             return MlflowClient(tracking_uri=uri)
         # A database store is created or upgraded by the first client that opens it: one
         # process at a time, or N processes started at once race through MLflow's migrations.
-        from sweeps.study.claims import database_lock  # deliberate: imports Optuna, for database stores only
+        from sweeps.core.locks import database_lock  # deliberate: imports SQLAlchemy, for database stores only
 
         with database_lock(uri, "mlflow:store"):
             client = MlflowClient(tracking_uri=uri)
@@ -548,10 +549,10 @@ def _train_tracked(
                 system.stop()
         if isinstance(error, (KeyboardInterrupt, Terminated, SystemExit)) or _is_pruned(error):
             status = "KILLED"
-            extra = {"pruned": "true"} if _is_pruned(error) else {"killed_by": _one_line(error)}
+            extra = {V.TAG_PRUNED: "true"} if _is_pruned(error) else {V.TAG_KILLED_BY: _one_line(error)}
         else:
             status = "FAILED"
-            extra = {"error": _one_line(error)[:5000]}
+            extra = {V.TAG_ERROR: _one_line(error)[:5000]}
         with contextlib.suppress(Exception):
             tracking.set_tags(client, run_id, extra)
         with contextlib.suppress(Exception):
@@ -563,13 +564,13 @@ def _train_tracked(
         tracking.terminate(client, run_id, "FINISHED")
 
     log.info("fit: %s", diagnosis.summary, extra=SUMMARY)
-    log.info("view the run at %s", tracking.run_url(settings.uri, experiment_id, run_id), extra=SUMMARY)
+    log.info("view the run at %s", links.run_url(settings.uri, experiment_id, run_id), extra=SUMMARY)
     return _result(
         diagnosis, metrics, run_id=run_id, experiment_id=experiment_id, model_uri=model_uri,
         tracking_seconds=watch.seconds,
         tracking_phases=dict(watch.phases),
-        run_url=tracking.run_url(settings.uri, experiment_id, run_id),
-        experiment_url=tracking.experiment_url(settings.uri, experiment_id, view.get("id")),
+        run_url=links.run_url(settings.uri, experiment_id, run_id),
+        experiment_url=links.experiment_url(settings.uri, experiment_id, view.get("id")),
     )
 
 

@@ -25,7 +25,7 @@ import pytest
 from selenium.webdriver.common.keys import Keys
 
 from sweeps.tracking import ui_views
-from sweeps.tracking.client import run_url
+from sweeps.tracking.links import run_url, view_url
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.postgres]
 
@@ -85,7 +85,7 @@ def test_the_sweep_view_opens_on_training_vs_validation_loss_of_every_trial(page
     page.driver.switch_to.active_element.send_keys(Keys.ESCAPE)
 
     # The link `ann-sweep` prints for comparing the trials (and the Views menu's entry).
-    page.open(ui_views.view_url(sweep.uri, sweep.experiment_id, view_id))
+    page.open(view_url(sweep.uri, sweep.experiment_id, view_id))
     first_section = page.find(SECTION, "the first chart section")
     assert first_section.text.startswith(ui_views.CURVES_SECTION)
 
@@ -210,7 +210,7 @@ def test_the_parent_page_shows_the_curve_overlay_and_the_optuna_plots(page, swee
 def test_the_by_fit_view_charts_trials_of_different_labels_with_the_fit_column(page, sweep):
     showcased = [t for t in sweep.trials if t.showcase]
     assert len({t.fit for t in showcased}) >= 2, [(t.name, t.fit) for t in sweep.trials]
-    link = ui_views.view_url(sweep.uri, sweep.experiment_id, ui_views.fit_view_id(sweep.parent_id))
+    link = view_url(sweep.uri, sweep.experiment_id, ui_views.fit_view_id(sweep.parent_id))
     page.open(link)
     page.wait(lambda d: {run_id for run_id, _ in page.run_rows()} == {t.run_id for t in showcased},
               "the showcased trials: the best of each label, then the best few")

@@ -19,7 +19,9 @@ from mlflow import MlflowClient
 
 from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
-from sweeps.study.claims import HOST, Coordinator, StorageLock
+from sweeps.core.locks import StorageLock
+from sweeps.core.storage import application_name
+from sweeps.study.claims import HOST, Coordinator
 from sweeps.core.errors import ConfigError
 from services import free_port
 from sweep_helpers import cli_overrides, sweep_cfg
@@ -424,7 +426,7 @@ def _backends(dbname: str, role: str) -> list[int]:
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s",
-                           (dbname, S.application_name(role)))
+                           (dbname, application_name(role)))
             return [row[0] for row in cursor.fetchall()]
     finally:
         connection.close()
@@ -461,7 +463,7 @@ def test_a_storage_call_cut_by_pg_terminate_backend_is_retried_on_a_new_connecti
         admin = pg_admin()
         with admin.cursor() as cursor:
             cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s "
-                           "AND wait_event_type = 'Lock'", (dbname, S.application_name("storage")))
+                           "AND wait_event_type = 'Lock'", (dbname, application_name("storage")))
             for (pid,) in cursor.fetchall():
                 cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
                 terminated.append(pid)
@@ -476,7 +478,7 @@ def test_a_storage_call_cut_by_pg_terminate_backend_is_retried_on_a_new_connecti
 
 
 def test_a_storage_that_stays_away_is_one_line_after_the_retries(tmp_path):
-    from sweeps.study.storage_faults import StorageOutage, retry_on_faults
+    from sweeps.core.faults import StorageOutage, retry_on_faults
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{free_port()}/x",

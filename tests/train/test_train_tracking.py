@@ -12,6 +12,8 @@ from mlflow import MlflowClient
 
 from sweeps.core import vocabulary as V
 from sweeps.tracking import client as tracking
+from sweeps.tracking import links
+from sweeps.core.storage import sqlite_path
 from sweeps.core.errors import TrackingError
 from services import free_port
 
@@ -65,9 +67,9 @@ def test_unreachable_database_fails_fast():
 
 
 def test_sqlite_path_forms():
-    assert str(tracking.sqlite_path("sqlite:///mlflow.db")) == "mlflow.db"
-    assert str(tracking.sqlite_path("sqlite:////tmp/x/mlflow.db")) == "/tmp/x/mlflow.db"
-    assert tracking.sqlite_path("sqlite://") is None
+    assert str(sqlite_path("sqlite:///mlflow.db")) == "mlflow.db"
+    assert str(sqlite_path("sqlite:////tmp/x/mlflow.db")) == "/tmp/x/mlflow.db"
+    assert sqlite_path("sqlite://") is None
 
 
 def test_experiment_is_created_as_model_training(client):
@@ -127,8 +129,8 @@ def test_metric_logger_raises_a_failed_send(tmp_path):
 
 
 def test_ui_links_open_the_model_training_view():
-    url = tracking.experiment_url("http://127.0.0.1:5000/", "3")
+    url = links.experiment_url("http://127.0.0.1:5000/", "3")
     assert url == "http://127.0.0.1:5000/#/experiments/3/runs?workflowType=machine_learning&compareRunsMode=CHART"
-    assert tracking.run_url("sqlite:///mlflow.db", "3", "abc").endswith("/#/experiments/3/runs/abc?workflowType=machine_learning")
-    assert tracking.ui_command("sqlite:///mlflow.db") == "mlflow ui --backend-store-uri sqlite:///mlflow.db"
-    assert tracking.ui_command("http://127.0.0.1:5000") is None
+    assert links.run_url("sqlite:///mlflow.db", "3", "abc").endswith("/#/experiments/3/runs/abc?workflowType=machine_learning")
+    assert links.ui_command("sqlite:///mlflow.db") == "mlflow ui --backend-store-uri sqlite:///mlflow.db"
+    assert links.ui_command("http://127.0.0.1:5000") is None

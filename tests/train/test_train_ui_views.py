@@ -10,6 +10,7 @@ from mlflow import MlflowClient
 
 from sweeps.core import vocabulary as V
 from sweeps.tracking import client as tracking
+from sweeps.tracking import links
 from sweeps.tracking import ui_views
 from sweeps.training.run import train
 from train_helpers import make_cfg
@@ -72,10 +73,10 @@ def test_encoded_view_is_the_ui_envelope_with_a_compressed_state():
 
 
 def test_view_url_sets_no_search_parameter():
-    url = ui_views.view_url("http://127.0.0.1:5000/", "7", "trials-abc")
+    url = links.view_url("http://127.0.0.1:5000/", "7", "trials-abc")
     assert url == ("http://127.0.0.1:5000/#/experiments/7/runs?viewStateShareKey=trials-abc"
                    "&workflowType=machine_learning&compareRunsMode=CHART")
-    assert tracking.experiment_url("sqlite:///mlflow.db", "7", "learning-curves").startswith("http://127.0.0.1:5000/")
+    assert links.experiment_url("sqlite:///mlflow.db", "7", "learning-curves").startswith("http://127.0.0.1:5000/")
 
 
 def test_a_run_writes_its_experiment_view_once(sqlite_uri):
