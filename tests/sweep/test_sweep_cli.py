@@ -154,7 +154,7 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
 
     from mlflow import MlflowClient
 
-    from sweeps.tracking import ui_views
+    from sweeps.tracking import links, ui_views
     from sweeps.cli.sweep import trials_url
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -166,7 +166,7 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
     url = trials_url(uri, experiment_id, parent)
     assert url.startswith(f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?")
     query = parse_qs(urlparse(url.split("#", 1)[1]).query)
-    assert query[ui_views.VIEW_URL_PARAM] == [ui_views.trials_view_id(parent)]
+    assert query[links.VIEW_URL_PARAM] == [ui_views.trials_view_id(parent)]
     assert query["compareRunsMode"] == ["CHART"]
     assert "searchFilter" not in query and "orderByKey" not in query  # the UI would ignore the view
     tag = client.get_experiment(experiment_id).tags[V.VIEW_TAG_PREFIX + ui_views.trials_view_id(parent)]
