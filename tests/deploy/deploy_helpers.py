@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,6 +39,8 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 ENV_EXAMPLE = ROOT / ".env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+LOCKS = ROOT / "deploy" / "requirements"
+NGINX_CONF = ROOT / "deploy" / "nginx" / "mlflow.conf"
 
 
 _VARIABLE = re.compile(
@@ -171,6 +174,37 @@ def fresh_env(prefix: str) -> dict[str, str]:
     return env
 
 
+def normalise(name: str) -> str:
+    """A distribution name as PyPI compares them (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def read_lock(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """A ``--generate-hashes`` lock file: ``{name: (version, hashes)}``, names normalised."""
+    text = re.sub(r"\\\n", " ", Path(path).read_text())
+    locked = {}
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        found = re.match(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^]]*\])?==(\S+?)(?:\s*;[^-]*)?(\s+--hash=.*)?$", line)
+        assert found, f"{path.name}: not `name==version --hash=...`: {line[:80]}"
+        hashes = re.findall(r"--hash=(\S+)", found.group(3) or "")
+        locked[normalise(found.group(1))] = (found.group(2), hashes)
+    return locked
+
+
+def nginx_directives(text: str) -> dict[str, list[str]]:
+    """The simple directives of an nginx config: ``{name: [arguments, ...]}`` in file order."""
+    text = re.sub(r"#[^\n]*", "", text)
+    directives: dict[str, list[str]] = {}
+    for statement in re.split(r"[{};]", text):
+        words = statement.split()
+        if words:
+            directives.setdefault(words[0], []).append(" ".join(words[1:]))
+    return directives
+
+
 # ------------------------------------------------------------------------ postgres
 
 
@@ -193,8 +227,11 @@ def drop_prefixed(prefix: str) -> None:
 
 
 def start_server(argv: list[str], env: Mapping[str, str], cwd: Path, log_path: Path, health_url: str,
-                 timeout: float = 180) -> subprocess.Popen:
-    """Start ``argv`` in a process group of its own and wait until ``health_url`` answers 200."""
+                 timeout: float = 180, verify: str | bool = True) -> subprocess.Popen:
+    """Start ``argv`` in a process group of its own and wait until ``health_url`` answers 200.
+
+    ``verify``: the CA bundle (or False) for an https ``health_url``, as ``requests`` takes it.
+    """
     import requests
 
     with open(log_path, "wb") as log_file:
@@ -205,7 +242,7 @@ def start_server(argv: list[str], env: Mapping[str, str], cwd: Path, log_path: P
         if process.poll() is not None:
             raise RuntimeError(f"{argv[0]} exited with {process.returncode}:\n{Path(log_path).read_text()[-4000:]}")
         try:
-            if requests.get(health_url, timeout=2).status_code == 200:
+            if requests.get(health_url, timeout=2, verify=verify).status_code == 200:
                 return process
         except requests.RequestException:
             pass
@@ -279,3 +316,58 @@ def mlflow_native(env_file: Mapping[str, str], workdir: Path, port: int, *, work
         script = script.rstrip() + f" {extra_args}\n"
     argv[-1] = script
     return argv, env
+
+
+def run_mlflow_init(env_file: Mapping[str, str], uri: str, timeout: float = 120,
+                    env_overrides: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the ``mlflow-init`` service's command against the server at ``uri``.
+
+    The script is the one the image carries (``COPY deploy/mlflow_init.py /opt/ann-sweeps/``).
+    """
+    compose = load_compose(env_file)
+    argv, env = native(compose["services"]["mlflow-init"],
+                       {"http://mlflow:5000": uri, "/opt/ann-sweeps/": f"{ROOT / 'deploy'}/"}, env_overrides)
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A certificate for ``host`` (an IP address) and its key, as PEM files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cert, key = folder / "server.crt", folder / "server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={host}",
+                    "-addext", f"subjectAltName=IP:{host}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def nginx_native(workdir: Path, tls_folder: Path, upstream_port: int, port: int) -> list[str]:
+    """``nginx`` running ``deploy/nginx/mlflow.conf`` on 127.0.0.1:``port`` in front of 127.0.0.1:``upstream_port``.
+
+    The site file gets the replacements the container's names need (each must occur); the
+    main file around it stands in for the image's ``/etc/nginx/nginx.conf`` (which includes
+    ``conf.d/*.conf`` inside ``http {}``), with its logs, pid and temporary files in ``workdir``.
+    """
+    site = NGINX_CONF.read_text()
+    replacements = {
+        "server mlflow:5000;": f"server 127.0.0.1:{upstream_port};",
+        "listen 443 ssl;": f"listen 127.0.0.1:{port} ssl;",
+        "listen [::]:443 ssl;": "",
+        "/etc/nginx/tls/": f"{tls_folder}/",
+    }
+    for old, new in replacements.items():
+        assert old in site, f"not found in {NGINX_CONF.name}: {old}"
+        site = site.replace(old, new)
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "default.conf").write_text(site)
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    (workdir / "nginx.conf").write_text(
+        f"{user}daemon off;\nworker_processes 1;\npid {workdir}/nginx.pid;\nerror_log {workdir}/error.log;\n"
+        "events {}\n"
+        f"http {{\n  access_log {workdir}/access.log;\n"
+        + "".join(f"  {kind}_temp_path {workdir}/{kind};\n"
+                  for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        + f"  include {workdir}/default.conf;\n}}\n")
+    nginx = shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"]))
+    if nginx is None:
+        raise FileNotFoundError("nginx")
+    return [nginx, "-p", str(workdir), "-c", str(workdir / "nginx.conf")]

@@ -1,12 +1,13 @@
 """docker-compose.yml's services, run natively on this machine.
 
-The commands of ``db-init``, ``mlflow``, ``worker`` and ``dashboard`` are taken from the
+The commands of ``db-init``, ``mlflow``, ``mlflow-init``, ``proxy``, ``worker`` and ``dashboard`` are taken from the
 compose file (interpolated from an .env made of .env.example with fresh passwords), with
 ``postgres`` -> 127.0.0.1, container paths -> temporary folders and port 5000 -> a free
 port, and run against the PostgreSQL server on 127.0.0.1:5432. So the tests exercise what
 the containers will run: the role and database set-up, MLflow's basic auth with its
-PostgreSQL user store, proxied artifacts, ``ann-train`` and ``ann-sweep`` with credentials
-from the environment, and optuna-dashboard on the shared storage.
+PostgreSQL user store, proxied artifacts, the workers' own MLflow user and what it may
+not do, HTTPS through the proxy's nginx config, ``ann-train`` and ``ann-sweep`` with
+credentials from the environment, and optuna-dashboard on the shared storage.
 """
 
 from __future__ import annotations
@@ -267,14 +268,215 @@ def test_ann_train_with_the_server_absent_exits_2_within_10_seconds(tmp_path):
     assert "no MLflow server answers" in line and "secret" not in line
 
 
+# ------------------------------------------------------- the workers' MLflow user
+
+
+def _as(monkeypatch, user: tuple[str, str]) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user[0])
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", user[1])
+
+
+def _status(uri: str, user: tuple[str, str]) -> int:
+    return requests.get(f"{uri}/api/2.0/mlflow/experiments/search?max_results=1", auth=user, timeout=10).status_code
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_mlflow_init_is_idempotent_rotates_the_password_and_takes_admin_back(compose_server, worker_user,
+                                                                             monkeypatch):
+    from mlflow.server import get_app_client
+
+    _as(monkeypatch, compose_server.admin)
+    auth = get_app_client("basic-auth", tracking_uri=compose_server.uri)
+    assert auth.get_user(worker_user[0]).is_admin is False
+    assert _status(compose_server.uri, worker_user) == 200
+
+    again = H.run_mlflow_init(compose_server.env_file, compose_server.uri)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert again.stdout == f"mlflow-init: MLflow user {worker_user[0]!r} is ready (password set; not an admin)\n"
+    assert _status(compose_server.uri, worker_user) == 200
+
+    # A new password in .env, `up` again: the old one is refused at once, the new one works.
+    rotated = {**compose_server.env_file, "MLFLOW_WORKER_PASSWORD": uuid.uuid4().hex}
+    try:
+        assert H.run_mlflow_init(rotated, compose_server.uri).returncode == 0
+        assert _status(compose_server.uri, worker_user) == 401
+        assert _status(compose_server.uri, (worker_user[0], rotated["MLFLOW_WORKER_PASSWORD"])) == 200
+    finally:
+        assert H.run_mlflow_init(compose_server.env_file, compose_server.uri).returncode == 0
+    assert _status(compose_server.uri, worker_user) == 200
+
+    # Made an admin by hand: the next start takes it back.
+    auth.update_user_admin(worker_user[0], True)
+    result = H.run_mlflow_init(compose_server.env_file, compose_server.uri)
+    assert result.returncode == 0 and "admin flag taken back" in result.stdout
+    assert auth.get_user(worker_user[0]).is_admin is False
+    for secret in _secrets(compose_server.env_file):
+        assert secret not in again.stdout + result.stdout
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.parametrize("setting,value,status,fragment", [
+    ("MLFLOW_WORKER_PASSWORD", "change-me-mlflow-worker", 2, "set MLFLOW_WORKER_PASSWORD"),
+    ("MLFLOW_WORKER_PASSWORD", "", 2, "set MLFLOW_WORKER_PASSWORD"),
+    ("MLFLOW_WORKER_USERNAME", "admin", 2, "must differ from MLFLOW_ADMIN_USERNAME"),
+    ("MLFLOW_ADMIN_PASSWORD", "not-the-admins-password", 2, "refuses the admin 'admin' (HTTP 401)"),
+])
+def test_mlflow_init_refuses_bad_settings_with_one_line(compose_server, worker_user, setting, value, status,
+                                                         fragment):
+    result = H.run_mlflow_init({**compose_server.env_file, setting: value}, compose_server.uri)
+    assert result.returncode == status
+    assert fragment in _one_error_line(result.stderr, "mlflow-init")
+    assert result.stdout == ""
+
+
+@pytest.mark.slow
+def test_mlflow_init_without_a_server_exits_1_with_one_line(tmp_path):
+    env_file = H.fresh_env("ann_test_unused")
+    started = time.monotonic()
+    result = H.run_mlflow_init(env_file, f"http://127.0.0.1:{H.free_port()}")
+    assert time.monotonic() - started < 60
+    assert result.returncode == 1
+    line = _one_error_line(result.stderr, "mlflow-init")
+    assert "cannot set up the MLflow user" in line
+    assert not [secret for secret in _secrets(env_file) if secret in line]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_worker_user_writes_its_own_experiments_and_administers_nothing(compose_server, worker_user,
+                                                                           monkeypatch):
+    """What a stolen worker password allows: the workers' own sweeps, reading the rest; nothing of the admin's."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    tag = uuid.uuid4().hex[:6]
+    _as(monkeypatch, compose_server.admin)
+    admin = MlflowClient(compose_server.uri)
+    people = admin.create_experiment(f"people-{tag}")
+    handed_over = admin.create_experiment(f"handed-over-{tag}")
+
+    _as(monkeypatch, worker_user)
+    worker = MlflowClient(compose_server.uri)
+    worker_auth = get_app_client("basic-auth", tracking_uri=compose_server.uri)
+    # Its own experiment (as a sweep creates it): runs, metrics, models.
+    own = worker.create_experiment(f"worker-{tag}")
+    run = worker.create_run(own)
+    worker.log_metric(run.info.run_id, "loss", 0.5)
+    worker.set_terminated(run.info.run_id)
+    worker.create_registered_model(f"model-{tag}")
+    assert worker.get_experiment(people).name == f"people-{tag}"  # MLFLOW_AUTH_DEFAULT_PERMISSION=READ
+
+    denied = pytest.raises(MlflowException, match="PERMISSION_DENIED|Permission denied|403")
+    with denied:
+        worker.create_run(people)
+    with denied:
+        worker.delete_experiment(people)
+    with denied:
+        worker.rename_experiment(people, f"taken-{tag}")
+    with denied:
+        worker_auth.create_user(username=f"mallory{tag}", password="mallorys-password")
+    with denied:
+        worker_auth.update_user_admin(worker_user[0], True)
+    with denied:
+        worker_auth.update_user_password(compose_server.admin[0], "owned")
+    with denied:
+        worker_auth.grant_user_permission(worker_user[0], "experiment", people, "MANAGE")
+    with denied:
+        worker.create_run(handed_over)
+
+    # An experiment a person created is handed to the workers with one grant (docs/how-to/team-setup.md).
+    _as(monkeypatch, compose_server.admin)
+    get_app_client("basic-auth", tracking_uri=compose_server.uri).grant_user_permission(
+        worker_user[0], "experiment", handed_over, "EDIT")
+    _as(monkeypatch, worker_user)
+    worker.log_metric(worker.create_run(handed_over).info.run_id, "loss", 0.25)
+    with denied:
+        worker.delete_experiment(handed_over)  # EDIT: write, not delete
+
+    _as(monkeypatch, compose_server.admin)
+    assert admin.get_experiment(people).lifecycle_stage == "active"
+    assert admin.get_experiment(people).name == f"people-{tag}"
+    assert _status(compose_server.uri, compose_server.admin) == 200
+
+
+# ------------------------------------------------------------------ the TLS proxy
+
+
+@pytest.mark.slow
+def test_the_proxy_config_passes_nginx_t(tmp_path):
+    """`nginx -t` on deploy/nginx/mlflow.conf (container names replaced, a real certificate)."""
+    if shutil.which("nginx", path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin"])) is None:
+        if os.environ.get("CI"):
+            pytest.fail("nginx is not installed (.ci/run installs it)")
+        pytest.skip("nginx is not installed (.ci/run installs it)")
+    H.self_signed_certificate(tmp_path / "tls")
+    argv = H.nginx_native(tmp_path / "nginx", tmp_path / "tls", H.free_port(), H.free_port())
+    result = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "syntax is ok" in result.stderr and "test is successful" in result.stderr
+    (tmp_path / "tls" / "server.key").write_text("not a key\n")
+    broken = subprocess.run([*argv, "-t"], capture_output=True, text=True, timeout=30)
+    assert broken.returncode != 0 and "server.key" in broken.stderr
+
+
+@pytest.mark.parametrize("missing", ["server.crt", "server.key"])
+def test_the_proxy_refuses_to_start_without_its_certificate(tmp_path, missing):
+    """The proxy service's entrypoint, natively, up to the image's own (replaced by ``echo``)."""
+    cert, key = H.self_signed_certificate(tmp_path / "tls")
+    service = H.load_compose()["services"]["proxy"]
+    argv, env = H.native(service, {"/docker-entrypoint.sh": "echo", "/etc/nginx/tls/": f"{tmp_path / 'tls'}/"})
+    started = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert (started.returncode, started.stdout) == (0, "nginx -g daemon off;\n")
+    (tmp_path / "tls" / missing).unlink()
+    (tmp_path / "tls" / missing).mkdir()  # what Docker leaves when a bind-mounted file does not exist
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    line = _one_error_line(result.stderr, "proxy")
+    assert missing in line and "TLS_CERT_FILE and TLS_KEY_FILE" in line
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_the_proxy_serves_the_server_over_https(compose_server, worker_user, tls_proxy, tmp_path, monkeypatch):
+    """Through deploy/nginx/mlflow.conf: the server's login, its Host allow-list, a 3 MB artifact up and down."""
+    from mlflow import MlflowClient
+
+    search = f"{tls_proxy.uri}/api/2.0/mlflow/experiments/search?max_results=1"
+    ca = str(tls_proxy.ca)
+    assert requests.get(search, verify=ca, timeout=10).status_code == 401
+    assert requests.get(search, auth=worker_user, verify=ca, timeout=10).status_code == 200
+    assert requests.get(search, auth=worker_user, verify=ca, headers={"Host": "evil.example.com"},
+                        timeout=10).status_code == 403  # MLflow still sees the client's Host
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(search, auth=worker_user, timeout=10)  # an untrusted certificate is refused
+    plain = requests.get(search.replace("https://", "http://"), auth=worker_user, timeout=10)
+    assert plain.status_code == 400 and "plain HTTP request was sent to HTTPS port" in plain.text  # nginx's, not MLflow's
+
+    _as(monkeypatch, worker_user)
+    monkeypatch.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", ca)
+    client = MlflowClient(tls_proxy.uri)
+    run = client.create_run(client.create_experiment(f"tls-{uuid.uuid4().hex[:6]}"))
+    payload = os.urandom(3 * 1024 * 1024)  # above nginx's default 1 MB body limit
+    (tmp_path / "blob.bin").write_bytes(payload)
+    client.log_artifact(run.info.run_id, str(tmp_path / "blob.bin"))
+    client.set_terminated(run.info.run_id)
+    local = client.download_artifacts(run.info.run_id, "blob.bin", str(tmp_path / "down"))
+    assert open(local, "rb").read() == payload
+    assert "X-Forwarded-Proto" not in (tls_proxy.workdir / "nginx" / "error.log").read_text()
+
+
 # ------------------------------------------------------------- worker, dashboard
 
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_the_worker_command_runs_a_sweep_on_the_shared_stores(compose_server, tmp_path, monkeypatch):
+def test_the_worker_command_runs_a_sweep_on_the_shared_stores(compose_server, worker_user, tmp_path, monkeypatch):
     import optuna
     from mlflow import MlflowClient
+    from mlflow.server import get_app_client
 
     study = f"compose-{uuid.uuid4().hex[:6]}"
     env_file = {**compose_server.env_file,
@@ -314,6 +516,11 @@ def test_the_worker_command_runs_a_sweep_on_the_shared_stores(compose_server, tm
     runs = client.search_runs([client.get_experiment_by_name(study).experiment_id])
     roles = sorted(run.data.tags.get("sweep.role") for run in runs)
     assert roles == ["parent", "trial", "trial"]
+    # Logged in as the workers' user (not the admin), which manages what it created.
+    assert env["MLFLOW_TRACKING_USERNAME"] == worker_user[0] != e["MLFLOW_ADMIN_USERNAME"]
+    auth = get_app_client("basic-auth", tracking_uri=compose_server.uri)
+    experiment_id = client.get_experiment_by_name(study).experiment_id
+    assert auth.get_user_permission(worker_user[0], "experiment", experiment_id).permission == "MANAGE"
     assert {trial.user_attrs["mlflow_run_id"] for trial in trials} <= {run.info.run_id for run in runs}
 
     # The overrides are echoed as typed (``${oc.env:...}`` unresolved, URI passwords hidden).
