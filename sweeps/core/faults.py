@@ -37,6 +37,15 @@ MAX_PAUSE = 8.0
 
 _FAULTS = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DisconnectionError)
 
+#: What a database says when it refuses a connection for now, not for good: no free
+#: connection slot (PostgreSQL's max_connections, a role's or a database's CONNECTION LIMIT,
+#: MySQL's max_connections) or a server starting up or shutting down. PostgreSQL's SQLSTATEs
+#: (53300, 57P03) are not set on a refused connection, so the words are matched too.
+_BUSY_SQLSTATES = ("53300", "57P03")
+_BUSY_WORDS = ("too many clients", "too many connections", "remaining connection slots are reserved",
+               "the database system is starting up", "the database system is shutting down",
+               "the database system is in recovery mode", "the database system is not yet accepting connections")
+
 
 class StorageOutage(BaseException):
     """The Optuna storage did not answer for :data:`RETRY_SECONDS`; ``str()`` is one line.
@@ -56,6 +65,17 @@ def is_storage_fault(error: BaseException) -> bool:
     return isinstance(error, _FAULTS)
 
 
+def is_busy(error: BaseException) -> bool:
+    """Whether ``error`` is a storage fault of a server that refused a connection for now (see ``_BUSY_WORDS``)."""
+    if not is_storage_fault(error):
+        return False
+    if isinstance(error, optuna.exceptions.StorageInternalError):
+        error = error.__cause__ or error
+    if getattr(getattr(error, "orig", None), "pgcode", None) in _BUSY_SQLSTATES:
+        return True
+    return any(words in describe(error).lower() for words in _BUSY_WORDS)
+
+
 def describe(error: BaseException) -> str:
     """The database's own words for a fault, in one line."""
     if isinstance(error, optuna.exceptions.StorageInternalError) and error.__cause__ is not None:
@@ -66,8 +86,12 @@ def describe(error: BaseException) -> str:
     return text[:240] or type(error).__name__
 
 
-def retry_on_faults(call: Callable[[], Any], shown_url: str, seconds: float = RETRY_SECONDS) -> Any:
+def retry_on_faults(call: Callable[[], Any], shown_url: str, seconds: float = RETRY_SECONDS,
+                    retryable: Callable[[BaseException], bool] = is_storage_fault) -> Any:
     """``call()``, retried with back-off while it fails with a storage fault.
+
+    ``retryable``: which faults are retried (default: every storage fault; :func:`is_busy`:
+    only a server refusing connections for now); any other error is raised as it is.
 
     Raises:
         StorageOutage: the faults lasted ``seconds`` (the last one is named).
@@ -79,7 +103,7 @@ def retry_on_faults(call: Callable[[], Any], shown_url: str, seconds: float = RE
         try:
             result = call()
         except Exception as error:
-            if not is_storage_fault(error):
+            if not retryable(error):
                 raise
             waited = time.monotonic() - started
             if waited + pause > seconds:

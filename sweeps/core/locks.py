@@ -25,7 +25,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: a file lock is then one process at a time
     fcntl = None
 
-from sweeps.core.faults import retry_on_faults
+from sweeps.core.faults import RETRY_SECONDS, is_busy, retry_on_faults
 from sweeps.core.redaction import redact
 from sweeps.core.storage import absolute_path, application_name, sqlite_path, storage_kind, with_driver
 
@@ -96,6 +96,10 @@ class _SqlLock(StorageLock):
 
     acquire_sql = release_sql = ""
     isolation_level = "AUTOCOMMIT"
+    #: Seconds a fault while taking the lock is retried for before :class:`StorageOutage`.
+    retry_seconds = RETRY_SECONDS
+    #: The URLs a lock of this process has connected to: a fault there is a fault, not a typo.
+    _reached: set[str] = set()
 
     def __init__(self, url: str, name: str) -> None:
         super().__init__()
@@ -117,6 +121,7 @@ class _SqlLock(StorageLock):
                                                     connect_args=self._connect_args())
             self._connection = self._engine.connect()
             self._connected_once = True
+            _SqlLock._reached.add(self.url)
         return self._connection
 
     def _execute(self, sql: str) -> None:
@@ -140,10 +145,12 @@ class _SqlLock(StorageLock):
                 raise
 
         try:
-            if self._connected_once:  # lost since: the database restarted, the backend was terminated
-                retry_on_faults(attempt, redact(self.url))
-            else:  # never reached: a wrong URL or a server that is down, said at once
-                attempt()
+            if self._connected_once or self.url in _SqlLock._reached:
+                # lost since: the database restarted, the backend was terminated
+                retry_on_faults(attempt, redact(self.url), self.retry_seconds)
+            else:  # never reached: a wrong URL or a server that is down is said at once; a server
+                # that refuses for now (all connection slots taken, starting up) is waited for
+                retry_on_faults(attempt, redact(self.url), self.retry_seconds, retryable=is_busy)
         except BaseException:
             super().release()
             raise

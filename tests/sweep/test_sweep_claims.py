@@ -495,6 +495,108 @@ def test_a_storage_that_stays_away_is_one_line_after_the_retries(tmp_path):
         retry_on_faults(lambda: int("x"), "u", seconds=3)
 
 
+@pytest.fixture
+def limited_role(postgres_url):
+    """A login role of the test database whose CONNECTION LIMIT the test sets; its URL and a setter."""
+    from contextlib import closing
+
+    from services import pg_admin
+
+    dbname = postgres_url.rsplit("/", 1)[1]
+    role = f"{dbname}_limited"
+    with closing(pg_admin()) as admin, admin.cursor() as cursor:
+        cursor.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
+        cursor.execute(f'GRANT ALL ON DATABASE "{dbname}" TO "{role}"')
+
+    def set_limit(limit: int) -> None:
+        with closing(pg_admin()) as admin, admin.cursor() as cursor:
+            cursor.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT {int(limit)}')
+
+    try:
+        yield postgres_url.replace("postgresql://postgres@", f"postgresql://{role}@"), set_limit
+    finally:
+        with closing(pg_admin()) as admin, admin.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+            cursor.execute(f'DROP OWNED BY "{role}"')
+            cursor.execute(f'DROP ROLE "{role}"')
+
+
+@pytest.mark.postgres
+def test_the_study_lock_waits_while_the_server_has_no_free_connection(limited_role):
+    """PostgreSQL refuses the lock's connection (the role's CONNECTION LIMIT is used up, as
+    "too many clients already" when max_connections is): the lock is retried with back-off
+    and taken once a slot is free, instead of the worker dying with a traceback."""
+    url, set_limit = limited_role
+    lock = StorageLock.for_storage(url, "ann-sweep:study:busy")
+    freed = threading.Timer(2.0, set_limit, args=(1,))
+    started = time.monotonic()
+    freed.start()
+    try:
+        lock.acquire()
+        try:
+            assert lock.held()
+            assert time.monotonic() - started >= 1.5  # it waited for the slot
+        finally:
+            lock.release()
+    finally:
+        freed.join()
+        lock.close()
+
+
+@pytest.mark.postgres
+def test_a_server_that_stays_full_ends_the_lock_in_one_line(limited_role):
+    from sweeps.core.faults import StorageOutage
+
+    url, _ = limited_role
+    lock = StorageLock.for_storage(url, "ann-sweep:study:full")
+    lock.retry_seconds = 3
+    started = time.monotonic()
+    with pytest.raises(StorageOutage) as caught:
+        lock.acquire()
+    assert 1.5 <= time.monotonic() - started < 30
+    message = str(caught.value)
+    assert "too many connections for role" in message and "\n" not in message
+    assert message.startswith("the Optuna storage postgresql") and " has not answered for " in message
+    # The lock is not left half-taken: once a connection is allowed, it is taken at once.
+    lock.retry_seconds = 60
+    _, set_limit = limited_role
+    set_limit(1)
+    with lock:
+        assert lock.held()
+    lock.close()
+
+
+@pytest.mark.postgres
+def test_a_wrong_storage_url_is_said_at_once_not_retried(postgres_url):
+    """The first connection to a database that does not exist is not a fault to wait out."""
+    import sqlalchemy
+
+    lock = StorageLock.for_storage(postgres_url + "_missing", "ann-sweep:study:x")
+    started = time.monotonic()
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="does not exist"):
+        lock.acquire()
+    assert time.monotonic() - started < 5
+    lock.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_ann_sweep_on_a_full_server_waits_then_exits_in_one_line(limited_role, tmp_path):
+    """The whole program, with every connection refused ("too many connections for role"):
+    retried for a minute (sweeps.core.faults.RETRY_SECONDS), then one line, exit 1."""
+    url, _ = limited_role
+    started = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "sweeps.cli.sweep", *cli_overrides(url, None, "sweep.n_trials=1")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=600, env=dict(os.environ))
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("WARNING")]
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert time.monotonic() - started >= 55
+    assert "Traceback" not in result.stderr
+    errors = [line for line in lines if line.startswith("ann-sweep: error: ")]
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert "has not answered for" in errors[0] and "too many connections for role" in errors[0]
+
+
 @pytest.mark.slow
 def test_processes_opening_a_fresh_mlflow_database_at_once_all_get_it(tmp_path):
     """Three processes open a fresh SQLite MLflow store at the same instant (a time barrier),
