@@ -43,7 +43,7 @@ from omegaconf import DictConfig
 from sweeps.config import CONFIG_DIR
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.names import short_number
-from sweeps.core.redaction import redact, redact_logging, write_hydra_output
+from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
 from sweeps.study.optuna_study import format_duration
 
 PROG = "ann-sweep"
@@ -418,7 +418,8 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
         for name, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(name, value)
     try:
-        _run_app(app, prog, debug)
+        with redacted_printing(sys.argv[1:]):  # --cfg job prints the overrides as typed
+            _run_app(app, prog, debug)
     finally:
         if previous is None:
             os.environ.pop("HYDRA_FULL_ERROR", None)

@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 
 from sweeps.config import CONFIG_DIR
 from sweeps.core.mlflow_env import quiet_mlflow
-from sweeps.core.redaction import redact, redact_logging, write_hydra_output
+from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
 
 PROG = "ann-train"
 EXIT_USAGE = 2
@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> None:
     from sweeps.training.run import Terminated
 
     try:
-        _app()
+        with redacted_printing(sys.argv[1:]):  # --cfg job prints the overrides as typed
+            _app()
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted (the run, if any, is marked KILLED)", file=sys.stderr)
         raise SystemExit(130) from None

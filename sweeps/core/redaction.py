@@ -1,8 +1,9 @@
 """One function hides credentials in everything the package writes or prints: :func:`redact`.
 
 Every tag, param and text artifact sent to MLflow (:mod:`sweeps.tracking.client`), every line the
-command-line tools print, every log record (:class:`RedactingFilter`) and the configs kept
-in Hydra's output folder (:func:`write_hydra_output`) go through it. It hides
+command-line tools print, every log record (:class:`RedactingFilter`), the configs kept
+in Hydra's output folder (:func:`write_hydra_output`) and what Hydra itself prints for
+``--cfg``, ``--info`` and ``--help`` (:func:`redacted_printing`) go through it. It hides
 
 * the password of a URL's userinfo: ``postgresql://optuna:s3cret@db/optuna`` becomes
   ``postgresql://optuna:***@db/optuna`` (the user name stays: it says who connects);
@@ -16,11 +17,13 @@ in Hydra's output folder (:func:`write_hydra_output`) go through it. It hides
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 HIDDEN = "***"
@@ -119,3 +122,42 @@ def write_hydra_output(cfg) -> None:
     }
     for name, text in files.items():
         (folder / name).write_text(redact(text), encoding="utf-8")
+
+
+#: Hydra's flags that print the composed config (overrides included) instead of running:
+#: ``--cfg job|hydra|all``, ``--info [config|all|...]``, and ``--help`` (whose template may hold it).
+HYDRA_PRINTING_FLAGS = ("-c", "--cfg", "-i", "--info", "-h", "--help")
+
+
+class RedactingWriter:
+    """A text stream that passes what is written through :func:`redact` to ``stream``."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def redacted_printing(args: Sequence[str]) -> Iterator[None]:
+    """Redact standard output for the block when ``args`` ask Hydra to print the config.
+
+    Hydra prints ``--cfg``'s YAML, ``--info``'s log records and ``--help`` itself, straight
+    to ``sys.stdout``: a password typed in an override (``sweep.storage=postgresql://u:pw@db/x``)
+    would be printed back. With none of :data:`HYDRA_PRINTING_FLAGS` in ``args`` (the program
+    runs), nothing changes: what it prints is redacted where it is written.
+    """
+    if not any(arg in HYDRA_PRINTING_FLAGS or arg.startswith(("--cfg=", "--info=")) for arg in args):
+        yield
+        return
+    original = sys.stdout
+    sys.stdout = RedactingWriter(original)
+    try:
+        yield
+    finally:
+        sys.stdout = original

@@ -34,7 +34,9 @@ def _run(tmp_path: Path, command: str, *overrides: str) -> subprocess.CompletedP
     env = {**os.environ, "PYTHONPATH": os.environ.get("PYTHONPATH", str(Path(__file__).resolve().parents[2])),
            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    script = f"from sweeps.{'sweep_cli' if command == 'ann-sweep' else 'train_cli'} import main; main()"
+    script = {"ann-sweep": "from sweeps.cli.sweep import main; main()",
+              "ann-train": "from sweeps.cli.train import main; main()",
+              "ann-sweep-status": "from sweeps.cli.sweep import status_main; status_main()"}[command]
     return subprocess.run([sys.executable, "-c", script, *overrides], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
 
@@ -95,6 +97,33 @@ def test_no_password_lands_in_mlflow_optuna_output_files_or_printed_lines(tmp_pa
     for trial in loaded.trials:
         leaks += _leaks(f"trial {trial.number} attrs", repr((trial.user_attrs, trial.system_attrs, trial.params)))
     assert leaks == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command,flags", [
+    ("ann-sweep", ["--cfg", "job"]), ("ann-sweep", ["--cfg", "hydra"]), ("ann-sweep", ["--cfg", "all"]),
+    ("ann-sweep", ["-c", "job", "--resolve"]), ("ann-sweep", ["--info", "config"]),
+    ("ann-train", ["--cfg", "job"]), ("ann-train", ["--cfg", "all"]), ("ann-sweep-status", ["--cfg", "job"]),
+])
+def test_hydra_printing_the_config_hides_typed_passwords(tmp_path, command, flags):
+    """``--cfg job|hydra|all`` and ``--info config`` print the composed config and the overrides
+    (Hydra's own printing, not the program's): a password typed in an override is hidden."""
+    storage = f"postgresql://optuna:{STORAGE_PASSWORD}@127.0.0.1/test"
+    tracking = f"http://alice:{TRACKING_PASSWORD}@mlflow.example:5000"
+    overrides = [f"tracking.uri={tracking}"]
+    if command != "ann-train":
+        overrides.append(f"sweep.storage={storage}")
+    result = _run(tmp_path, command, *flags, *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not _leaks("stdout", result.stdout) + _leaks("stderr", result.stderr)
+    assert "http://alice:***@mlflow.example:5000" in result.stdout
+    if command != "ann-train":
+        assert "postgresql://optuna:***@127.0.0.1/test" in result.stdout
+    if flags[1] in ("hydra", "all"):  # the overrides as Hydra keeps them, redacted too
+        assert "- tracking.uri=http://alice:***@mlflow.example:5000" in result.stdout
+    if flags[1] != "hydra":  # the rest of the config as it was
+        assert "hidden_layers:" in result.stdout
+    assert not list(tmp_path.iterdir())  # printing writes nothing
 
 
 def test_every_kind_of_credential_is_redacted_by_the_one_function(monkeypatch):
