@@ -27,6 +27,15 @@ import numpy as np
 from ann.activations import Activation, Linear
 
 
+#: Activations whose usual initialisation is He; the rest get Xavier/Glorot.
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "rrelu", "elu", "gelu", "swish"})
+
+
+def default_init(activation: str) -> str:
+    """``he`` for the ReLU family (He et al. 2015), ``xavier`` for the rest (Glorot & Bengio 2010)."""
+    return "he" if activation in RELU_FAMILY else "xavier"
+
+
 def initial_weights(
     scheme: str, fan_in: int, fan_out: int, rng: np.random.Generator, scale: float = 0.01
 ) -> np.ndarray:

@@ -7,7 +7,7 @@ import pytest
 
 import ann
 from ann.data import load_dataset
-from ann.estimator import _clip_by_global_norm
+from ann.training import clip_by_global_norm
 from ann.optimizers import SGD, AdamW, Momentum, Nesterov
 
 GRADIENTS = [np.array([0.1, -0.2, 3.0]), np.array([-0.3, 0.0, 1.0]), np.array([2.0, 0.5, -0.1])]
@@ -87,7 +87,7 @@ def test_clip_by_global_norm_is_the_tensorflow_formula(norm_scale):
     g *= norm_scale / np.linalg.norm(g)
     clip = 1.0
     expected = g * clip / max(np.linalg.norm(g), clip)
-    _clip_by_global_norm(g, clip)
+    clip_by_global_norm(g, clip)
     np.testing.assert_allclose(g, expected, rtol=1e-12)
     assert np.linalg.norm(g) <= clip + 1e-12
 

@@ -72,7 +72,7 @@ if str(REPO) not in sys.path:
 import ann  # noqa: E402
 from ann.activations import make_activation  # noqa: E402
 from ann.preprocessing import one_hot  # noqa: E402
-from ann.estimator import _Batches  # noqa: E402
+from ann.training import Batches  # noqa: E402
 from ann.losses import make_loss  # noqa: E402
 from ann.network import Network  # noqa: E402
 from ann.optimizers import make_optimizer  # noqa: E402
@@ -395,7 +395,7 @@ class EngineBare:
         self.loss = make_loss(loss)
         self.inputs = np.ascontiguousarray(X, dtype=np.float32)
         self.targets = targets if targets is not None else one_hot(y, N_CLASSES, np.float32)
-        self._batches = _Batches(self.inputs, self.targets, batch,
+        self._batches = Batches(self.inputs, self.targets, batch,
                                  np.random.default_rng(1) if shuffle else None)
 
     def batches(self):
