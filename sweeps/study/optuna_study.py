@@ -46,6 +46,7 @@ from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
 from sweeps.core.locks import database_lock
 from sweeps.core.errors import ConfigError, UserError
+from sweeps.core.faults import is_busy, retry_on_faults
 from sweeps.core.redaction import redact
 from sweeps.core.storage import absolute_path, application_name, sqlite_path, storage_kind, with_driver
 
@@ -475,7 +476,10 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 with database_lock(with_driver(url), "ann-sweep:create-tables"):
-                    return RetryingRDBStorage(with_driver(url), shown_url=redact(url), **kwargs)
+                    # A server with no free connection slot (or starting up) is waited for,
+                    # like the lock above; anything else is said at once.
+                    return retry_on_faults(lambda: RetryingRDBStorage(with_driver(url), shown_url=redact(url), **kwargs),
+                                           redact(url), retryable=is_busy)
         except Exception as error:  # driver missing, refused, not a database, ...
             driver = missing_driver(error, url)
             if driver is not None:

@@ -507,6 +507,8 @@ def limited_role(postgres_url):
     with closing(pg_admin()) as admin, admin.cursor() as cursor:
         cursor.execute(f'CREATE ROLE "{role}" LOGIN CONNECTION LIMIT 0')
         cursor.execute(f'GRANT ALL ON DATABASE "{dbname}" TO "{role}"')
+    with closing(pg_admin(dbname)) as admin, admin.cursor() as cursor:
+        cursor.execute(f'GRANT ALL ON SCHEMA public TO "{role}"')  # Optuna creates its tables there
 
     def set_limit(limit: int) -> None:
         with closing(pg_admin()) as admin, admin.cursor() as cursor:
@@ -517,6 +519,9 @@ def limited_role(postgres_url):
     finally:
         with closing(pg_admin()) as admin, admin.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
+        with closing(pg_admin(dbname)) as admin, admin.cursor() as cursor:
+            cursor.execute(f'DROP OWNED BY "{role}"')  # its tables and grants in the test database
+        with closing(pg_admin()) as admin, admin.cursor() as cursor:
             cursor.execute(f'DROP OWNED BY "{role}"')
             cursor.execute(f'DROP ROLE "{role}"')
 
@@ -564,6 +569,26 @@ def test_a_server_that_stays_full_ends_the_lock_in_one_line(limited_role):
     with lock:
         assert lock.held()
     lock.close()
+
+
+@pytest.mark.postgres
+def test_opening_the_storage_waits_while_the_server_has_no_free_connection(limited_role):
+    """With one connection allowed, the create-tables lock takes it and the storage's own
+    connection is refused ("too many connections for role"): the storage waits for a slot
+    instead of calling the URL unusable."""
+    url, set_limit = limited_role
+    set_limit(1)
+    raised = threading.Timer(2.0, set_limit, args=(4,))
+    started = time.monotonic()
+    raised.start()
+    try:
+        storage = S.open_storage(url)
+    finally:
+        raised.join()
+    assert time.monotonic() - started >= 1.5
+    optuna.create_study(study_name="busy", storage=storage).optimize(lambda trial: trial.suggest_float("x", 0, 1),
+                                                                    n_trials=1)
+    storage.engine.dispose()
 
 
 @pytest.mark.postgres
