@@ -2,12 +2,17 @@
 
 :class:`Standardizer` works through a large array in blocks of rows, so it never makes a
 float64 copy of it: ``fit`` + ``transform`` read the array three times and write the
-result once (``tests/benchmarks/bench_standardize.py``).
-Its statistics are bit for bit those of ``X.astype(float64).mean(axis=0)`` and
-``.std(axis=0)``: every column is summed row after row, in NumPy's order.
+result once (``tests/benchmarks/bench_standardize.py``). Its statistics are bit for bit
+those of ``X.astype(float64).mean(axis=0)`` and ``.std(axis=0)``: every column is summed
+row after row, in NumPy's order. A large array is shared among the available cores --
+columns for ``fit``, rows for ``transform``, NumPy releasing the GIL in its loops --
+which changes no bit either: each column is still summed by one thread, in order.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -69,20 +74,53 @@ class Standardizer:
             out /= scale
             return out
         out = np.empty(X.shape, dtype=dtype)
-        for rows in _row_blocks(X):
-            block = out[rows]
-            np.subtract(X[rows], mean, out=block, dtype=dtype)  # casts X first, as astype would
-            block /= scale
+
+        def standardize(part: slice) -> None:
+            for rows in _row_blocks(X, part):
+                block = out[rows]
+                np.subtract(X[rows], mean, out=block, dtype=dtype)  # casts X first, as astype would
+                block /= scale
+
+        _in_parallel(standardize, _split(X.shape[0], _workers(X, X.shape[0])))
         return out
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, dtype=np.float64) * self.scale + self.mean
 
 
-def _row_blocks(X: np.ndarray):
-    """Slices of about ``_BLOCK_ELEMENTS`` elements' worth of rows, covering ``X``."""
+def _row_blocks(X: np.ndarray, part: slice = slice(None)):
+    """Slices of about ``_BLOCK_ELEMENTS`` elements' worth of rows, covering rows ``part`` of ``X``."""
+    start, stop, _ = part.indices(X.shape[0])
     step = max(1, _BLOCK_ELEMENTS // max(1, X.shape[1]))
-    return (slice(start, start + step) for start in range(0, X.shape[0], step))
+    return [slice(first, min(first + step, stop)) for first in range(start, stop, step)]
+
+
+def _workers(X: np.ndarray, n_pieces: int) -> int:
+    """Threads for ``X`` cut in at most ``n_pieces``: one per available core, each with at
+    least a block's worth of elements (a small array stays on the calling thread)."""
+    return max(1, min(_cores(), n_pieces, X.size // _BLOCK_ELEMENTS))
+
+
+def _cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _split(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous slices covering ``range(n)``."""
+    edges = [n * k // parts for k in range(parts + 1)]
+    return [slice(a, b) for a, b in zip(edges, edges[1:])]
+
+
+def _in_parallel(function, parts: list) -> list:
+    """``[function(part) for part in parts]``, one thread each (NumPy releases the GIL in its loops)."""
+    if len(parts) == 1:
+        return [function(parts[0])]
+    with ThreadPoolExecutor(len(parts)) as pool:
+        return list(pool.map(function, parts))
 
 
 def _column_mean_and_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -95,9 +133,18 @@ def _column_mean_and_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     over its rows, hence the very bits of ``X.astype(float64).std(axis=0)`` (which is
     ``sqrt(mean(abs(x - x.mean(axis=0))**2, axis=0))``) without its two float64 copies of ``X``.
     """
+    # Columns are independent: each thread takes a slice of at least 2 of them (a single
+    # column would be summed pairwise by NumPy, not row after row).
+    parts = _split(X.shape[1], _workers(X, X.shape[1] // 2))
+    results = _in_parallel(lambda columns: _mean_and_std(X[:, columns]), parts)
+    return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
+
+
+def _mean_and_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_column_mean_and_std` of some columns, on one thread."""
     n, d = X.shape
     mean = X.mean(axis=0, dtype=np.float64)
-    blocks = list(_row_blocks(X))
+    blocks = _row_blocks(X)
     buffer = np.empty((blocks[0].stop - blocks[0].start + 1, d))
     total = np.zeros(d)
     for rows in blocks:

@@ -8,8 +8,8 @@ medians and the ratio to the first contender.
 * ``standardize``: ``Standardizer().fit(X)`` + ``.transform(X, dtype=float32)`` on MNIST-sized
   float32 and float64 pixels. *before* is the implementation up to commit 82ec0f2 (a float64
   copy of X, ``X.mean(axis=0)``, ``X.std(axis=0)``, then a three-pass transform), *after*
-  is :class:`ann.preprocessing.Standardizer` (blocks of rows, no float64 copy). Both give the
-  same bits (checked here).
+  is :class:`ann.preprocessing.Standardizer` (blocks of rows, no float64 copy, the columns or
+  rows shared among the cores). Both give the same bits (checked here).
 * ``fit preparation``: ``History.fit_seconds`` minus the epochs' seconds for a one-epoch fit at
   batch 1024 (checks, statistics, standardised copies, network): ``standardize=True`` with the
   old Standardizer patched in (*before*), with today's, the data standardised once and passed
@@ -100,7 +100,7 @@ def main() -> None:
         report(
             f"standardize 60,000 x 784 {X.dtype} (fit + transform to float32), {rounds} rounds",
             alternate({"before (float64 copy, np.mean, np.std)": timed(standardize_with(BeforeStandardizer, X)),
-                       "after (blocks of rows)": timed(standardize_with(Standardizer, X))}, rounds),
+                       "after (blocks of rows, threads)": timed(standardize_with(Standardizer, X))}, rounds),
         )
 
     scaler = Standardizer().fit(X64)
