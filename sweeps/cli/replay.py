@@ -26,14 +26,15 @@ from __future__ import annotations
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps.cli.common import EXIT_USAGE, exit_stopped, fail
 from sweeps.core import vocabulary as V
+from sweeps.core.errors import one_line
 from sweeps.core.mlflow_env import quiet_mlflow
+from sweeps.core.redaction import redact
 
 PROG = "ann-replay"
-EXIT_USAGE = 2
 EXIT_DIFFERENT = 3
 DEFAULT_URI = "sqlite:///mlflow.db"
 #: Per-epoch metrics that are not compared (wall time differs from run to run).
@@ -140,7 +141,7 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
     try:
         original = client.get_run(run_id)
     except MlflowException:
-        raise ConfigError("RUN_ID", run_id, f"the id of a run in tracking.uri={_redacted(uri)!r}") from None
+        raise ConfigError("RUN_ID", run_id, f"the id of a run in tracking.uri={redact(uri)!r}") from None
     with tempfile.TemporaryDirectory(prefix="ann-replay-") as folder:
         try:
             path = client.download_artifacts(run_id, "config/config.yaml", folder)
@@ -197,18 +198,11 @@ def _per_epoch_keys(original, history: Mapping[str, list[float]]) -> list[str]:
     return [key for key in keys if key in original.data.metrics]
 
 
-def _redacted(uri: str) -> str:
-    from sweeps.core.redaction import redact
-
-    return redact(uri)
-
-
 # -------------------------------------------------------------------------------- CLI
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
-    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
-    raise SystemExit(status)
+    fail(PROG, message, status)
 
 
 def report(outcome: Replay, uri: str) -> str:
@@ -259,13 +253,9 @@ def main(argv: list[str] | None = None) -> None:
     except (UserError, ann.AnnError) as error:
         _fail(str(error))
     except MlflowException as error:
-        _fail(f"tracking failed during the replay: {' '.join(str(error).split())[:400]}", status=1)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (the replay run, if any, is marked KILLED)", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Terminated:
-        print(f"{PROG}: terminated (the replay run, if any, is marked KILLED)", file=sys.stderr)
-        raise SystemExit(143) from None
+        _fail(f"tracking failed during the replay: {one_line(error, 400)}", status=1)
+    except (KeyboardInterrupt, Terminated) as error:
+        exit_stopped(PROG, error, "the replay run")
     print(report(outcome, uri), flush=True)
     if not outcome.comparison.identical:
         raise SystemExit(EXIT_DIFFERENT)

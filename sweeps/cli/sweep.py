@@ -34,13 +34,14 @@ import os
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.cli.common import EXIT_USAGE, config_error_message, fail, remove_job_output_dir
 from sweeps.config import CONFIG_DIR
+from sweeps.config.compose import SWEEP_CONFIG
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.names import short_number
 from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
@@ -48,9 +49,7 @@ from sweeps.study.optuna_study import format_duration
 
 PROG = "ann-sweep"
 STATUS_PROG = "ann-sweep-status"
-EXIT_USAGE = 2
 EXIT_FAILED = 1
-CONFIG_NAME = "ann_sweep"
 #: Rows of the leaderboard printed at the end of a sweep.
 LEADERBOARD_ROWS = 10
 #: MLflow's HTTP client settings for sweeps (see docs/explanation/heartbeats.md).
@@ -64,14 +63,14 @@ _prog = PROG
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
-    print(redact(f"{_prog}: error: {' '.join(str(message).split())}"), file=sys.stderr)
-    raise SystemExit(status)
+    fail(_prog, message, status)
 
 
 # ---------------------------------------------------------------------- formatting
 
 
-def format_value(value: Any) -> str:
+def table_cell(value: Any) -> str:
+    """A leaderboard or progress value as printed: ``""`` for none, integers without ``.0``, 4 digits."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     if isinstance(value, bool):
@@ -107,22 +106,22 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     params = [c for c in board.columns if c not in fixed and c not in unit_columns]
     cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
     for column in metrics:
-        cells[column] = [format_value(v) for v in rows[column]]
+        cells[column] = [table_cell(v) for v in rows[column]]
     if unit_columns:
-        cells["units"] = ["-".join(format_value(v) for v in row if format_value(v)) for row in rows[unit_columns].values]
+        cells["units"] = ["-".join(table_cell(v) for v in row if table_cell(v)) for row in rows[unit_columns].values]
     for column in params:
-        cells[column] = [format_value(v) for v in rows[column]]
-    cells["rank"] = [format_value(v) for v in rows["rank"]]
-    cells["trial"] = [format_value(v) for v in rows["trial"]]
-    cells["state"] = [format_value(v) for v in rows["state"]]
-    cells["epochs"] = [format_value(v) for v in rows["epochs"]]
+        cells[column] = [table_cell(v) for v in rows[column]]
+    cells["rank"] = [table_cell(v) for v in rows["rank"]]
+    cells["trial"] = [table_cell(v) for v in rows["trial"]]
+    cells["state"] = [table_cell(v) for v in rows["state"]]
+    cells["epochs"] = [table_cell(v) for v in rows["epochs"]]
     hints = rows["fit_hint"] if "fit_hint" in rows else [None] * len(rows)
-    cells["fit"] = [format_value(fit) + ("*" if isinstance(hint, str) and hint else "")
+    cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
                     for fit, hint in zip(rows["fit"], hints)]
-    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(format_value)]
+    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
     order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
     if reasons:
-        cells["reason"] = [format_value(v) for v in rows["reason"]]
+        cells["reason"] = [table_cell(v) for v in rows["reason"]]
         order.append("reason")
     for optional in ("run_id", "epochs"):
         if _table_width(cells, order) <= width or reasons:
@@ -178,7 +177,7 @@ class ProgressPrinter:
                             dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:24}| {elapsed}<{remaining}{postfix}")
 
     def __call__(self, progress) -> None:
-        best = (f"best {self.metric}={format_value(progress.best_value)} (t{progress.best_trial})"
+        best = (f"best {self.metric}={table_cell(progress.best_value)} (t{progress.best_trial})"
                 if progress.best_value is not None else "best -")
         postfix = f"pruned {progress.pruned} · failed {progress.failed} · {best}"
         if self.deadline is not None:
@@ -196,7 +195,7 @@ class ProgressPrinter:
         if trial is not None and trial.number not in self.seen:
             self.seen.add(trial.number)
             state = trial.state.name.lower()
-            value = f" {self.metric}={format_value(trial.values[0])}" if trial.values else ""
+            value = f" {self.metric}={table_cell(trial.values[0])}" if trial.values else ""
             why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
             why = f" ({why})" if why and state != "complete" else ""
             left = (f", {format_duration(self.deadline - time.time())} of budget left"
@@ -228,13 +227,12 @@ def _quiet_console() -> None:
     # MLflow's own lines follow MLFLOW_LOGGING_LEVEL (sweeps.core.mlflow_env.quiet_mlflow: WARNING unless set).
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=SWEEP_CONFIG)
 def _app(cfg: DictConfig) -> None:
     import ann
     from sweeps.core.errors import UserError
     from sweeps.study.runner import prepare, run_sweep
     from sweeps.training.run import hydra_overrides
-    from sweeps.cli.train import _remove_job_output_dir
 
     _quiet_console()
     redact_logging()
@@ -242,7 +240,7 @@ def _app(cfg: DictConfig) -> None:
     try:
         prepared = prepare(cfg, hydra_overrides())
     except (UserError, ann.AnnError) as error:
-        _remove_job_output_dir()
+        remove_job_output_dir()
         _fail(str(error))
     settings = prepared.settings
     dataset = prepared.spec.dataset
@@ -296,7 +294,7 @@ def _app(cfg: DictConfig) -> None:
     except (UserError, ann.AnnError) as error:
         if "bar" in printer:
             printer["bar"].close()
-        _remove_job_output_dir()
+        remove_job_output_dir()
         _fail(str(error))
     finally:
         if "bar" in printer:
@@ -351,7 +349,7 @@ def _print_outcome(prepared, outcome) -> None:
     done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None
     if done is not None and not done.empty:
         best = done.iloc[0]
-        values = ", ".join(f"{m}={format_value(best[m])}" for m in settings.metrics)
+        values = ", ".join(f"{m}={table_cell(best[m])}" for m in settings.metrics)
         name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
         lines.append(f"best: {name}  {values}  (fit: {best['fit']})")
     if outcome.registered:
@@ -430,7 +428,6 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
 def _run_app(app, prog: str, debug: bool) -> None:
     from sweeps.core.faults import StorageOutage
     from sweeps.training.run import Terminated
-    from sweeps.cli.train import _config_error_message
 
     try:
         app()
@@ -443,10 +440,10 @@ def _run_app(app, prog: str, debug: bool) -> None:
         signal_error = _interrupt_behind(error)
         if signal_error is not None:  # a second Ctrl-C landed inside a library's clean-up code
             _exit_interrupted(prog, error, signal_error)
-        message = _space_override_message(error) or _config_error_message(error, CONFIG_NAME)
+        message = _space_override_message(error) or config_error_message(error, prog, SWEEP_CONFIG)
         if message is None or debug:
             raise
-        _fail(message.replace("ann-train --cfg job", f"{prog} --cfg job"))
+        _fail(message)
 
 
 def _interrupt_behind(error: BaseException) -> BaseException | None:
@@ -540,7 +537,7 @@ def main(argv: list[str] | None = None) -> None:
 # ---------------------------------------------------------------- ann-sweep-status
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=CONFIG_NAME)
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=SWEEP_CONFIG)
 def _status_app(cfg: DictConfig) -> None:
     import ann
     from sweeps.config.run_spec import to_container

@@ -19,31 +19,27 @@ and for anything else (a bug: with its traceback).
 
 from __future__ import annotations
 
-import errno
 import os
-import re
 import sys
-from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
 
+from sweeps.cli.common import EXIT_USAGE, config_error_message, exit_stopped, fail, remove_job_output_dir
 from sweeps.config import CONFIG_DIR
+from sweeps.config.compose import TRAIN_CONFIG
+from sweeps.core.errors import one_line
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
 
 PROG = "ann-train"
-EXIT_USAGE = 2
-#: A folder the program cannot write to (a read-only, full or foreign one): the user's situation, not a bug.
-UNWRITABLE = (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT)
 
 
 def _fail(message: str, status: int = EXIT_USAGE) -> None:
-    print(redact(f"{PROG}: error: {' '.join(str(message).split())}"), file=sys.stderr)
-    raise SystemExit(status)
+    fail(PROG, message, status)
 
 
-@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=TRAIN_CONFIG)
 def _app(cfg: DictConfig) -> dict:
     from mlflow.exceptions import MlflowException
 
@@ -57,13 +53,12 @@ def _app(cfg: DictConfig) -> dict:
     try:
         result = train(cfg)
     except (UserError, ann.AnnError) as error:
-        _remove_job_output_dir()
+        remove_job_output_dir()
         _fail(str(error))
     except MlflowException as error:
         # The tracking store failed during the run (e.g. the server went away): one line,
         # exit 1; the run is marked FAILED if the store still answered.
-        message = " ".join(str(error).split())
-        _fail(f"tracking failed during the run: {message[:400]}", status=1)
+        _fail(f"tracking failed during the run: {one_line(error, 400)}", status=1)
     _print_summary(result, cfg)
     return result
 
@@ -77,31 +72,6 @@ def _quiet_console() -> None:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.addFilter(lambda record: not getattr(record, "summary", False))
     logging.getLogger("matplotlib").setLevel(logging.WARNING)
-
-
-def _remove_job_output_dir() -> None:
-    """Remove the output folder Hydra made for a job that never ran (nothing half-written).
-
-    Only a folder that holds nothing but Hydra's own ``.hydra/`` and the job's log is removed.
-    """
-    import shutil
-
-    from hydra.core.hydra_config import HydraConfig
-
-    try:
-        hydra_cfg = HydraConfig.get()
-        directory = Path(hydra_cfg.runtime.output_dir)
-        own = {".hydra", f"{hydra_cfg.job.name}.log"}
-    except Exception:  # not inside a Hydra job
-        return
-    if directory.is_dir() and directory.resolve() != Path.cwd().resolve():
-        if {entry.name for entry in directory.iterdir()} <= own:
-            shutil.rmtree(directory, ignore_errors=True)
-            cwd = Path.cwd().resolve()
-            for parent in directory.resolve().parents:  # outputs/<date>/, outputs/ when empty
-                if parent == cwd or cwd not in parent.parents or any(parent.iterdir()):
-                    break
-                parent.rmdir()
 
 
 def _print_summary(result: dict, cfg: DictConfig) -> None:
@@ -150,77 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with redacted_printing(sys.argv[1:]):  # --cfg job prints the overrides as typed
             _app()
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted (the run, if any, is marked KILLED)", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Terminated:
-        print(f"{PROG}: terminated (the run, if any, is marked KILLED)", file=sys.stderr)
-        raise SystemExit(143) from None
+    except (KeyboardInterrupt, Terminated) as error:
+        exit_stopped(PROG, error)
     except Exception as error:
-        message = _config_error_message(error)
+        message = config_error_message(error, PROG)
         if message is None or debug:
             raise
         _fail(message)
 
 
-def unwritable_message(error: OSError) -> str:
-    """``cannot write 'outputs' in /data: Read-only file system; ...`` (Hydra's output folder,
-    a SQLite file, ...)."""
-    where = f" '{error.filename}'" if error.filename else ""
-    return (f"cannot write{where} in {os.getcwd()}: {error.strerror or error}; run from a folder you can write to, "
-            "or put Hydra's output folder elsewhere with hydra.run.dir=<folder>")
-
-
-def _config_error_message(error: BaseException, config_name: str = "config") -> str | None:
-    """One line for Hydra/OmegaConf composition errors; None for anything else.
-
-    A key or group option that is a misspelling of a known one gets "did you mean ...?"
-    (``config_name``: the root config whose keys count, ``config`` or ``ann_sweep``).
-    """
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
-    import ann
-    from sweeps.core.errors import UserError
-    from sweeps.config.suggestions import closest, suggest_key
-
-    if isinstance(error, OSError) and error.errno in UNWRITABLE:
-        return unwritable_message(error)
-    if isinstance(error, (UserError, ann.AnnError)):
-        return str(error)
-    if isinstance(error, MissingConfigException):
-        found = re.search(r"Could not find '([^']+)/([^'/]+)'", str(error))
-        if found and error.options:
-            group, option = found.groups()
-            near = closest(option, error.options)
-            options = ", ".join(sorted(error.options))
-            if near:
-                return f"{group}={option} is not allowed: did you mean `{group}={near}`? (expected one of {options})"
-            return f"{group}={option} is not allowed: expected one of {options}"
-        return _first_lines(error)
-    if isinstance(error, OverrideParseException):
-        return f"cannot parse the command line: {_first_lines(error)}"
-    if isinstance(error, (HydraException, OmegaConfBaseException)):
-        text = _first_lines(error)
-        key = re.search(r"Could not override '([^']+)'", str(error))
-        if key and "not in struct" in str(error.__cause__ or error):
-            name = key.group(1)
-            near = suggest_key(name, config_name)
-            if near is not None:
-                return f"{name} is not allowed: did you mean `{near}`? (`{PROG} --cfg job` shows every key)"
-            group = name.rsplit(".", 1)[0] if "." in name else "the root config"
-            return f"{name} is not allowed: expected a key of {group} (see `{PROG} --cfg job`; to add a new key write +{name}=...)"
-        cause = error.__cause__
-        if cause is not None and str(cause).strip():
-            text += ": " + _first_lines(cause)
-        return text
-    return None
-
-
-def _first_lines(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
-
-
 if __name__ == "__main__":
     main()
+

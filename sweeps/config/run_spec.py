@@ -18,7 +18,6 @@ import inspect
 import math
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from omegaconf import DictConfig, OmegaConf
@@ -26,12 +25,10 @@ from omegaconf import DictConfig, OmegaConf
 import ann
 from ann import params as P
 from ann.data import DATASETS
-from sweeps.config import CONFIG_DIR
-from sweeps.core.errors import ConfigError, UserError
+from sweeps.core.errors import ConfigError, UserError, first_line
 from sweeps.core.redaction import redact
 from sweeps.core.storage import absolute_path
 
-CONFIG_NAME = "config"
 
 #: The config groups a run is made of, in the order they are logged.
 GROUPS = ("model", "optimizer", "dataset", "training", "tracking")
@@ -148,20 +145,6 @@ class RunSpec:
 # --------------------------------------------------------------------------- compose
 
 
-def compose(overrides: Iterable[str] = (), config_dir: str | os.PathLike | None = None) -> DictConfig:
-    """Compose the config as ``ann-train`` would, for code that calls :func:`sweeps.training.run.train`.
-
-    ``overrides`` use the command-line syntax (``["dataset=digits", "optimizer.lr=3e-3"]``).
-    Must not be called while a ``@hydra.main`` application is running (use its ``cfg``).
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    directory = Path(config_dir) if config_dir is not None else CONFIG_DIR
-    with initialize_config_dir(version_base="1.3", config_dir=str(directory.resolve()), job_name="ann-train"):
-        return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
-
-
 # -------------------------------------------------------------------------- validate
 
 
@@ -175,7 +158,7 @@ def to_container(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
         try:
             container = OmegaConf.to_container(cfg, resolve=True)
         except Exception as error:  # an interpolation that cannot be resolved
-            raise UserError(f"the config cannot be resolved: {_first_line(error)}") from None
+            raise UserError(f"the config cannot be resolved: {first_line(error)}") from None
     else:
         container = dict(cfg)
     container.pop("hydra", None)
@@ -416,8 +399,3 @@ def _missing_hint(key: str, dataset: str | None = None) -> str:
         "dataset.target": "dataset.target=label",
     }
     return examples.get(key, f"{key}=...")
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from sweeps.config.run_spec import CONFIG_DIR
+from sweeps.config import CONFIG_DIR
 
 #: How alike a word and its suggestion must be (difflib's ratio).
 CUTOFF = 0.7

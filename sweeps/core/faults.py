@@ -27,6 +27,8 @@ from typing import Any, Callable
 import optuna
 import sqlalchemy.exc
 
+from sweeps.core.errors import one_line
+
 log = logging.getLogger(__name__)
 
 #: Seconds a storage call is retried for, in all, before the worker gives up on the storage.
@@ -82,8 +84,7 @@ def describe(error: BaseException) -> str:
         error = error.__cause__
     if isinstance(error, sqlalchemy.exc.DBAPIError) and error.orig is not None:
         error = error.orig
-    text = " ".join(str(error).split())
-    return text[:240] or type(error).__name__
+    return one_line(error, 240)
 
 
 def retry_on_faults(call: Callable[[], Any], shown_url: str, seconds: float = RETRY_SECONDS,

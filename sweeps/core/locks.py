@@ -25,6 +25,7 @@ try:
 except ImportError:  # pragma: no cover - not POSIX: a file lock is then one process at a time
     fcntl = None
 
+from sweeps.core.errors import one_line
 from sweeps.core.faults import RETRY_SECONDS, is_busy, retry_on_faults
 from sweeps.core.redaction import redact
 from sweeps.core.storage import absolute_path, application_name, sqlite_path, storage_kind, with_driver
@@ -160,7 +161,7 @@ class _SqlLock(StorageLock):
             self._give_back()
         except Exception as error:  # the connection is gone, and with it the lock
             log.warning("releasing the storage lock %r failed (it was lost while held: %s)", self.name,
-                        " ".join(str(error).split())[:200])
+                        one_line(error, 200))
             self._drop()
         finally:
             super().release()

@@ -162,7 +162,7 @@ class Coordinator:
         running = {t._trial_id: t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         if not running:
             return []
-        storage = self.study._storage
+        storage = S.storage_of(self.study)
         dead = set(storage._get_stale_trial_ids(self.study._study_id)) | set(self._claims_without_heartbeat(running))
         failed = []
         for trial_id in sorted(dead):
@@ -193,7 +193,7 @@ class Coordinator:
                     and now - trial.datetime_start > grace]
         if not suspects:
             return []
-        backend = getattr(self.study._storage, "_backend", self.study._storage)
+        backend = getattr(S.storage_of(self.study), "_backend", S.storage_of(self.study))
         with backend.engine.connect() as connection:
             beating = {row[0] for row in connection.execute(
                 sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids")
@@ -250,7 +250,7 @@ class Coordinator:
         if self.heartbeats:
             # The first heartbeat before the claim: a worker that dies right after claiming
             # leaves a trial that goes stale (Optuna ignores a trial without any heartbeat).
-            self.study._storage.record_heartbeat(trial._trial_id)
+            S.storage_of(self.study).record_heartbeat(trial._trial_id)
         trial.set_user_attr(V.ATTR_CLAIM, claim)
 
     # ------------------------------------------------------------- once per study
@@ -386,7 +386,7 @@ def _storage_has_heartbeat(study) -> bool:
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     try:
-        return is_heartbeat_enabled(study._storage)
+        return is_heartbeat_enabled(S.storage_of(study))
     except Exception:  # pragma: no cover - an unusual storage object
         return False
 

@@ -55,9 +55,10 @@ from omegaconf import OmegaConf
 
 from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
-from sweeps.config.run_spec import CONFIG_DIR, format_value
+from sweeps.config import CONFIG_DIR
+from sweeps.config.run_spec import format_value
 from sweeps.core.redaction import redact
-from sweeps.core.errors import TrackingError
+from sweeps.core.errors import TrackingError, one_line
 from sweeps.core.names import describe_config
 from sweeps.config.space import SearchSpace
 from sweeps.core.faults import StorageOutage
@@ -253,7 +254,7 @@ class EpochReporter:
             # A storage error here is the database having ended this process's session
             # (stalled inside a transaction, see sweeps.study.optuna_study.open_storage): lost too if the
             # trial was failed meanwhile; any other storage error stays what it is.
-            frozen = _frozen(self.trial)
+            frozen = S.stored_trial(self.trial)
             if frozen is not None and frozen.state.is_finished():
                 raise TrialLost(f"trial {self.trial.number} was failed by another worker while it ran "
                                 "(no heartbeat within sweep.grace_period); this run is abandoned") from None
@@ -415,7 +416,7 @@ class Objective:
             self._tag(run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: "interrupted"})
             raise
         except Exception as error:
-            reason = _one_line(error)
+            reason = one_line(error, typed=True)
             if live and self.tracking_enabled and is_tracking_failure(error):
                 # No more requests to a server that just failed us: the run (if any) is
                 # reconciled later by ann-sweep-status through its trial-number tag.
@@ -461,7 +462,7 @@ class Objective:
                 tracking.log_metrics(self.client, run_id, {V.OBJECTIVE: objective_values[0]},
                                      step=int(result.get("epochs_run", reporter.epochs)))
             except Exception as error:
-                reason = f"tracking failed after training: {_one_line(error)}"
+                reason = f"tracking failed after training: {one_line(error, typed=True)}"
                 if live and is_tracking_failure(error):
                     self._fail_retryable(trial, reason, None, reporter.epochs)
                 trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
@@ -474,7 +475,7 @@ class Objective:
         """The current trial was failed by another worker while it ran here (its heartbeat went
         stale): its run, finished or not, ends KILLED, tagged with the trial's final state."""
         run_id = self.current_run_id or (self._find_run(self.current_uid) if self.current_uid else None)
-        frozen = _frozen(trial)
+        frozen = S.stored_trial(trial)
         state = frozen.state.name if frozen is not None else "FAIL"
         reason = (f"trial {trial.number} was failed by another worker while it ran here "
                   "(no heartbeat within sweep.grace_period); this run does not count")
@@ -552,7 +553,7 @@ class Objective:
                     V.TRIAL_INTERRUPTED):
             if trial.user_attrs.get(key) is not None:
                 trial.set_user_attr(key, None)
-        frozen = _frozen(trial)
+        frozen = S.stored_trial(trial)
         origin = S.retried_from(frozen) if frozen is not None else None
         if origin is not None:
             trial.set_user_attr(V.TRIAL_RETRY_OF, origin)
@@ -560,7 +561,7 @@ class Objective:
 
     def _fail_retryable(self, trial, reason: str, run_id: str | None, epochs: int) -> None:
         """Fail the trial as not its own fault: queue its re-run first (while it still holds its slot), then raise."""
-        frozen = _frozen(trial)
+        frozen = S.stored_trial(trial)
         queued = frozen is not None and S.retry_trial(trial.study, frozen, self.settings.max_retries)
         reason = reason + ("; re-run queued" if queued else f"; not re-run (sweep.max_retries={self.settings.max_retries} used up)")
         trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
@@ -580,7 +581,7 @@ class Objective:
         try:
             steps = {m.step for m in self.client.get_metric_history(run_id, key)}
         except Exception as error:
-            return f"its curves could not be read back ({_one_line(error)[:200]})"
+            return f"its curves could not be read back ({one_line(error, typed=True)[:200]})"
         if len(steps) < epochs:
             return f"its run holds {len(steps)} of {epochs} epochs of {key}"
         return None
@@ -670,17 +671,3 @@ class Objective:
             tracking.set_tags(self.client, run_id, tags)
         except Exception as error:
             log.warning("could not tag run %s: %s", run_id, error)
-
-
-def _frozen(trial):
-    """The stored state of a live trial (a FrozenTrial), or None."""
-    try:
-        return trial.study._storage.get_trial(trial._trial_id)
-    except Exception:
-        return None
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name

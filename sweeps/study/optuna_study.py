@@ -45,7 +45,7 @@ from typing import Any, Mapping, Sequence
 from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
 from sweeps.core.locks import database_lock
-from sweeps.core.errors import ConfigError, UserError
+from sweeps.core.errors import ConfigError, UserError, one_line, root_cause
 from sweeps.core.faults import is_busy, retry_on_faults
 from sweeps.core.redaction import redact
 from sweeps.core.storage import absolute_path, application_name, sqlite_path, storage_kind, with_driver
@@ -439,7 +439,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
 
             return JournalStorage(JournalFileBackend(str(path)))
         except Exception as error:
-            raise fail(_cause(error)) from None
+            raise fail(one_line(root_cause(error), 240)) from None
     if kind not in ("sqlite", "postgresql", "mysql", "oracle", "mssql"):
         raise fail("expected sqlite:///file.db, postgresql://user@host/db, mysql://... or a journal file path such as optuna.log")
     engine_kwargs: dict[str, Any] = {}
@@ -484,7 +484,7 @@ def open_storage(url: str, heartbeat_interval: int | None = None, grace_period: 
             driver = missing_driver(error, url)
             if driver is not None:
                 raise fail(driver) from None
-            text = _cause(error)
+            text = one_line(root_cause(error), 240)
             if attempt < 3 and any(m in text for m in ("already exists", "duplicate key", "UNIQUE constraint", "Duplicate entry")):
                 import random
                 import time
@@ -531,15 +531,6 @@ def retried_from(trial) -> int | None:
     """The number of the trial that ``trial`` re-runs (the last of its retry history), or None."""
     history = trial.system_attrs.get(V.TRIAL_RETRY_HISTORY) or []
     return int(history[-1]) if history else None
-
-
-def _cause(error: BaseException) -> str:
-    while error.__cause__ is not None:
-        error = error.__cause__
-    text = " ".join(str(error).split())
-    if "(Background on this error" in text:
-        text = text.split("(Background on this error")[0].strip()
-    return (text[:240] or type(error).__name__)
 
 
 # --------------------------------------------------------------------- sampler/pruner
@@ -691,3 +682,16 @@ def best_trials(study) -> list:
         except ValueError:
             return []
     return list(study.best_trials)
+
+
+def storage_of(study):
+    """The storage behind ``study``: Optuna keeps it private, and this is the one place that reads it."""
+    return study._storage
+
+
+def stored_trial(trial):
+    """The stored state of a live trial (a FrozenTrial), or None when the storage cannot say."""
+    try:
+        return storage_of(trial.study).get_trial(trial._trial_id)
+    except Exception:
+        return None

@@ -38,6 +38,7 @@ from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.core.errors import ConfigError
 from sweeps.core.redaction import redact_logging
+from sweeps.config.compose import compose_sweep as compose  # noqa: F401 - the public API: compose, prepare, run_sweep
 from sweeps.config.space import SearchSpace, check_space_unchanged, parse_space
 from sweeps.core.faults import RETRY_SECONDS, StorageOutage
 
@@ -47,27 +48,6 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0
 #: Exit status of a worker process that stopped because the Optuna storage stayed away.
 EXIT_STORAGE_OUTAGE = 4
-
-
-# --------------------------------------------------------------------------- compose
-
-#: The root config of ``ann-sweep`` (``conf/ann_sweep.yaml``).
-CONFIG_NAME = "ann_sweep"
-
-
-def compose(overrides: Sequence[str] = ()):
-    """Compose the sweep config as ``ann-sweep`` would, for code and tests.
-
-    ``overrides`` use the command-line syntax (``["sweep=quick", "sweep.n_trials=6"]``).
-    Must not be called while a ``@hydra.main`` application is running.
-    """
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    from sweeps.config.run_spec import CONFIG_DIR
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIG_DIR.resolve()), job_name="ann-sweep"):
-        return hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
 
 
 # --------------------------------------------------------------------------- prepare
@@ -313,9 +293,7 @@ def _lost(objective, trial, error: BaseException) -> bool:
         return True
     if not isinstance(error, (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError)):
         return False
-    from sweeps.study.objective import _frozen
-
-    frozen = _frozen(trial)
+    frozen = S.stored_trial(trial)
     return frozen is not None and frozen.state.name == "FAIL"
 
 

@@ -206,7 +206,7 @@ def _stale_trials(coordinator, study, reconcile: bool) -> list:
         with coordinator.lock:
             return coordinator.fail_stale()
     try:  # a dry run: ask the storage which ones it would fail
-        backend = getattr(study._storage, "_backend", study._storage)
+        backend = getattr(S.storage_of(study), "_backend", S.storage_of(study))
         ids = set(backend._get_stale_trial_ids(study._study_id))
     except Exception:
         return []

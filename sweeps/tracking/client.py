@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 
 from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
-from sweeps.core.errors import TrackingError
+from sweeps.core.errors import TrackingError, one_line, root_cause
 from sweeps.core.redaction import redact
 from sweeps.core.storage import sqlite_path
 from sweeps.tracking.links import HTTP_SCHEMES
@@ -139,13 +139,11 @@ def _probe_database(uri: str, timeout: float) -> None:
 
 
 def _root_cause(error: BaseException) -> str:
-    while error.__cause__ is not None or error.__context__ is not None:
-        error = error.__cause__ or error.__context__
-    text = " ".join(str(error).split())
+    text = one_line(root_cause(error, context=True))
     for marker in ("Connection refused", "Name or service not known", "timed out", "Read timed out"):
         if marker in text:
             return marker
-    return text[:160] or type(error).__name__
+    return text[:160]
 
 
 # ------------------------------------------------------------------------ experiment

@@ -54,7 +54,7 @@ from sweeps.core import vocabulary as V
 from sweeps.training import diagnosis as D
 from sweeps.core.names import describe_config
 from sweeps.config.run_spec import RunSpec, build_run_spec, format_value, resolved_yaml, run_params
-from sweeps.core.errors import ConfigError, TrackingError, UserError
+from sweeps.core.errors import ConfigError, TrackingError, UserError, one_line
 from sweeps.core.redaction import redact, redact_optional
 from sweeps.tracking import links
 
@@ -194,12 +194,6 @@ def _is_pruned(error: BaseException) -> bool:
     return exceptions is not None and isinstance(error, exceptions.TrialPruned)
 
 
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name
-
-
 # ----------------------------------------------------------------------------- train
 
 
@@ -318,7 +312,7 @@ def train(
             )
             run_id = run.info.run_id
         log.info("MLflow run %s (%s) in experiment %r at %s", run.info.run_name, run_id,
-                 settings.experiment_name, _shown_uri(settings.uri))
+                 settings.experiment_name, redact_optional(settings.uri))
 
     if run_id is None:
         return _train_untracked(spec, data, model, callbacks)
@@ -345,7 +339,7 @@ def connect(spec: RunSpec):
         experiment_id = tracking.get_or_create_experiment(client, settings.experiment_name, settings.artifact_location)
     except (MlflowException, OSError, ImportError) as error:
         raise TrackingError(
-            f"tracking.uri={_shown_uri(settings.uri)!r} cannot be used: {_one_line(error)[:300]}"
+            f"tracking.uri={redact_optional(settings.uri)!r} cannot be used: {one_line(error, typed=True)[:300]}"
         ) from None
     return client, experiment_id
 
@@ -370,7 +364,7 @@ def _client(uri: str):
 
         if isinstance(error, MlflowException):
             raise
-        raise TrackingError(f"tracking.uri={_shown_uri(uri)!r} cannot be used: {_one_line(error)[:300]}") from None
+        raise TrackingError(f"tracking.uri={redact_optional(uri)!r} cannot be used: {one_line(error, typed=True)[:300]}") from None
 
 
 def hydra_overrides() -> list[str]:
@@ -385,18 +379,10 @@ def hydra_overrides() -> list[str]:
 
         if HydraConfig.initialized():
             typed = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
-            return [_redacted_override(str(override)) for override in typed]
+            return [redact(str(override)) for override in typed]
     except Exception:  # not inside a Hydra app
         pass
     return []
-
-
-def _redacted_override(override: str) -> str:
-    return redact(override)
-
-
-def _shown_uri(uri: str | None) -> str | None:
-    return redact_optional(uri)
 
 
 def _fit(model: ann.MLP, data: PreparedData, callbacks: Sequence[Callback]):
@@ -549,10 +535,10 @@ def _train_tracked(
                 system.stop()
         if isinstance(error, (KeyboardInterrupt, Terminated, SystemExit)) or _is_pruned(error):
             status = "KILLED"
-            extra = {V.TAG_PRUNED: "true"} if _is_pruned(error) else {V.TAG_KILLED_BY: _one_line(error)}
+            extra = {V.TAG_PRUNED: "true"} if _is_pruned(error) else {V.TAG_KILLED_BY: one_line(error, typed=True)}
         else:
             status = "FAILED"
-            extra = {V.TAG_ERROR: _one_line(error)[:5000]}
+            extra = {V.TAG_ERROR: one_line(error, typed=True)[:5000]}
         with contextlib.suppress(Exception):
             tracking.set_tags(client, run_id, extra)
         with contextlib.suppress(Exception):

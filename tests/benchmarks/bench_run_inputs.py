@@ -22,7 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from mlflow import MlflowClient  # noqa: E402
 
-from sweeps.config.run_spec import build_run_spec, compose  # noqa: E402
+from sweeps.config.compose import compose  # noqa: E402
+from sweeps.config.run_spec import build_run_spec  # noqa: E402
 from sweeps.training.run_inputs import dataset_inputs, digest  # noqa: E402
 from sweeps.training.run import prepare_data  # noqa: E402
 

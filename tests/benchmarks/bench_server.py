@@ -107,7 +107,7 @@ def raw_requests(uri: str, calls: int, auth: tuple[str, str], reuse: bool) -> li
 def training_runs(uri: str, repeats: int) -> list[float]:
     """Wall time of a small tracked ``train()`` (moons, 10 epochs, model logged): the calls a trial makes."""
     sys.path.insert(0, str(H.ROOT))
-    from sweeps.config.run_spec import compose
+    from sweeps.config.compose import compose
     from sweeps.training.run import train
 
     cfg = compose(["dataset=moons", "dataset.n_samples=300", "training.epochs=10", "model.hidden_layers=[8]",

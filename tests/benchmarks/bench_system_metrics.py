@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
-from sweeps.config.run_spec import compose  # noqa: E402
+from sweeps.config.compose import compose  # noqa: E402
 from sweeps.training.run import train  # noqa: E402
 
 RUNS = {

@@ -95,7 +95,7 @@ def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
-    from sweeps.config.run_spec import compose
+    from sweeps.config.compose import compose
     from sweeps.training.run import train
 
     with tempfile.TemporaryDirectory(prefix="ann-bench-") as tmp:

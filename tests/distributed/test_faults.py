@@ -43,7 +43,7 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
     claimer = _python(f"""
         import os, optuna
         from sweeps.config.run_spec import to_container
-        from sweeps.study.runner import compose
+        from sweeps.config.compose import compose_sweep as compose
         from sweeps.study import optuna_study as S
         from sweeps.study.claims import Coordinator
         settings = S.parse_settings(to_container(compose({args!r}))["sweep"])

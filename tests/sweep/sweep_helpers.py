@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sweeps.study.runner import compose
+from sweeps.config.compose import compose_sweep as compose
 
 #: A small, fast sweep: moons with 200 points, networks of a few units, 5 epochs.
 FAST = [

@@ -69,7 +69,7 @@ def _objective(trial):
 
 def test_heartbeats_are_on_by_default_for_rdb_storages_and_ignored_for_journal_files():
     from sweeps.config.run_spec import to_container
-    from sweeps.study.runner import compose
+    from sweeps.config.compose import compose_sweep as compose
 
     default = S.parse_settings(to_container(compose([]))["sweep"])
     assert (default.heartbeat_interval, default.grace_period, default.max_retries) == (10, 30, 2)

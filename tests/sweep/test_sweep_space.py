@@ -9,7 +9,7 @@ from optuna.trial import FixedTrial
 from sweeps.core.errors import ConfigError
 from sweeps.core.names import layers_label, short_number
 from sweeps.study.objective import run_name, trial_config
-from sweeps.study.runner import compose
+from sweeps.config.compose import compose_sweep as compose
 from sweeps.config.run_spec import to_container
 from sweeps.config.space import parse_space
 

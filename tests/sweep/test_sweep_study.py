@@ -11,7 +11,7 @@ from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.config.run_spec import to_container
 from sweeps.core.errors import ConfigError, UserError
-from sweeps.study.runner import compose
+from sweeps.config.compose import compose_sweep as compose
 
 BASE = {"study_name": "s", "storage": "sqlite:///optuna.db", "n_trials": 3}
 

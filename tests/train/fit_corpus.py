@@ -174,7 +174,7 @@ CASES = _cases()
 
 def run_case(case: Case) -> dict:
     """Train the case untracked; the result of :func:`sweeps.training.run.train`."""
-    from sweeps.config.run_spec import compose
+    from sweeps.config.compose import compose
     from sweeps.training.run import train
 
     return train(compose([*case.overrides, "tracking=off"]), overrides=list(case.overrides))

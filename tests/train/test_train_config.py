@@ -7,13 +7,9 @@ import sys
 
 import pytest
 
-from sweeps.config.run_spec import (
-    CONFIG_DIR,
-    build_run_spec,
-    compose,
-    resolved_yaml,
-    run_params,
-)
+from sweeps.config import CONFIG_DIR
+from sweeps.config.compose import compose
+from sweeps.config.run_spec import build_run_spec, resolved_yaml, run_params
 from sweeps.core.errors import ConfigError, UserError
 from sweeps.core.redaction import redact
 

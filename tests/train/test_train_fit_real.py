@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mlflow import MlflowClient
 
-from sweeps.config.run_spec import compose
+from sweeps.config.compose import compose
 from sweeps.training.run import train
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from mlflow import MlflowClient
 
-from sweeps.config.run_spec import compose
+from sweeps.config.compose import compose
 
 #: Small, fast defaults for test runs (a few epochs on a small moons set).
 FAST = ["dataset=moons", "dataset.n_samples=200", "training.epochs=4", "model.hidden_layers=[8]"]
