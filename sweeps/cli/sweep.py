@@ -45,7 +45,7 @@ from sweeps.config.compose import SWEEP_CONFIG
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.names import short_number
 from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
-from sweeps.study.optuna_study import format_duration
+from sweeps.config.sweep_settings import format_duration
 
 PROG = "ann-sweep"
 STATUS_PROG = "ann-sweep-status"
@@ -334,7 +334,7 @@ def _print_outcome(prepared, outcome) -> None:
     for error in outcome.worker_errors:
         lines.append(f"warning: {error}")
     if outcome.parent_run_id and not outcome.finished_parent:
-        from sweeps.study.claims import finisher_label
+        from sweeps.study.finisher import finisher_label
 
         by = outcome.finished_by
         if p.finished < settings.n_trials:
@@ -543,7 +543,7 @@ def _status_app(cfg: DictConfig) -> None:
     from sweeps.config.run_spec import to_container
     from sweeps.core.errors import UserError
     from sweeps.study.status import study_status
-    from sweeps.study.optuna_study import parse_settings
+    from sweeps.config.sweep_settings import parse_settings
 
     try:
         config = to_container(cfg)

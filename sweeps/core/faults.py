@@ -7,7 +7,7 @@ When PostgreSQL restarts, a proxy drops an idle connection, or an administrator 
 training had raised (it would count toward ``n_trials`` and ``sweep.max_failures`` and never
 be re-run) or ends the worker with a traceback.
 
-:class:`sweeps.study.storage_faults.RetryingRDBStorage` is Optuna's ``RDBStorage`` whose every call is
+:class:`sweeps.study.storage.RetryingRDBStorage` is Optuna's ``RDBStorage`` whose every call is
 retried on such a fault (:func:`is_storage_fault`), with a fresh connection, after pauses of 0.5, 1, 2,
 4, 8, 8, ... seconds (:data:`FIRST_PAUSE`, :data:`MAX_PAUSE`), for up to
 :data:`RETRY_SECONDS` in all. A heartbeat is never retried: a missed one is simply

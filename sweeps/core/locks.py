@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
 import tempfile
 import threading
 from pathlib import Path
@@ -31,6 +32,9 @@ from sweeps.core.redaction import redact
 from sweeps.core.storage import absolute_path, application_name, sqlite_path, storage_kind, with_driver
 
 log = logging.getLogger(__name__)
+
+#: This machine's name: a lock or claim held by a process here can be checked with :func:`pid_alive`.
+HOST = socket.gethostname()
 
 #: Default lease of a PostgreSQL lock: a holder that cannot run keeps it at most this long
 #: (the study's lock uses the grace period).
@@ -322,3 +326,18 @@ def database_lock(url: str, name: str):
             yield
     finally:
         lock.close()
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this host exists and is not a zombie (dead, not yet reaped)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, ValueError):
+        return True
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):  # no /proc (not Linux): the signal test is all we have
+        return True

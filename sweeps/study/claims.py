@@ -9,7 +9,7 @@ through :meth:`Coordinator.run_one`, which
    ``GET_LOCK``, or an exclusive ``flock`` for an SQLite or journal file (processes of
    one machine). The lock dies with its holder's connection or process;
 2. fails the trials whose heartbeat is stale (their worker died), which queues their
-   re-runs (Optuna's retry callback, see :func:`sweeps.study.optuna_study.open_storage`);
+   re-runs (Optuna's retry callback, see :func:`sweeps.study.storage.open_storage`);
 3. counts: trials that count toward ``n_trials`` (:func:`sweeps.study.optuna_study.counts_toward_budget`)
    plus trials still **alive** (:meth:`Coordinator.alive`: RUNNING with heartbeats, or
    RUNNING in a process of this machine that still exists). A trial is started only while
@@ -38,49 +38,24 @@ parent run when the study is complete (:meth:`Coordinator.elect_finisher`).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import logging
 import os
-import socket
-import threading
-import time
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from sweeps.core import vocabulary as V
-from sweeps.core.locks import StorageLock
+from sweeps.core.locks import HOST, StorageLock, pid_alive
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
+from sweeps.study.finisher import FinisherElection
 
 log = logging.getLogger(__name__)
 
 
-#: A finisher still alive that has not ended the parent run after this many seconds is replaced.
-FINISH_TAKEOVER_SECONDS = 300
-#: Without heartbeats: seconds between two beats of a finisher, and after which its beat is stale.
-FINISH_BEAT_SECONDS = 10
-FINISH_STALE_SECONDS = 30
-
-HOST = socket.gethostname()
-
-
 # ----------------------------------------------------------------------- coordinator
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` of this host exists and is not a zombie (dead, not yet reaped)."""
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError, ValueError):
-        return True
-    try:
-        with open(f"/proc/{int(pid)}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):  # no /proc (not Linux): the signal test is all we have
-        return True
 
 
 @dataclass
@@ -96,17 +71,17 @@ class Census:
         return n_trials - self.counted - len(self.alive)
 
 
-class Coordinator:
+class Coordinator(FinisherElection):
     """The storage-side coordination of one process's workers on a study (see the module docstring).
 
     Args:
         settings: the sweep's settings (``n_trials``, heartbeats).
-        study: the loaded study, opened with :func:`sweeps.study.optuna_study.open_sweep_storage`.
+        study: the loaded study, opened with :func:`sweeps.study.storage.open_sweep_storage`.
         worker: this process's worker number (recorded in each claim).
         lock: the study's lock (default: :meth:`StorageLock.for_storage`).
     """
 
-    def __init__(self, settings: S.SweepSettings, study, worker: int = 0, lock: StorageLock | None = None) -> None:
+    def __init__(self, settings: sweep_settings.SweepSettings, study, worker: int = 0, lock: StorageLock | None = None) -> None:
         self.settings = settings
         self.study = study
         self.worker = worker
@@ -115,7 +90,7 @@ class Coordinator:
 
     def _study_lock(self) -> StorageLock:
         """The study's lock; a holder that cannot run loses it after the grace period (or a minute)."""
-        lease = self.settings.grace_seconds or S.IDLE_IN_TRANSACTION_TIMEOUT
+        lease = self.settings.grace_seconds or ST.IDLE_IN_TRANSACTION_TIMEOUT
         return StorageLock.for_storage(self.settings.storage, f"ann-sweep:study:{self.settings.study_name}", lease)
 
     # ------------------------------------------------------------------ census
@@ -162,7 +137,7 @@ class Coordinator:
         running = {t._trial_id: t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         if not running:
             return []
-        storage = S.storage_of(self.study)
+        storage = ST.storage_of(self.study)
         dead = set(storage._get_stale_trial_ids(self.study._study_id)) | set(self._claims_without_heartbeat(running))
         failed = []
         for trial_id in sorted(dead):
@@ -193,7 +168,7 @@ class Coordinator:
                     and now - trial.datetime_start > grace]
         if not suspects:
             return []
-        backend = getattr(S.storage_of(self.study), "_backend", S.storage_of(self.study))
+        backend = getattr(ST.storage_of(self.study), "_backend", ST.storage_of(self.study))
         with backend.engine.connect() as connection:
             beating = {row[0] for row in connection.execute(
                 sqlalchemy.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids")
@@ -250,7 +225,7 @@ class Coordinator:
         if self.heartbeats:
             # The first heartbeat before the claim: a worker that dies right after claiming
             # leaves a trial that goes stale (Optuna ignores a trial without any heartbeat).
-            S.storage_of(self.study).record_heartbeat(trial._trial_id)
+            ST.storage_of(self.study).record_heartbeat(trial._trial_id)
         trial.set_user_attr(V.ATTR_CLAIM, claim)
 
     # ------------------------------------------------------------- once per study
@@ -290,89 +265,6 @@ class Coordinator:
             self.study.set_user_attr(V.ATTR_WORKER_SLOTS, {n: h for n, h in slots.items() if n not in mine})
         self._joined = []
 
-    def elect_finisher(self, parent_status: Callable[[], str | None] | None = None) -> bool:
-        """Whether this process finishes the parent run of the complete study (once per completion).
-
-        The first process to ask after the study reached ``n_trials`` is elected and
-        recorded in the study attribute ``sweep.finished`` (host, pid, worker, beat, done).
-        A later one is elected in its place when the elected one is dead -- on this host
-        its process is gone; on another, its beat (written every heartbeat interval while
-        it finishes, :meth:`finishing`) is older than the grace period -- or when it left
-        the parent run RUNNING for :data:`FINISH_TAKEOVER_SECONDS`.
-        """
-        with self.lock:
-            counted = self.census().counted
-            record = self.study.user_attrs.get(V.ATTR_FINISHED) or {}
-            now = time.time()
-            same = record.get("trials") == counted and record.get("n_trials") == self.settings.n_trials
-            if same and (record.get("done") or self.finisher_alive(record)):
-                stuck = not record.get("done") and now - float(record.get("time", now)) > FINISH_TAKEOVER_SECONDS
-                if not (stuck and parent_status is not None and parent_status() == "RUNNING"):
-                    return False
-            if same and not record.get("done"):
-                log.warning("the parent run's finisher (%s) is gone: this process finishes the parent run instead",
-                            finisher_label(record))
-            self.study.set_user_attr(V.ATTR_FINISHED, {
-                "trials": counted, "n_trials": self.settings.n_trials, "host": HOST, "pid": os.getpid(),
-                "worker": self.worker, "time": now, "beat": now, "done": False,
-            })
-            return True
-
-    def finisher_alive(self, record: dict) -> bool:
-        """Whether the finisher of ``record`` (the ``sweep.finished`` attribute) is alive, as far as we can tell."""
-        if record.get("host") == HOST and record.get("pid") is not None:
-            return pid_alive(record["pid"])
-        stale_after = self.settings.grace_seconds or FINISH_STALE_SECONDS
-        return time.time() - float(record.get("beat", record.get("time", 0))) <= stale_after
-
-    def finish_record(self) -> dict:
-        """The ``sweep.finished`` attribute as the storage holds it now ({} if none)."""
-        return dict(self.study.user_attrs.get(V.ATTR_FINISHED) or {})  # read from the storage each time
-
-    @contextlib.contextmanager
-    def finishing(self):
-        """Hold the election while the block finishes the parent run: beat, and record ``done`` at the end.
-
-        The beat (every heartbeat interval, on a lock connection of its own) tells workers
-        of other hosts that this finisher is alive. ``done`` is recorded when the block
-        ends normally or with an ``Exception`` (the parent run was then ended as it could
-        be); after ``KeyboardInterrupt`` or a kill the next worker (or ``ann-sweep-status``)
-        takes over.
-        """
-        stop = threading.Event()
-        interval = self.settings.heartbeat_interval or FINISH_BEAT_SECONDS
-        lock = self._study_lock()
-
-        def beat() -> None:
-            while not stop.wait(interval):
-                with contextlib.suppress(Exception):
-                    self._update_record(lock, beat=time.time())
-
-        thread = threading.Thread(target=beat, name="ann-sweep-finisher-beat", daemon=True)
-        thread.start()
-        ended = False
-        try:
-            yield
-            ended = True
-        except Exception:
-            ended = True
-            raise
-        finally:
-            stop.set()
-            thread.join(timeout=60)
-            try:
-                if ended:
-                    self._update_record(lock, done=True, time=time.time())
-            finally:
-                lock.close()
-
-    def _update_record(self, lock: "StorageLock", **changes) -> None:
-        """Change this process's ``sweep.finished`` record under ``lock`` (not if another process holds the election)."""
-        with lock:
-            record = self.finish_record()
-            if record.get("host") == HOST and record.get("pid") == os.getpid():
-                self.study.set_user_attr(V.ATTR_FINISHED, {**record, **changes})
-
     def close(self) -> None:
         try:
             self._release()
@@ -386,15 +278,9 @@ def _storage_has_heartbeat(study) -> bool:
     from optuna.storages._heartbeat import is_heartbeat_enabled
 
     try:
-        return is_heartbeat_enabled(S.storage_of(study))
+        return is_heartbeat_enabled(ST.storage_of(study))
     except Exception:  # pragma: no cover - an unusual storage object
         return False
-
-
-def finisher_label(record: dict) -> str:
-    """``worker 2 (pid 4242 on host alpha)`` for a ``sweep.finished`` record."""
-    who = f"pid {record.get('pid', '?')} on host {record.get('host', '?')}"
-    return f"worker {record['worker']} ({who})" if record.get("worker") is not None else who
 
 
 def claim_of(trial) -> dict[str, Any]:

@@ -54,7 +54,8 @@ from typing import Any, Mapping, Sequence
 from omegaconf import OmegaConf
 
 from sweeps.core import vocabulary as V
-from sweeps.study import optuna_study as S
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.config import CONFIG_DIR
 from sweeps.config.run_spec import format_value
 from sweeps.core.redaction import redact
@@ -252,9 +253,9 @@ class EpochReporter:
             self.trial.report(value, epoch)
         except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
             # A storage error here is the database having ended this process's session
-            # (stalled inside a transaction, see sweeps.study.optuna_study.open_storage): lost too if the
+            # (stalled inside a transaction, see sweeps.study.storage.open_storage): lost too if the
             # trial was failed meanwhile; any other storage error stays what it is.
-            frozen = S.stored_trial(self.trial)
+            frozen = ST.stored_trial(self.trial)
             if frozen is not None and frozen.state.is_finished():
                 raise TrialLost(f"trial {self.trial.number} was failed by another worker while it ran "
                                 "(no heartbeat within sweep.grace_period); this run is abandoned") from None
@@ -292,7 +293,7 @@ class Objective:
         self,
         base: Mapping[str, Any],
         space: SearchSpace,
-        settings: S.SweepSettings,
+        settings: sweep_settings.SweepSettings,
         *,
         parent_run_id: str | None = None,
         overrides: Sequence[str] = (),
@@ -475,7 +476,7 @@ class Objective:
         """The current trial was failed by another worker while it ran here (its heartbeat went
         stale): its run, finished or not, ends KILLED, tagged with the trial's final state."""
         run_id = self.current_run_id or (self._find_run(self.current_uid) if self.current_uid else None)
-        frozen = S.stored_trial(trial)
+        frozen = ST.stored_trial(trial)
         state = frozen.state.name if frozen is not None else "FAIL"
         reason = (f"trial {trial.number} was failed by another worker while it ran here "
                   "(no heartbeat within sweep.grace_period); this run does not count")
@@ -553,16 +554,16 @@ class Objective:
                     V.TRIAL_INTERRUPTED):
             if trial.user_attrs.get(key) is not None:
                 trial.set_user_attr(key, None)
-        frozen = S.stored_trial(trial)
-        origin = S.retried_from(frozen) if frozen is not None else None
+        frozen = ST.stored_trial(trial)
+        origin = ST.retried_from(frozen) if frozen is not None else None
         if origin is not None:
             trial.set_user_attr(V.TRIAL_RETRY_OF, origin)
             log.info("trial %d re-runs trial %d", trial.number, origin)
 
     def _fail_retryable(self, trial, reason: str, run_id: str | None, epochs: int) -> None:
         """Fail the trial as not its own fault: queue its re-run first (while it still holds its slot), then raise."""
-        frozen = S.stored_trial(trial)
-        queued = frozen is not None and S.retry_trial(trial.study, frozen, self.settings.max_retries)
+        frozen = ST.stored_trial(trial)
+        queued = frozen is not None and ST.retry_trial(trial.study, frozen, self.settings.max_retries)
         reason = reason + ("; re-run queued" if queued else f"; not re-run (sweep.max_retries={self.settings.max_retries} used up)")
         trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
         trial.set_user_attr(V.TRIAL_RETRYABLE, True)
@@ -590,7 +591,7 @@ class Objective:
 
     def _value(self, metric: str, cfg: Mapping[str, Any], result: Mapping[str, Any], reporter: EpochReporter) -> float | None:
         """The metric of the weights the run keeps (see the module docstring)."""
-        epoch_key = S.METRICS[metric][0]
+        epoch_key = sweep_settings.METRICS[metric][0]
         if epoch_key is None:
             value = result.get(metric)
             return None if value is None else float(value)

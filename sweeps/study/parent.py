@@ -50,6 +50,8 @@ from typing import Any, Mapping
 from sweeps.core import vocabulary as V
 from sweeps.study import fit_plots
 from sweeps.study import fit_view
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 from sweeps.tracking import ui_views
 from sweeps.core.redaction import redact
@@ -77,7 +79,7 @@ def _quote(text: str) -> str:
 
 
 def find_or_create_parent(
-    client, experiment_id: str, study, settings: S.SweepSettings, *, tags: Mapping[str, str] | None = None
+    client, experiment_id: str, study, settings: sweep_settings.SweepSettings, *, tags: Mapping[str, str] | None = None
 ) -> tuple[str, bool]:
     """The parent run id of ``study`` (see the module docstring); ``(run_id, created)``."""
     from sweeps.tracking import client as tracking
@@ -108,7 +110,7 @@ def find_or_create_parent(
     return winner, winner == mine
 
 
-def parent_tags(settings: S.SweepSettings, space) -> dict[str, str]:
+def parent_tags(settings: sweep_settings.SweepSettings, space) -> dict[str, str]:
     tags = {
         V.TAG_STORAGE: redact(settings.storage),
         V.TAG_METRIC: ",".join(settings.metrics),
@@ -123,7 +125,7 @@ def parent_tags(settings: S.SweepSettings, space) -> dict[str, str]:
     return tags
 
 
-def parent_description(settings: S.SweepSettings, counts: Mapping[str, int], finished: int, board) -> str:
+def parent_description(settings: sweep_settings.SweepSettings, counts: Mapping[str, int], finished: int, board) -> str:
     """The parent run's description on its MLflow page (markdown): the sweep, its progress,
     the best trial, and where to compare the trials' curves."""
     metric = settings.metrics[0]
@@ -168,7 +170,7 @@ def trial_runs(client, experiment_id: str, study_name: str) -> dict[str, Any]:
             return runs
 
 
-def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None = None):
+def leaderboard(study, settings: sweep_settings.SweepSettings, runs: Mapping[str, Any] | None = None):
     """Every trial as a row of a :class:`pandas.DataFrame`, best first.
 
     Columns: ``rank``, ``trial``, ``state``, the metric(s) (``loss/val``, ...), the
@@ -185,7 +187,7 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
     trials = study.get_trials(deepcopy=False)
     retried_as = {}
     for trial in trials:
-        origin = S.retried_from(trial)
+        origin = ST.retried_from(trial)
         if origin is not None:
             retried_as[origin] = trial.number
     for trial in trials:
@@ -213,7 +215,7 @@ def leaderboard(study, settings: S.SweepSettings, runs: Mapping[str, Any] | None
             row["reason"] = "no heartbeat: its worker died or stalled"
         if trial.number in retried_as and trial.state.name == "FAIL":
             row["reason"] = f"{row['reason']}; re-run as trial {retried_as[trial.number]}"
-        origin = S.retried_from(trial)
+        origin = ST.retried_from(trial)
         if origin is not None:
             row["reason"] = f"re-run of trial {origin}" + (f": {row['reason']}" if row["reason"] else "")
         row["run_id"] = run.info.run_id if run is not None else attrs.get(V.TRIAL_RUN_ID)
@@ -253,7 +255,7 @@ def _param_order(name: str) -> tuple:
     return (order.index(name) if name in order else len(order), 0)
 
 
-def optuna_plots_html(study, settings: S.SweepSettings, title: str | None = None) -> str:
+def optuna_plots_html(study, settings: sweep_settings.SweepSettings, title: str | None = None) -> str:
     """Optuna's plots of the study in one self-contained HTML page (plotly).
 
     Optimization history, parameter importances, parallel coordinates and intermediate
@@ -375,7 +377,7 @@ def _escape(text: str) -> str:
 
 
 
-def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] | None:
+def register_best(client, settings: sweep_settings.SweepSettings, board) -> tuple[str, str] | None:
     """Register the best completed trial's model and point the alias at it.
 
     Returns ``(name, version)``, or None when no completed trial has a model. A best
@@ -416,7 +418,7 @@ def register_best(client, settings: S.SweepSettings, board) -> tuple[str, str] |
     return name, str(version.version)
 
 
-def register_champion(client, settings: S.SweepSettings, board, *, interrupted: bool) -> tuple[tuple[str, str] | None, str]:
+def register_champion(client, settings: sweep_settings.SweepSettings, board, *, interrupted: bool) -> tuple[tuple[str, str] | None, str]:
     """:func:`register_best`, except that a sweep that did not finish (Ctrl-C, SIGTERM, the
     failure budget) moves the alias only to a model better than the one behind it, and
     registers nothing when there is none. Returns ``((name, version) or None, what was done)``."""
@@ -447,7 +449,7 @@ def register_champion(client, settings: S.SweepSettings, board, *, interrupted: 
                         f"({metric}={best:.6g}, better) although the sweep did not finish")
 
 
-def registered_champion(client, settings: S.SweepSettings) -> tuple[str, str] | None:
+def registered_champion(client, settings: sweep_settings.SweepSettings) -> tuple[str, str] | None:
     """``(name, version)`` behind the sweep's alias, None if there is none (yet)."""
     name = settings.register_name or settings.study_name
     try:
@@ -467,7 +469,7 @@ class ParentRun:
     client: Any
     run_id: str
     experiment_id: str
-    settings: S.SweepSettings
+    settings: sweep_settings.SweepSettings
     task: str = "multiclass"
 
     def refresh(self, study):

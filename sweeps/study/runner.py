@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from sweeps.core import vocabulary as V
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 from sweeps.core.errors import ConfigError
 from sweeps.core.redaction import redact_logging
@@ -59,7 +61,7 @@ class PreparedSweep:
 
     config: dict[str, Any]          # the whole resolved config, ``sweep`` included
     base: dict[str, Any]            # the training config every trial starts from
-    settings: S.SweepSettings
+    settings: sweep_settings.SweepSettings
     space: SearchSpace
     spec: Any                       # sweeps.config.run_spec.RunSpec of the base config
     task: str
@@ -86,14 +88,14 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     section = config.get("sweep")
     if not isinstance(section, Mapping):
         raise ConfigError("sweep", section, "a config group: choose one with sweep=<option> (e.g. sweep=digits)")
-    settings = S.parse_settings(section)
+    settings = sweep_settings.parse_settings(section)
     space = parse_space(section.get("params"))
     base = {key: value for key, value in config.items() if key != "sweep"}
     spec = build_run_spec(base)
     data = prepare_data(spec)
     build_model(spec, data)  # the base config itself must be trainable on this data
     task, n_train = data.task, len(data.X_train)
-    S.check_metrics_for_task(settings, task, data.X_val is not None)
+    sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None)
     _check_space_fits_data(space, n_train)
     space.check_conditions(base)
     enqueued = _enqueued(section.get("enqueue"), space)
@@ -199,7 +201,7 @@ class Progress:
     last: Any = None          # the FrozenTrial that just finished (in-process runs)
 
 
-def progress_of(study, settings: S.SweepSettings, last=None) -> Progress:
+def progress_of(study, settings: sweep_settings.SweepSettings, last=None) -> Progress:
     trials = study.get_trials(deepcopy=False)
     progress = Progress(target=settings.n_trials, last=last)
     for trial in trials:
@@ -293,7 +295,7 @@ def _lost(objective, trial, error: BaseException) -> bool:
         return True
     if not isinstance(error, (ValueError, AssertionError, optuna.exceptions.UpdateFinishedTrialError)):
         return False
-    frozen = S.stored_trial(trial)
+    frozen = ST.stored_trial(trial)
     return frozen is not None and frozen.state.name == "FAIL"
 
 
@@ -325,10 +327,10 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
     for name in ("mlflow", "alembic"):
         _logging.getLogger(name).setLevel(_logging.WARNING)
     config = payload["config"]
-    settings = S.parse_settings(config["sweep"])
+    settings = sweep_settings.parse_settings(config["sweep"])
     space = parse_space(config["sweep"].get("params"))
     base = {key: value for key, value in config.items() if key != "sweep"}
-    storage = S.open_sweep_storage(settings)
+    storage = ST.open_sweep_storage(settings)
     study = optuna.load_study(
         study_name=settings.study_name, storage=storage,
         sampler=S.make_sampler(settings, space, worker=index), pruner=S.make_pruner(settings, payload["epochs"]),
@@ -420,7 +422,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
     settings, space = prepared.settings, prepared.space
     t0 = time.time()
-    storage = S.open_sweep_storage(settings)
+    storage = ST.open_sweep_storage(settings)
     study, resumed = S.create_or_resume(settings, storage, S.make_sampler(settings, space, worker=0),
                                         S.make_pruner(settings, prepared.epochs))
     coordinator = Coordinator(settings, study)

@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.core import vocabulary as V
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 from sweeps.tracking import client as tracking
 from sweeps.core.storage import absolute_path, sqlite_path, storage_kind
@@ -69,7 +71,7 @@ class StatusReport:
     reconciled: list[str] = field(default_factory=list)  # what was (or, dry run, would be) changed
 
 
-def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
+def study_status(settings: sweep_settings.SweepSettings, tracking_uri: str | None = None,
                  experiment_name: str | None = None, *, reconcile: bool = True,
                  probe_timeout: float = 5.0) -> StatusReport:
     """The report of study ``settings.study_name`` in ``settings.storage``, reconciled unless ``reconcile=False``.
@@ -85,7 +87,7 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
 
     _check_storage_exists(settings)
     tracking_uri = _readable_tracking_store(tracking_uri, experiment_name, probe_timeout)
-    storage = S.open_sweep_storage(settings)
+    storage = ST.open_sweep_storage(settings)
     names = sorted(optuna.study.get_all_study_names(storage))
     if settings.study_name not in names:
         held = ("one of " + ", ".join(names)) if names else "none: the storage holds no study yet"
@@ -177,7 +179,7 @@ def study_status(settings: S.SweepSettings, tracking_uri: str | None = None,
     )
 
 
-def _check_storage_exists(settings: S.SweepSettings) -> None:
+def _check_storage_exists(settings: sweep_settings.SweepSettings) -> None:
     """A storage file that does not exist holds no study: say so instead of creating it."""
     kind = storage_kind(settings.storage)
     path = (Path(absolute_path(settings.storage)) if kind == "journal"
@@ -206,14 +208,14 @@ def _stale_trials(coordinator, study, reconcile: bool) -> list:
         with coordinator.lock:
             return coordinator.fail_stale()
     try:  # a dry run: ask the storage which ones it would fail
-        backend = getattr(S.storage_of(study), "_backend", S.storage_of(study))
+        backend = getattr(ST.storage_of(study), "_backend", ST.storage_of(study))
         ids = set(backend._get_stale_trial_ids(study._study_id))
     except Exception:
         return []
     return [trial for trial in study.get_trials(deepcopy=False) if trial._trial_id in ids]
 
 
-def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: S.SweepSettings,
+def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: sweep_settings.SweepSettings,
                       apply: bool) -> list[str]:
     """Finish the parent run of a complete study that was left RUNNING by a finisher that died.
 
@@ -221,7 +223,8 @@ def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: 
     (:meth:`sweeps.study.claims.Coordinator.elect_finisher`): a finisher still alive (its
     process on this host, its beat from another) keeps its job.
     """
-    from sweeps.study.claims import Coordinator, finisher_label
+    from sweeps.study.claims import Coordinator
+    from sweeps.study.finisher import finisher_label
     from sweeps.study.parent import ParentRun
 
     if S.finished_count(study) < settings.n_trials:

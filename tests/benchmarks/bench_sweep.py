@@ -44,6 +44,7 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from sweeps.study import storage as ST
 from sweeps.core import vocabulary as V
 
 DEFAULT_PRUNERS = ("median", "successive_halving", "hyperband")
@@ -64,7 +65,7 @@ def run(overrides: list[str], tracking: bool) -> dict:
         prepared = prepare(cfg)
         outcome = run_sweep(prepared)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-        best = S.best_trials(__import__("optuna").load_study(study_name="bench", storage=S.open_storage(prepared.settings.storage)))
+        best = S.best_trials(__import__("optuna").load_study(study_name="bench", storage=ST.open_storage(prepared.settings.storage)))
         metrics = best[0].user_attrs.get(V.TRIAL_METRICS, {}) if best else {}
         return {
             "seconds": seconds,

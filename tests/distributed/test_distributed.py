@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
 from services import free_port
 from sweeps.core import vocabulary as V
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -195,7 +196,7 @@ def test_a_worker_killed_mid_trial_is_retried_after_the_grace_period(mlflow_serv
     assert S.finished_count(study) == n_trials
     dead = next(t for t in trials if t.number == trial.number)
     assert dead.state.name == "FAIL" and not dead.user_attrs.get(V.TRIAL_FAIL_REASON)
-    rerun = [t for t in trials if S.retried_from(t) == trial.number]
+    rerun = [t for t in trials if ST.retried_from(t) == trial.number]
     assert len(rerun) == 1 and rerun[0].state.name in ("COMPLETE", "PRUNED")
     assert rerun[0].params == dead.params and rerun[0].user_attrs[V.TRIAL_RETRY_OF] == trial.number
     assert rerun[0].user_attrs[V.TRIAL_RUN_ID] != dead.user_attrs[V.TRIAL_RUN_ID]
@@ -333,7 +334,7 @@ def test_a_stalled_worker_whose_trial_was_declared_dead_goes_on_without_double_c
     trials = _study(study_storage).trials
     states = [t.state.name for t in trials]
     assert states.count("COMPLETE") == n_trials and states.count("FAIL") == 1, states
-    rerun = [t for t in trials if S.retried_from(t) == trial.number]
+    rerun = [t for t in trials if ST.retried_from(t) == trial.number]
     assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == trial.params
 
 
@@ -346,7 +347,7 @@ def test_a_worker_stalled_inside_a_transaction_does_not_block_the_others(study_s
     import sqlalchemy
 
     interval, grace = 1, 2
-    stalled_storage = S.open_storage(study_storage, heartbeat_interval=interval, grace_period=grace)
+    stalled_storage = ST.open_storage(study_storage, heartbeat_interval=interval, grace_period=grace)
     study = optuna.create_study(study_name=STUDY, storage=stalled_storage)
     trial = study.ask()
     stalled_storage.record_heartbeat(trial._trial_id)
@@ -356,7 +357,7 @@ def test_a_worker_stalled_inside_a_transaction_does_not_block_the_others(study_s
                    {"id": trial._trial_id})
 
     other = optuna.load_study(study_name=STUDY,
-                              storage=S.open_storage(study_storage, heartbeat_interval=interval, grace_period=grace))
+                              storage=ST.open_storage(study_storage, heartbeat_interval=interval, grace_period=grace))
     time.sleep(grace + 0.5)
     done = threading.Event()
     worker = threading.Thread(target=lambda: (optuna.storages.fail_stale_trials(other), done.set()), daemon=True)

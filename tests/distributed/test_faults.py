@@ -16,6 +16,7 @@ import pytest
 
 from dist_helpers import TINY, kill_all, output, start_sweep, wait_all
 from sweeps.core import vocabulary as V
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -46,8 +47,8 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
         from sweeps.config.compose import compose_sweep as compose
         from sweeps.study import optuna_study as S
         from sweeps.study.claims import Coordinator
-        settings = S.parse_settings(to_container(compose({args!r}))["sweep"])
-        study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+        settings = sweep_settings.parse_settings(to_container(compose({args!r}))["sweep"])
+        study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))
         coordinator = Coordinator(settings, study, worker=7)
         coordinator.lock.acquire()
         trial = study.ask()
@@ -69,7 +70,7 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
     study = _study(study_storage)
     assert S.finished_count(study) == n_trials, [t.state.name for t in study.trials]
     assert study.trials[0].state.name == "FAIL"
-    assert [t for t in study.trials if S.retried_from(t) == 0], "the dead claim's trial was not re-run"
+    assert [t for t in study.trials if ST.retried_from(t) == 0], "the dead claim's trial was not re-run"
 
 
 LONG = ["sweep.pruner.name=none", "dataset.n_samples=600", "training.epochs=200", "sweep.params.batch_size.choices=[16]"]
@@ -165,7 +166,7 @@ def test_a_storage_that_stays_away_stops_the_worker_in_one_line_and_its_trial_is
     assert S.finished_count(study) == n_trials, [t.state.name for t in study.trials]
     dead = next(t for t in study.trials if t.number == trial.number)
     assert dead.state.name == "FAIL" and not S.counts_toward_budget(dead)
-    rerun = [t for t in study.trials if S.retried_from(t) == trial.number]
+    rerun = [t for t in study.trials if ST.retried_from(t) == trial.number]
     assert len(rerun) == 1 and rerun[0].state.name == "COMPLETE" and rerun[0].params == dead.params
     print(f"cut worker exited {time.monotonic() - cut_at:.0f} s after the cut at the latest")
 

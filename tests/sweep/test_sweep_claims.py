@@ -18,10 +18,12 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.core import vocabulary as V
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
-from sweeps.core.locks import StorageLock
+from sweeps.core.locks import HOST, StorageLock
 from sweeps.core.storage import application_name
-from sweeps.study.claims import HOST, Coordinator
+from sweeps.study.claims import Coordinator
 from sweeps.core.errors import ConfigError
 from services import free_port
 from sweep_helpers import cli_overrides, sweep_cfg
@@ -31,13 +33,13 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 pytestmark = pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used")
 
 
-def _settings(storage: str, **changes) -> S.SweepSettings:
-    return S.parse_settings({"study_name": "s", "storage": storage, "n_trials": 2, "heartbeat_interval": 1,
+def _settings(storage: str, **changes) -> sweep_settings.SweepSettings:
+    return sweep_settings.parse_settings({"study_name": "s", "storage": storage, "n_trials": 2, "heartbeat_interval": 1,
                              "grace_period": 2, **changes})
 
 
 def _study(settings):
-    study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+    study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))
     return study
 
 
@@ -71,12 +73,12 @@ def test_heartbeats_are_on_by_default_for_rdb_storages_and_ignored_for_journal_f
     from sweeps.config.run_spec import to_container
     from sweeps.config.compose import compose_sweep as compose
 
-    default = S.parse_settings(to_container(compose([]))["sweep"])
+    default = sweep_settings.parse_settings(to_container(compose([]))["sweep"])
     assert (default.heartbeat_interval, default.grace_period, default.max_retries) == (10, 30, 2)
     assert default.heartbeats and default.grace_seconds == 30
-    journal = S.parse_settings(to_container(compose(["sweep.storage=optuna.log"]))["sweep"])
+    journal = sweep_settings.parse_settings(to_container(compose(["sweep.storage=optuna.log"]))["sweep"])
     assert not journal.heartbeats and journal.grace_seconds is None
-    assert S.parse_settings({"study_name": "s", "storage": "sqlite:///o.db", "n_trials": 1,
+    assert sweep_settings.parse_settings({"study_name": "s", "storage": "sqlite:///o.db", "n_trials": 1,
                              "heartbeat_interval": 5}).grace_seconds == 10
 
 
@@ -98,12 +100,12 @@ def test_bad_fault_settings_are_refused(changes, key):
 
 def test_the_storage_gets_heartbeats_and_the_retry_callback(tmp_path):
     settings = _settings(f"sqlite:///{tmp_path}/o.db", heartbeat_interval=3, grace_period=9, max_retries=4)
-    storage = S.open_sweep_storage(settings)
+    storage = ST.open_sweep_storage(settings)
     assert storage.get_heartbeat_interval() == 3 and storage.grace_period == 9
     assert storage.get_heartbeat_stale_trial_callback()._max_retry == 4
-    off = S.open_sweep_storage(_settings(f"sqlite:///{tmp_path}/p.db", max_retries=0))
+    off = ST.open_sweep_storage(_settings(f"sqlite:///{tmp_path}/p.db", max_retries=0))
     assert off.get_heartbeat_stale_trial_callback() is None
-    journal = S.open_sweep_storage(_settings(str(tmp_path / "o.log")))
+    journal = ST.open_sweep_storage(_settings(str(tmp_path / "o.log")))
     assert not hasattr(journal, "get_heartbeat_interval") or journal.get_heartbeat_interval() is None
 
 
@@ -138,7 +140,7 @@ def test_a_stale_trial_is_failed_and_its_rerun_takes_the_slot(tmp_path):
     trials = study.trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE", "COMPLETE"]
     rerun = trials[2]
-    assert S.retried_from(rerun) == dead.number and rerun.params == trials[0].params
+    assert ST.retried_from(rerun) == dead.number and rerun.params == trials[0].params
     assert rerun.user_attrs[V.ATTR_CLAIM]["pid"] == os.getpid()  # claimed anew
     assert S.finished_count(study) == 2
     coordinator.close()
@@ -155,7 +157,7 @@ def test_a_claim_without_any_heartbeat_is_failed_by_its_age(tmp_path):
     assert coordinator.run_one(_objective) == "ran"           # older than the grace period: failed, re-run here
     trials = study.trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
-    assert S.retried_from(trials[1]) == dead.number and trials[1].params == trials[0].params
+    assert ST.retried_from(trials[1]) == dead.number and trials[1].params == trials[0].params
     assert coordinator.run_one(_objective) == "done"
     coordinator.close()
 
@@ -184,7 +186,7 @@ def test_retries_stop_at_max_retries(tmp_path):
     with coordinator.lock:
         assert [t.number for t in coordinator.fail_stale()] == [first.number]
     retry = study.ask()                                       # its re-run, abandoned as well
-    assert S.retried_from(study.trials[retry.number]) == first.number
+    assert ST.retried_from(study.trials[retry.number]) == first.number
     retry.set_user_attr(V.ATTR_CLAIM, {"host": HOST, "pid": _dead_pid(), "heartbeat": 1})
     study._storage.record_heartbeat(retry._trial_id)
     time.sleep(settings.grace_seconds + 1.2)
@@ -204,7 +206,7 @@ def test_worker_numbers_and_the_finisher_are_handed_out_once(tmp_path):
     first.run_one(_objective)
     assert first.elect_finisher() is True
     assert second.elect_finisher() is False and first.elect_finisher() is False
-    more = Coordinator(S.parse_settings({**_as_section(settings), "n_trials": 2}), study)
+    more = Coordinator(sweep_settings.parse_settings({**_as_section(settings), "n_trials": 2}), study)
     more.run_one(_objective)
     assert more.elect_finisher() is True  # a resumed, larger study is finished again
     for coordinator in (first, second, more):
@@ -214,7 +216,6 @@ def test_worker_numbers_and_the_finisher_are_handed_out_once(tmp_path):
 def test_released_or_dead_workers_numbers_are_handed_out_again(tmp_path):
     """A process that resumes alone is worker 0 again: numbers are released on close, and a
     number held by a process of this host that is gone is free."""
-    from sweeps.study.claims import HOST
 
     settings = _settings(f"sqlite:///{tmp_path}/o.db", n_trials=1)
     study = _study(settings)
@@ -264,7 +265,7 @@ def test_the_file_lock_excludes_other_holders(tmp_path):
 
 @pytest.mark.postgres
 def test_the_postgresql_advisory_lock_excludes_other_sessions(postgres_url):
-    S.open_storage(postgres_url)  # the database exists
+    ST.open_storage(postgres_url)  # the database exists
     a, b = StorageLock.for_storage(postgres_url, "x"), StorageLock.for_storage(postgres_url, "x")
     _blocks(a, b)
     a.close()
@@ -313,7 +314,7 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
     assert stranded.outage is not None  # the sweep loop stops (exit 1) instead of waiting again
     assert not S.counts_toward_budget(failed)
     waiting = study.trials[1]
-    assert waiting.state.name == "WAITING" and waiting.params == failed.params and S.retried_from(waiting) == 0
+    assert waiting.state.name == "WAITING" and waiting.params == failed.params and ST.retried_from(waiting) == 0
 
     back = Objective(prepared.base, prepared.space, settings)   # the server is back
     assert coordinator.run_one(back, catch=(TrialFailed,)) == "ran"
@@ -439,7 +440,7 @@ def test_a_storage_call_cut_by_pg_terminate_backend_is_retried_on_a_new_connecti
     from services import pg_admin
 
     dbname = postgres_url.rsplit("/", 1)[1]
-    storage = S.open_storage(postgres_url)
+    storage = ST.open_storage(postgres_url)
     study = optuna.create_study(study_name="s", storage=storage)
     trial = study.ask()
     blocker = pg_admin(dbname)
@@ -660,8 +661,8 @@ def test_a_finisher_found_dead_is_replaced_at_once(tmp_path):
         import os
         from sweeps.study import optuna_study as S
         from sweeps.study.claims import Coordinator
-        settings = S.parse_settings({_as_section(settings)!r})
-        study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+        settings = sweep_settings.parse_settings({_as_section(settings)!r})
+        study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))
         assert Coordinator(settings, study, worker=5).elect_finisher()
         os._exit(0)   # killed while finishing: never marks the record done
     """)], capture_output=True, text=True, timeout=120)
@@ -769,7 +770,7 @@ def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_
     study = _study(settings)
     coordinator = Coordinator(settings, study)
     objective = Objective(prepared.base, prepared.space, settings)
-    work(study, _StalledAfterTraining(objective, S.open_sweep_storage(settings)), Budget(None), None, coordinator)
+    work(study, _StalledAfterTraining(objective, ST.open_sweep_storage(settings)), Budget(None), None, coordinator)
     first = study.trials[0]
     assert first.state.name == "FAIL" and not S.counts_toward_budget(first)
     run = MlflowClient(tracking_uri).get_run(first.user_attrs[V.TRIAL_RUN_ID])
@@ -841,8 +842,8 @@ def test_a_holder_of_the_study_lock_stopped_with_sigstop_stalls_the_others_for_o
         logging.basicConfig(level=logging.WARNING)
         from sweeps.study import optuna_study as S
         from sweeps.study.claims import Coordinator
-        settings = S.parse_settings({_as_section(settings)!r})
-        study, _ = S.create_or_resume(settings, S.open_sweep_storage(settings))
+        settings = sweep_settings.parse_settings({_as_section(settings)!r})
+        study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))
         coordinator = Coordinator(settings, study)
         coordinator.lock.acquire()
         print("held", flush=True)

@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.core import vocabulary as V
 from sweeps.cli.sweep import leaderboard_table, main, status_main
 from programs import program, run_in_read_only_folder
@@ -77,8 +79,8 @@ def test_resuming_with_another_direction_or_metric_is_refused(capsys, tmp_path, 
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
     from sweeps.study import optuna_study as S
-    settings = S.parse_settings({"study_name": "digits-quick", "storage": storage, "n_trials": 1})
-    S.create_or_resume(settings, S.open_storage(storage))
+    settings = sweep_settings.parse_settings({"study_name": "digits-quick", "storage": storage, "n_trials": 1})
+    S.create_or_resume(settings, ST.open_storage(storage))
     base = cli_overrides(storage, None)
     code, _, err = _run(capsys, main, [*base, "sweep.study_name=digits-quick", "sweep.metric=accuracy/val"])
     assert code == 2 and "sweep.direction=maximize does not match study 'digits-quick'" in err
@@ -101,7 +103,7 @@ def test_status_of_a_missing_study_names_the_ones_there(capsys, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
     from sweeps.study import optuna_study as S
-    S.create_or_resume(S.parse_settings({"study_name": "other", "storage": storage, "n_trials": 1}), S.open_storage(storage))
+    S.create_or_resume(sweep_settings.parse_settings({"study_name": "other", "storage": storage, "n_trials": 1}), ST.open_storage(storage))
     code, _, err = _run(capsys, status_main, [f"sweep.storage={storage}", "tracking=off", "sweep.study_name=mine"])
     assert code == 2 and "expected a study in" in err and "one of other" in err
     assert os.listdir(tmp_path) == ["optuna.db"]
@@ -128,7 +130,7 @@ def test_status_with_a_tracking_server_that_does_not_answer_gives_up_after_the_p
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{tmp_path}/optuna.db"
     from sweeps.study import optuna_study as S
-    S.create_or_resume(S.parse_settings({"study_name": "mine", "storage": storage, "n_trials": 1}), S.open_storage(storage))
+    S.create_or_resume(sweep_settings.parse_settings({"study_name": "mine", "storage": storage, "n_trials": 1}), ST.open_storage(storage))
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(8)

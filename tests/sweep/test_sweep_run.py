@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from sweeps.core import vocabulary as V
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 from sweeps.study.runner import prepare, run_sweep
 from sweeps.study.status import study_status
@@ -30,7 +31,7 @@ def _children(client, parent_run_id):
 
 
 def _study(storage, name):
-    return optuna.load_study(study_name=name, storage=S.open_storage(storage))
+    return optuna.load_study(study_name=name, storage=ST.open_storage(storage))
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +160,7 @@ def test_a_huge_learning_rate_is_pruned_with_its_reason_and_the_sweep_completes(
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=3", "optimizer=sgd",
                                  "sweep.params.lr.high=1e6", "sweep.params.activation.choices=[relu]"))
-    study, _ = S.create_or_resume(prepared.settings, S.open_storage(storage))
+    study, _ = S.create_or_resume(prepared.settings, ST.open_storage(storage))
     study.enqueue_trial({"n_layers": 1, "units_l1": 4, "activation": "relu", "lr": 1e6, "batch_size": 16})
     outcome = run_sweep(prepared)
     assert outcome.status == "FINISHED" and outcome.progress.finished == 3

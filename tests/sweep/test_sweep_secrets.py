@@ -51,7 +51,7 @@ def test_no_password_lands_in_mlflow_optuna_output_files_or_printed_lines(tmp_pa
     import optuna
     from mlflow import MlflowClient
 
-    from sweeps.study.optuna_study import open_storage
+    from sweeps.study.storage import open_storage
 
     storage = _with_password(postgres_url, "postgres", STORAGE_PASSWORD)
     tracking_uri = _with_password(mlflow_server, "alice", TRACKING_PASSWORD)

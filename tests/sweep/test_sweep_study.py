@@ -8,6 +8,8 @@ import optuna
 import pytest
 
 from sweeps.core import vocabulary as V
+from sweeps.config import sweep_settings
+from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 from sweeps.config.run_spec import to_container
 from sweeps.core.errors import ConfigError, UserError
@@ -17,18 +19,18 @@ BASE = {"study_name": "s", "storage": "sqlite:///optuna.db", "n_trials": 3}
 
 
 def _settings(**changes):
-    return S.parse_settings({**BASE, **changes})
+    return sweep_settings.parse_settings({**BASE, **changes})
 
 
 def test_the_shipped_sweeps_have_valid_settings():
     for name in ("digits", "moons", "quick", "multiobjective"):
-        settings = S.parse_settings(to_container(compose([f"sweep={name}"]))["sweep"])
+        settings = sweep_settings.parse_settings(to_container(compose([f"sweep={name}"]))["sweep"])
         assert settings.n_trials >= 6
-    default = S.parse_settings(to_container(compose([]))["sweep"])
+    default = sweep_settings.parse_settings(to_container(compose([]))["sweep"])
     assert (default.study_name, default.sampler, default.pruner, default.metrics, default.directions) == (
         "digits-mlp", "tpe", "median", ("loss/val",), ("minimize",))
     assert default.n_trials >= 20 and default.seed == 0
-    multi = S.parse_settings(to_container(compose(["sweep=multiobjective"]))["sweep"])
+    multi = sweep_settings.parse_settings(to_container(compose(["sweep=multiobjective"]))["sweep"])
     assert multi.metrics == ("loss/val", "n_parameters") and multi.sampler == "nsga2" and multi.pruner == "none"
 
 
@@ -72,7 +74,7 @@ def test_a_budget_is_a_duration(budget, seconds):
 
 
 def test_format_duration():
-    assert [S.format_duration(s) for s in (0, 59.6, 605, 3725, -3)] == ["0:00", "1:00", "10:05", "1:02:05", "0:00"]
+    assert [sweep_settings.format_duration(s) for s in (0, 59.6, 605, 3725, -3)] == ["0:00", "1:00", "10:05", "1:02:05", "0:00"]
 
 
 def test_settings_of_another_sampler_or_pruner_are_ignored():
@@ -112,14 +114,14 @@ def test_samplers_are_seeded_per_worker(name):
 )
 def test_a_storage_that_cannot_be_opened_is_one_line(url, words):
     with pytest.raises(UserError) as caught:
-        S.open_storage(url)
+        ST.open_storage(url)
     message = str(caught.value)
     assert message.startswith("sweep.storage=") and words in message and "\n" not in message
 
 
 def test_resuming_checks_direction_and_metric(tmp_path):
     settings = _settings(storage=f"sqlite:///{tmp_path}/o.db")
-    storage = S.open_storage(settings.storage)
+    storage = ST.open_storage(settings.storage)
     study, resumed = S.create_or_resume(settings, storage)
     assert not resumed and study.user_attrs[V.ATTR_METRICS] == ["loss/val"]
     _, resumed = S.create_or_resume(settings, storage)
@@ -132,9 +134,9 @@ def test_resuming_checks_direction_and_metric(tmp_path):
 
 def test_a_journal_file_is_a_storage(tmp_path):
     settings = _settings(storage=str(tmp_path / "optuna.log"))
-    study, _ = S.create_or_resume(settings, S.open_storage(settings.storage))
+    study, _ = S.create_or_resume(settings, ST.open_storage(settings.storage))
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
-    again, resumed = S.create_or_resume(settings, S.open_storage(settings.storage))
+    again, resumed = S.create_or_resume(settings, ST.open_storage(settings.storage))
     assert resumed and len(again.trials) == 2
 
 
@@ -154,10 +156,10 @@ def test_what_counts_toward_n_trials(tmp_path):
 @pytest.mark.postgres
 def test_a_postgresql_storage_with_heartbeats(postgres_url):
     settings = _settings(storage=postgres_url, heartbeat_interval=5)
-    storage = S.open_storage(settings.storage, settings.heartbeat_interval)
+    storage = ST.open_storage(settings.storage, settings.heartbeat_interval)
     study, resumed = S.create_or_resume(settings, storage)
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
-    again, resumed = S.create_or_resume(settings, S.open_storage(settings.storage))
+    again, resumed = S.create_or_resume(settings, ST.open_storage(settings.storage))
     assert resumed and S.finished_count(again) == 2
 
 
