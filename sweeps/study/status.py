@@ -45,13 +45,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
+from mlflow import MlflowClient
+
 from sweeps.core import vocabulary as V
 from sweeps.config import sweep_settings
 from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
+from sweeps.study.claims import Coordinator, claim_of
+from sweeps.study.finisher import finisher_label
+from sweeps.study.parent import ParentRun, leaderboard, trial_runs
 from sweeps.tracking import client as tracking
 from sweeps.core.storage import absolute_path, sqlite_path, storage_kind
-from sweeps.core.errors import UserError
+from sweeps.core.errors import UserError, one_line
 from sweeps.core.redaction import redact
 
 
@@ -80,13 +86,37 @@ def study_status(settings: sweep_settings.SweepSettings, tracking_uri: str | Non
         UserError: the storage does not exist, cannot be opened or holds no study of that name.
         TrackingError: the tracking store does not answer within ``probe_timeout`` seconds.
     """
-    import optuna
-
-    from sweeps.study.claims import Coordinator, claim_of
-    from sweeps.study.parent import leaderboard, trial_runs
-
     _check_storage_exists(settings)
     tracking_uri = _readable_tracking_store(tracking_uri, experiment_name, probe_timeout)
+    study, names = _load_study(settings)
+    metrics = tuple(study.user_attrs.get(V.ATTR_METRICS) or settings.metrics)
+    directions = tuple(d.name.lower() for d in study.directions)
+    if len(metrics) != len(directions):
+        metrics = tuple(f"value_{i}" for i in range(len(directions))) if len(directions) > 1 else ("value",)
+    stored = dataclasses.replace(settings, metrics=metrics, directions=directions)
+    reconciled, stale_numbers = _fail_stale(settings, study, reconcile)
+    parent_run_id = study.user_attrs.get(V.ATTR_PARENT_RUN)
+    experiment_id = study.user_attrs.get(V.ATTR_EXPERIMENT)
+    orphans: list[str] = []
+    client, runs, experiment_id = _tracked_runs(settings, tracking_uri, experiment_name, experiment_id, orphans)
+    trials = study.get_trials(deepcopy=False)
+    by_number = {trial.number: trial for trial in trials}
+    if client is not None and runs:
+        reconciled += _reconcile_runs(client, runs, by_number, stale_numbers, reconcile)
+    if client is not None and parent_run_id and experiment_id is not None:
+        reconciled += _reconcile_parent(client, parent_run_id, experiment_id, study, stored, reconcile)
+    board = leaderboard(study, stored, runs)
+    orphans += _orphans(trials, runs, stale_numbers, checked=client is not None and experiment_id is not None)
+    return StatusReport(
+        study_name=settings.study_name, storage=settings.storage, metrics=metrics, directions=directions,
+        counts=S.state_counts(study), finished=S.finished_count(study), leaderboard=board,
+        parent_run_id=parent_run_id, experiment_id=experiment_id, orphans=orphans, studies=names,
+        reconciled=reconciled,
+    )
+
+
+def _load_study(settings: sweep_settings.SweepSettings):
+    """The study and the names of every study in the storage; a name it does not hold is a UserError."""
     storage = ST.open_sweep_storage(settings)
     names = sorted(optuna.study.get_all_study_names(storage))
     if settings.study_name not in names:
@@ -95,55 +125,47 @@ def study_status(settings: sweep_settings.SweepSettings, tracking_uri: str | Non
             f"sweep.study_name={settings.study_name!r} is not allowed: expected a study in "
             f"sweep.storage={redact(settings.storage)!r}: {held}"
         )
-    study = optuna.load_study(study_name=settings.study_name, storage=storage)
-    metrics = tuple(study.user_attrs.get(V.ATTR_METRICS) or settings.metrics)
-    directions = tuple(d.name.lower() for d in study.directions)
-    if len(metrics) != len(directions):
-        metrics = tuple(f"value_{i}" for i in range(len(directions))) if len(directions) > 1 else ("value",)
-    stored = dataclasses.replace(settings, metrics=metrics, directions=directions)
+    return optuna.load_study(study_name=settings.study_name, storage=storage), names
 
-    reconciled: list[str] = []
+
+def _fail_stale(settings: sweep_settings.SweepSettings, study, reconcile: bool) -> tuple[list[str], set[int]]:
+    """Fail (or, without ``reconcile``, list) the trials whose heartbeat is stale: the lines and their numbers."""
     coordinator = Coordinator(settings, study)
     try:
         stale = _stale_trials(coordinator, study, reconcile)
     finally:
         coordinator.close()
     grace = settings.grace_seconds
-    for trial in stale:
-        reconciled.append(f"trial {trial.number} has had no heartbeat for more than {grace} s "
-                          f"({_who(claim_of(trial))}): {'failed' if reconcile else 'would be failed'}"
-                          + ("" if not settings.max_retries else f", its re-run queued (sweep.max_retries={settings.max_retries})"))
-    stale_numbers = {trial.number for trial in stale}
+    lines = [f"trial {trial.number} has had no heartbeat for more than {grace} s "
+             f"({_who(claim_of(trial))}): {'failed' if reconcile else 'would be failed'}"
+             + ("" if not settings.max_retries else f", its re-run queued (sweep.max_retries={settings.max_retries})")
+             for trial in stale]
+    return lines, {trial.number for trial in stale}
 
+
+def _tracked_runs(settings, tracking_uri: str | None, experiment_name: str | None, experiment_id: str | None,
+                  problems: list[str]):
+    """``(client or None, the trial runs by id, the experiment id)``; a store that cannot be read is a problem."""
+    if not tracking_uri:
+        return None, {}, experiment_id
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if experiment_id is None and experiment_name:
+        experiment = client.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment is not None else None
     runs: dict[str, Any] = {}
-    parent_run_id = study.user_attrs.get(V.ATTR_PARENT_RUN)
-    experiment_id = study.user_attrs.get(V.ATTR_EXPERIMENT)
-    orphans: list[str] = []
-    client = None
-    if tracking_uri:
-        from mlflow import MlflowClient
+    if experiment_id is not None:
+        try:
+            runs = trial_runs(client, experiment_id, settings.study_name)
+        except Exception as error:
+            problems.append(f"the tracking store could not be read: {one_line(error, 200)}")
+    return client, runs, experiment_id
 
-        client = MlflowClient(tracking_uri=tracking_uri)
-        if experiment_id is None and experiment_name:
-            experiment = client.get_experiment_by_name(experiment_name)
-            experiment_id = experiment.experiment_id if experiment is not None else None
-        if experiment_id is not None:
-            try:
-                runs = trial_runs(client, experiment_id, settings.study_name)
-            except Exception as error:
-                orphans.append(f"the tracking store could not be read: {' '.join(str(error).split())[:200]}")
 
-    trials = study.get_trials(deepcopy=False)
-    by_number = {trial.number: trial for trial in trials}
-    if client is not None and runs:
-        reconciled += _reconcile_runs(client, runs, by_number, stale_numbers, reconcile)
-    if client is not None and parent_run_id and experiment_id is not None:
-        reconciled += _reconcile_parent(client, parent_run_id, experiment_id, study, stored, reconcile)
-    board = leaderboard(study, stored, runs)
-
+def _orphans(trials, runs: dict[str, Any], stale_numbers: set[int], checked: bool) -> list[str]:
+    """Trials left RUNNING, trials whose run is gone (``checked``: the store was read), runs without a trial."""
     now = datetime.datetime.now()
-    linked: set[str] = set()
-    uids = {}
+    orphans, linked, uids = [], set(), {}
+    by_number = {trial.number: trial for trial in trials}
     for trial in trials:
         run_id = trial.user_attrs.get(V.TRIAL_RUN_ID)
         uid = trial.user_attrs.get(V.TRIAL_UID)
@@ -162,21 +184,14 @@ def study_status(settings: sweep_settings.SweepSettings, tracking_uri: str | Non
                 f"trial {trial.number} left RUNNING ({verdict}): started {_ago(age)} ago by {_who(claim_of(trial))}, "
                 f"run {run.info.run_id if run else '-'} {run_status}"
             )
-        if client is not None and run_id and runs and run_id not in runs and experiment_id is not None:
+        if checked and run_id and runs and run_id not in runs:
             orphans.append(f"trial {trial.number} links to run {run_id}, which the tracking store does not hold")
     for run_id, run in runs.items():
-        uid = run.data.tags.get(V.TAG_TRIAL_UID)
-        number = _number(run)
-        if run_id in linked or (uid in uids) or number in by_number:
+        if run_id in linked or run.data.tags.get(V.TAG_TRIAL_UID) in uids or _number(run) in by_number:
             continue
         orphans.append(f"run {run_id} ({run.info.run_name}, {run.info.status}) has no trial: it says trial "
                        f"{run.data.tags.get(V.TAG_TRIAL, '?')}")
-    counts = S.state_counts(study)
-    return StatusReport(
-        study_name=settings.study_name, storage=settings.storage, metrics=metrics, directions=directions,
-        counts=counts, finished=S.finished_count(study), leaderboard=board, parent_run_id=parent_run_id,
-        experiment_id=experiment_id, orphans=orphans, studies=names, reconciled=reconciled,
-    )
+    return orphans
 
 
 def _check_storage_exists(settings: sweep_settings.SweepSettings) -> None:
@@ -223,9 +238,6 @@ def _reconcile_parent(client, run_id: str, experiment_id: str, study, settings: 
     (:meth:`sweeps.study.claims.Coordinator.elect_finisher`): a finisher still alive (its
     process on this host, its beat from another) keeps its job.
     """
-    from sweeps.study.claims import Coordinator
-    from sweeps.study.finisher import finisher_label
-    from sweeps.study.parent import ParentRun
 
     if S.finished_count(study) < settings.n_trials:
         return []
@@ -271,7 +283,6 @@ def _reconcile_runs(client, runs: dict, by_number: dict, stale: set, apply: bool
     finished run), and its ``sweep.state`` tag must be the trial's state (a worker that
     lost the tracking server could not write it).
     """
-    from sweeps.tracking import client as tracking
     done = []
     for run_id, run in sorted(runs.items(), key=lambda item: _number(item[1]) or -1):
         number = _number(run)
