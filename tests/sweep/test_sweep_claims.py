@@ -762,7 +762,8 @@ class _StalledAfterTraining:
 @pytest.mark.slow
 def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_finished_run(uris):
     from sweeps.study.objective import Objective
-    from sweeps.study.runner import Budget, prepare, work
+    from sweeps.study.runner import prepare
+    from sweeps.study.workers import Budget, work
 
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=1", "sweep.max_retries=0"))

@@ -239,7 +239,7 @@ def test_enqueued_sets_are_checked_against_the_space():
 
 
 def test_the_parent_params_of_the_searched_settings_show_their_distributions():
-    from sweeps.study.runner import searched_params
+    from sweeps.study.parent_setup import searched_params
 
     space = parse_space({"optimizer": {"beta1": {"low": 0.8, "high": 0.99}}, "lr": {"low": 1e-4, "high": 0.1, "log": True},
                          "n_layers": {"low": 1, "high": 2}, "units": {"low": 8, "high": 64},
