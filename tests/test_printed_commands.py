@@ -16,7 +16,7 @@ import requests
 
 from programs import program
 from services import free_port
-from sweeps.cli.sweep import DASHBOARD_EXTRA, dashboard_line
+from sweeps.cli.sweep_report import DASHBOARD_EXTRA, dashboard_line
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTRAS = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]

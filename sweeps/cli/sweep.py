@@ -29,29 +29,30 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
-import shutil
+import re
+import signal
 import sys
-import time
-from typing import Any, Mapping, Sequence
+import threading
 
 import hydra
 from omegaconf import DictConfig
 
+import ann
 from sweeps.cli.common import EXIT_USAGE, config_error_message, fail, remove_job_output_dir
+from sweeps.cli.sweep_report import ProgressPrinter, outcome_lines, started_lines, status_lines
 from sweeps.config import CONFIG_DIR
 from sweeps.config.compose import SWEEP_CONFIG
+from sweeps.config.run_spec import to_container
+from sweeps.config.space import SETTINGS
+from sweeps.config.sweep_settings import parse_settings
+from sweeps.core.errors import UserError
 from sweeps.core.mlflow_env import quiet_mlflow
-from sweeps.core.names import short_number
 from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
-from sweeps.config.sweep_settings import format_duration
 
 PROG = "ann-sweep"
 STATUS_PROG = "ann-sweep-status"
 EXIT_FAILED = 1
-#: Rows of the leaderboard printed at the end of a sweep.
-LEADERBOARD_ROWS = 10
 #: MLflow's HTTP client settings for sweeps (see docs/explanation/heartbeats.md).
 HTTP_RETRY_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
@@ -66,154 +67,14 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
     fail(_prog, message, status)
 
 
-# ---------------------------------------------------------------------- formatting
-
-
-def table_cell(value: Any) -> str:
-    """A leaderboard or progress value as printed: ``""`` for none, integers without ``.0``, 4 digits."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e6:
-            return str(int(value))
-        if 1e-3 <= abs(value) < 1e4:
-            return f"{value:.4g}"
-        return short_number(value)
-    return str(value)
-
-
-def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERBOARD_ROWS,
-                      full_run_ids: bool = False, width: int | None = None, reasons: bool = False) -> str:
-    """The leaderboard as a plain-text table (the first ``limit`` rows) that fits ``width``
-    characters (default: the terminal's width).
-
-    One column per searched setting, with the layer widths in one ``units`` column
-    (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
-    stopped, train longer). With ``reasons`` (``ann-sweep-status``) a last ``reason`` column
-    says why a trial was pruned or failed, cut to fit. Too wide a table drops ``run_id``,
-    then ``epochs``.
-    """
-    if board is None or board.empty:
-        return "(no trials)"
-    if width is None:
-        width = shutil.get_terminal_size((160, 40)).columns
-    rows = board.head(limit) if limit else board
-    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
-             "run_name", "run_status", "model_uri", "seconds", "n_layers"}
-    unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
-    params = [c for c in board.columns if c not in fixed and c not in unit_columns]
-    cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
-    for column in metrics:
-        cells[column] = [table_cell(v) for v in rows[column]]
-    if unit_columns:
-        cells["units"] = ["-".join(table_cell(v) for v in row if table_cell(v)) for row in rows[unit_columns].values]
-    for column in params:
-        cells[column] = [table_cell(v) for v in rows[column]]
-    cells["rank"] = [table_cell(v) for v in rows["rank"]]
-    cells["trial"] = [table_cell(v) for v in rows["trial"]]
-    cells["state"] = [table_cell(v) for v in rows["state"]]
-    cells["epochs"] = [table_cell(v) for v in rows["epochs"]]
-    hints = rows["fit_hint"] if "fit_hint" in rows else [None] * len(rows)
-    cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
-                    for fit, hint in zip(rows["fit"], hints)]
-    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
-    order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
-    if reasons:
-        cells["reason"] = [table_cell(v) for v in rows["reason"]]
-        order.append("reason")
-    for optional in ("run_id", "epochs"):
-        if _table_width(cells, order) <= width or reasons:
-            break
-        order.remove(optional)
-    text_columns = {"state", "fit", "run_id", "reason", "units", *params}
-    widths = {c: max(len(c), *(len(v) for v in cells[c])) for c in order}
-    if reasons:
-        room = max(24, width - sum(widths[c] + 2 for c in order[:-1]) - 1)
-        cells["reason"] = [v if len(v) <= room else v[: room - 1] + "…" for v in cells["reason"]]
-        widths["reason"] = max(len("reason"), *(len(v) for v in cells["reason"]))
-
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(widths[c]) if c in text_columns and not _numeric(v) else v.rjust(widths[c])
-                         for c, v in zip(order, values)).rstrip()
-
-    lines = [line(order), "  ".join("-" * widths[c] for c in order)]
-    lines += [line([cells[c][i] for c in order]) for i in range(len(rows))]
-    if any(cell.endswith("*") for cell in cells["fit"]):
-        lines.append("* still improving when it stopped: train longer")
-    more = len(board) - len(rows)
-    if more > 0:
-        lines.append(f"... and {more} more (the parent run's leaderboard/leaderboard.csv has them all)")
-    return "\n".join(lines)
-
-
-def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str]) -> int:
-    return sum(max(len(c), *(len(v) for v in cells[c])) + 2 for c in order) - 2
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-class ProgressPrinter:
-    """A tqdm bar on a terminal (trials done / pruned / failed, best so far), else one line per trial."""
-
-    def __init__(self, target: int, initial: int, metric: str, stream=None, deadline: float | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.metric = metric
-        self.deadline = deadline  # time.time() after which no new trial starts (sweep.budget)
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.bar = None
-        self.seen: set[int] = set()
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=target, initial=initial, desc="trials", unit="trial", file=self.stream,
-                            dynamic_ncols=True, bar_format="{desc}: {n_fmt}/{total_fmt} |{bar:24}| {elapsed}<{remaining}{postfix}")
-
-    def __call__(self, progress) -> None:
-        best = (f"best {self.metric}={table_cell(progress.best_value)} (t{progress.best_trial})"
-                if progress.best_value is not None else "best -")
-        postfix = f"pruned {progress.pruned} · failed {progress.failed} · {best}"
-        if self.deadline is not None:
-            left = f"{format_duration(self.deadline - time.time())} of budget left"
-            postfix = f"{left} · {postfix}"
-        trial = progress.last
-        if self.bar is not None:
-            self.bar.n = min(progress.finished, self.bar.total)
-            self.bar.set_postfix_str(postfix, refresh=False)
-            self.bar.refresh()
-            if trial is not None and trial.state.name == "FAIL":
-                reason = trial.user_attrs.get("fail_reason") or "interrupted"
-                self.bar.write(redact(f"trial {trial.number} failed: {reason}"), file=self.stream)
-            return
-        if trial is not None and trial.number not in self.seen:
-            self.seen.add(trial.number)
-            state = trial.state.name.lower()
-            value = f" {self.metric}={table_cell(trial.values[0])}" if trial.values else ""
-            why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
-            why = f" ({why})" if why and state != "complete" else ""
-            left = (f", {format_duration(self.deadline - time.time())} of budget left"
-                    if self.deadline is not None else "")
-            print(redact(f"[{progress.finished}/{progress.target}] trial {trial.number} {state}{value}{why}; "
-                         f"pruned {progress.pruned}, failed {progress.failed}, {best}{left}"), file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-
 # ---------------------------------------------------------------------- ann-sweep
 
 
 def _quiet_console() -> None:
     """Keep the terminal for the progress bar: the console shows warnings, the log file everything."""
-    import mlflow  # noqa: F401 - configures its loggers on import: do it before changing them
+    # Deliberately lazy (start-up time): MLflow configures its loggers when imported, so it is
+    # imported here, just before they are changed, and only once Hydra has parsed the arguments.
+    import mlflow  # noqa: F401
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -229,8 +90,9 @@ def _quiet_console() -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=SWEEP_CONFIG)
 def _app(cfg: DictConfig) -> None:
-    import ann
-    from sweeps.core.errors import UserError
+    # Deliberately lazy (here and in _status_app): the study, MLflow and Optuna load only once
+    # Hydra has parsed the command line, so that --help and a config error answer at once.
+    from sweeps.study.objective import TrackingOutage
     from sweeps.study.runner import prepare, run_sweep
     from sweeps.training.run import hydra_overrides
 
@@ -243,39 +105,10 @@ def _app(cfg: DictConfig) -> None:
         remove_job_output_dir()
         _fail(str(error))
     settings = prepared.settings
-    dataset = prepared.spec.dataset
     printer: dict[str, ProgressPrinter] = {}
 
     def started(info: dict) -> None:
-        print(redact(
-            f"{PROG}: study {settings.study_name!r} in {settings.storage}: {settings.n_trials} trials on "
-            f"{dataset} ({prepared.task}),\n  {' and '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}, "
-            f"{settings.sampler} sampler, {settings.pruner} pruner, {settings.workers} worker{'s' if settings.workers > 1 else ''}"),
-            flush=True,
-        )
-        if info["resumed"]:
-            print(f"resuming: {info['finished_before']} trials done, {info['remaining']} to go", flush=True)
-        if info.get("space_change"):
-            print(f"search space changed (sweep.allow_space_change=true; recorded on the study and the parent run): "
-                  f"{info['space_change']}", flush=True)
-        if info.get("first_worker"):
-            last = info["first_worker"] + settings.workers - 1
-            numbers = f"{info['first_worker']}" if last == info["first_worker"] else f"{info['first_worker']}-{last}"
-            print(f"joining the study as worker {numbers} (sampler seed {settings.seed}+worker)"
-                  if settings.seed is not None else f"joining the study as worker {numbers}", flush=True)
-        if info["parent_run_id"]:
-            from sweeps.tracking.links import run_url
-
-            print(redact(f"MLflow parent run {info['parent_run_id']} in experiment {prepared.tracking.experiment_name!r}:\n  "
-                         f"{run_url(prepared.tracking.uri, info['experiment_id'], info['parent_run_id'])}"), flush=True)
-        if info.get("deadline") is not None:
-            cut = ("a trial still running then is pruned at the end of its epoch" if settings.budget is not None
-                   else "no trial starts after it")
-            print(f"time budget: {format_duration(settings.timeout)} ({cut}; "
-                  f"sweep.n_trials={settings.n_trials} ends the sweep first if reached)", flush=True)
-        if info.get("enqueued"):
-            print(f"sweep.enqueue: {info['enqueued']} parameter set(s) queued to run first "
-                  "(those already in the study are not queued again)", flush=True)
+        print(redact("\n".join(started_lines(prepared, info))), flush=True)
         printer["bar"] = ProgressPrinter(settings.n_trials, info["finished_before"], settings.metric,
                                          deadline=info.get("deadline"))
 
@@ -283,120 +116,21 @@ def _app(cfg: DictConfig) -> None:
         if "bar" in printer:
             printer["bar"](state)
 
-    from sweeps.study.objective import TrackingOutage
-
     try:
         outcome = run_sweep(prepared, progress=progress, started=started)
     except TrackingOutage as error:
-        if "bar" in printer:
-            printer["bar"].close()
         _fail(str(error), EXIT_FAILED)
     except (UserError, ann.AnnError) as error:
-        if "bar" in printer:
-            printer["bar"].close()
         remove_job_output_dir()
         _fail(str(error))
     finally:
         if "bar" in printer:
             printer["bar"].close()
-    _print_outcome(prepared, outcome)
+    status = " ".join([STATUS_PROG, *[o for o in hydra_overrides() if not o.startswith("hydra")]])
+    print(redact("\n".join(outcome_lines(prepared, outcome, status))), flush=True)
     if outcome.status == "FAILED":
         _fail(f"stopped after {outcome.failures} failed trials (more than sweep.max_failures={settings.max_failures}); "
               "the leaderboard above gives their reasons", EXIT_FAILED)
-
-
-def trials_url(uri: str, experiment_id: str, parent_run_id: str) -> str:
-    """The sweep's saved chart view (:mod:`sweeps.tracking.ui_views`): its trial runs listed flat, best
-    objective first, the first charts overlaying training vs validation loss of the best ten."""
-    from sweeps.tracking.links import view_url
-    from sweeps.tracking.ui_views import trials_view_id
-
-    return view_url(uri, experiment_id, trials_view_id(parent_run_id))
-
-
-def _print_outcome(prepared, outcome) -> None:
-    # Imported here, not at the top: they pull in NumPy, which --help and a config error never need.
-    from sweeps.study.fit_view import counts_line, label_counts
-    from sweeps.tracking.links import view_url
-    from sweeps.tracking.ui_views import fit_view_id
-
-    settings = prepared.settings
-    p = outcome.progress
-    lines = [
-        "",
-        f"{p.finished}/{settings.n_trials} trials finished in {outcome.seconds:.0f} s: {p.complete} complete, "
-        f"{p.pruned} pruned, {p.failed} failed; {outcome.epochs_total} epochs trained"
-        + (f" (stopped: {outcome.stop_reason})" if outcome.stop_reason and outcome.stop_reason != "interrupted" else ""),
-    ]
-    counts = counts_line(label_counts(outcome.leaderboard))
-    if counts:
-        lines.append(f"fit: {counts}")
-    for error in outcome.worker_errors:
-        lines.append(f"warning: {error}")
-    if outcome.parent_run_id and not outcome.finished_parent:
-        from sweeps.study.finisher import finisher_label
-
-        by = outcome.finished_by
-        if p.finished < settings.n_trials:
-            lines.append("the parent run is left to the other workers of this study (the one that ends last finishes it)")
-        elif by.get("done"):
-            lines.append(f"the parent run was finished by {finisher_label(by)} of this study (leaderboard, plots, champion)")
-        else:
-            lines.append(f"the parent run is being finished by {finisher_label(by)} of this study "
-                         "(ann-sweep-status finishes it if that worker dies)")
-    lines += ["", leaderboard_table(outcome.leaderboard, settings.metrics), ""]
-    board = outcome.leaderboard
-    done = board[board["state"] == "COMPLETE"] if board is not None and not board.empty else None
-    if done is not None and not done.empty:
-        best = done.iloc[0]
-        values = ", ".join(f"{m}={table_cell(best[m])}" for m in settings.metrics)
-        name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
-        lines.append(f"best: {name}  {values}  (fit: {best['fit']})")
-    if outcome.registered:
-        model, version = outcome.registered
-        uri = f"models:/{model}@{settings.register_alias}"
-        lines.append(f"model: {uri} (version {version})\n  load it with mlflow.pyfunc.load_model({uri!r})")
-    if outcome.parent_run_id:
-        from sweeps.tracking.links import run_url, ui_command
-
-        uri = prepared.tracking.uri
-        lines.append("parent run (leaderboard; plots: fit_map.png, top_trials_curves.png, optuna.html):\n  "
-                     + run_url(uri, outcome.experiment_id, outcome.parent_run_id))
-        command = ui_command(uri)
-        compare = trials_url(uri, outcome.experiment_id, outcome.parent_run_id)
-        if command:
-            lines.append(f"look at it: {command}")
-        lines.append(f"compare the trials' curves, best first:\n  {compare}")
-        if outcome.finished_parent and counts:
-            lines.append("one of each fit label side by side:\n  "
-                         + view_url(uri, outcome.experiment_id, fit_view_id(outcome.parent_run_id)))
-    from sweeps.core.storage import storage_kind
-
-    if storage_kind(settings.storage) in ("sqlite", "journal"):
-        lines.append(dashboard_line(settings.storage))
-    status = [STATUS_PROG, *[o for o in _hydra_task_overrides() if not o.startswith("hydra")]]
-    lines.append(f"trials and orphans: {' '.join(status)}")
-    print(redact("\n".join(lines)), flush=True)
-
-
-#: The extra that installs optuna-dashboard (pyproject.toml).
-DASHBOARD_EXTRA = 'pip install "ann-sweeps[dashboard]"'
-
-
-def dashboard_line(storage: str, installed: bool | None = None) -> str:
-    """The command that opens the study in optuna-dashboard, and how to get it if it is missing."""
-    import importlib.util
-
-    if installed is None:
-        installed = importlib.util.find_spec("optuna_dashboard") is not None
-    line = f"Optuna dashboard: optuna-dashboard {redact(storage)}"
-    return line if installed else f"{line}  (not installed: {DASHBOARD_EXTRA})"
-
-
-def _hydra_task_overrides() -> list[str]:
-    from sweeps.training.run import hydra_overrides
-
-    return hydra_overrides()
 
 
 def _run(app, prog: str, argv: list[str] | None) -> None:
@@ -426,6 +160,7 @@ def _run(app, prog: str, argv: list[str] | None) -> None:
 
 
 def _run_app(app, prog: str, debug: bool) -> None:
+    # Deliberately lazy (start-up time): the faults load Optuna and SQLAlchemy, the run MLflow.
     from sweeps.core.faults import StorageOutage
     from sweeps.training.run import Terminated
 
@@ -449,7 +184,7 @@ def _run_app(app, prog: str, debug: bool) -> None:
 def _interrupt_behind(error: BaseException) -> BaseException | None:
     """The KeyboardInterrupt / Terminated that ``error`` was raised while handling, if any
     (Optuna's trial loop turns an interrupt in its ``finally`` into an UnboundLocalError)."""
-    from sweeps.training.run import Terminated
+    from sweeps.training.run import Terminated  # lazy: start-up time (loaded already when an error gets here)
 
     seen = set()
     while error is not None and id(error) not in seen:
@@ -472,13 +207,9 @@ def _exit_interrupted(prog: str, error: BaseException, signal_error: BaseExcepti
 
 def _space_override_message(error: BaseException) -> str | None:
     """A search-space entry given a new shape (``sweep.params.lr={choices:[...]}``) cannot be merged."""
-    import re
-
     found = re.search(r"Could not override '(sweep\.params\.[A-Za-z_]+)'", str(error))
     if not found or "not in struct" not in str(error.__cause__ or error):
         return None
-    from sweeps.config.space import SETTINGS
-
     key = found.group(1)
     if key.count(".") != 2 or key.rsplit(".", 1)[1] not in SETTINGS:
         return None
@@ -491,9 +222,7 @@ def _space_override_message(error: BaseException) -> str | None:
 def graceful_signals():
     """The first Ctrl-C / SIGTERM asks the sweep to stop at the end of the running epoch
     (:data:`sweeps.study.objective.STOP`); a second one stops at once."""
-    import signal
-    import threading
-
+    # Deliberately lazy (start-up time): the objective and the run load MLflow and Optuna.
     from sweeps.study.objective import STOP
     from sweeps.training.run import Terminated
 
@@ -539,11 +268,7 @@ def main(argv: list[str] | None = None) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=SWEEP_CONFIG)
 def _status_app(cfg: DictConfig) -> None:
-    import ann
-    from sweeps.config.run_spec import to_container
-    from sweeps.core.errors import UserError
-    from sweeps.study.status import study_status
-    from sweeps.config.sweep_settings import parse_settings
+    from sweeps.study.status import study_status  # deliberately lazy: see _app
 
     try:
         config = to_container(cfg)
@@ -554,30 +279,7 @@ def _status_app(cfg: DictConfig) -> None:
                               probe_timeout=float(tracking.get("probe_timeout", 5.0)))
     except (UserError, ann.AnnError) as error:
         _fail(str(error))
-    c = report.counts
-    lines = [
-        f"study {report.study_name!r} in {report.storage}: "
-        + ", ".join(f"{d} {m}" for m, d in zip(report.metrics, report.directions)),
-        f"{report.finished} finished (counting toward sweep.n_trials): {c.get('COMPLETE', 0)} complete, "
-        f"{c.get('PRUNED', 0)} pruned, {c.get('FAIL', 0)} failed, {c.get('RUNNING', 0)} running",
-    ]
-    if report.parent_run_id:
-        lines.append(f"MLflow parent run: {report.parent_run_id} (experiment {report.experiment_id})")
-    others = [name for name in report.studies if name != report.study_name]
-    if others:
-        lines.append("other studies in this storage: " + ", ".join(others))
-    lines += ["", leaderboard_table(report.leaderboard, report.metrics, limit=None, full_run_ids=True, reasons=True), ""]
-    if report.orphans:
-        lines.append(f"orphans ({len(report.orphans)}):")
-        lines += [f"  {line}" for line in report.orphans]
-    else:
-        lines.append("orphans: none")
-    if report.reconciled:
-        lines.append(f"{'would reconcile' if _status_options['dry_run'] else 'reconciled'} ({len(report.reconciled)}):")
-        lines += [f"  {line}" for line in report.reconciled]
-        if _status_options["dry_run"]:
-            lines.append(f"  (--dry-run: nothing was changed; run {STATUS_PROG} without it to apply)")
-    print(redact("\n".join(lines)), flush=True)
+    print(redact("\n".join(status_lines(report, _status_options["dry_run"], STATUS_PROG))), flush=True)
 
 
 #: Options of ann-sweep-status that are not Hydra overrides.

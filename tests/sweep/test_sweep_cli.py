@@ -11,7 +11,8 @@ import pytest
 from sweeps.config import sweep_settings
 from sweeps.study import storage as ST
 from sweeps.core import vocabulary as V
-from sweeps.cli.sweep import leaderboard_table, main, status_main
+from sweeps.cli.leaderboard import leaderboard_table
+from sweeps.cli.sweep import main, status_main
 from programs import program, run_in_read_only_folder
 from sweep_helpers import cli_overrides
 
@@ -157,7 +158,7 @@ def test_the_compare_link_opens_the_sweeps_view_of_its_trials_best_first(tmp_pat
     from mlflow import MlflowClient
 
     from sweeps.tracking import links, ui_views
-    from sweeps.cli.sweep import trials_url
+    from sweeps.cli.sweep_report import trials_url
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)

@@ -18,7 +18,7 @@ from mlflow import MlflowClient
 from sweeps.core import vocabulary as V
 from sweeps.study import fit_view
 from sweeps.tracking import ui_views
-from sweeps.cli.sweep import leaderboard_table
+from sweeps.cli.leaderboard import leaderboard_table
 
 WIDE = [
     "sweep=quick", "sweep.study_name=fit-view", "dataset=moons", "dataset.n_samples=120", "dataset.noise=0.35",

@@ -1,0 +1,103 @@
+"""The leaderboard as a plain-text table that fits the terminal (``ann-sweep``, ``ann-sweep-status``)."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from typing import Any, Mapping, Sequence
+
+from sweeps.core.names import short_number
+
+#: Rows of the leaderboard printed at the end of a sweep.
+LEADERBOARD_ROWS = 10
+
+
+def table_cell(value: Any) -> str:
+    """A leaderboard or progress value as printed: ``""`` for none, integers without ``.0``, 4 digits."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        if 1e-3 <= abs(value) < 1e4:
+            return f"{value:.4g}"
+        return short_number(value)
+    return str(value)
+
+
+def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERBOARD_ROWS,
+                      full_run_ids: bool = False, width: int | None = None, reasons: bool = False) -> str:
+    """The leaderboard as a plain-text table (the first ``limit`` rows) that fits ``width``
+    characters (default: the terminal's width).
+
+    One column per searched setting, with the layer widths in one ``units`` column
+    (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
+    stopped, train longer). With ``reasons`` (``ann-sweep-status``) a last ``reason`` column
+    says why a trial was pruned or failed, cut to fit. Too wide a table drops ``run_id``,
+    then ``epochs``.
+    """
+    if board is None or board.empty:
+        return "(no trials)"
+    if width is None:
+        width = shutil.get_terminal_size((160, 40)).columns
+    rows = board.head(limit) if limit else board
+    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
+             "run_name", "run_status", "model_uri", "seconds", "n_layers"}
+    unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
+    params = [c for c in board.columns if c not in fixed and c not in unit_columns]
+    cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
+    for column in metrics:
+        cells[column] = [table_cell(v) for v in rows[column]]
+    if unit_columns:
+        cells["units"] = ["-".join(table_cell(v) for v in row if table_cell(v)) for row in rows[unit_columns].values]
+    for column in params:
+        cells[column] = [table_cell(v) for v in rows[column]]
+    cells["rank"] = [table_cell(v) for v in rows["rank"]]
+    cells["trial"] = [table_cell(v) for v in rows["trial"]]
+    cells["state"] = [table_cell(v) for v in rows["state"]]
+    cells["epochs"] = [table_cell(v) for v in rows["epochs"]]
+    hints = rows["fit_hint"] if "fit_hint" in rows else [None] * len(rows)
+    cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
+                    for fit, hint in zip(rows["fit"], hints)]
+    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
+    order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
+    if reasons:
+        cells["reason"] = [table_cell(v) for v in rows["reason"]]
+        order.append("reason")
+    for optional in ("run_id", "epochs"):
+        if _table_width(cells, order) <= width or reasons:
+            break
+        order.remove(optional)
+    text_columns = {"state", "fit", "run_id", "reason", "units", *params}
+    widths = {c: max(len(c), *(len(v) for v in cells[c])) for c in order}
+    if reasons:
+        room = max(24, width - sum(widths[c] + 2 for c in order[:-1]) - 1)
+        cells["reason"] = [v if len(v) <= room else v[: room - 1] + "…" for v in cells["reason"]]
+        widths["reason"] = max(len("reason"), *(len(v) for v in cells["reason"]))
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(v.ljust(widths[c]) if c in text_columns and not _numeric(v) else v.rjust(widths[c])
+                         for c, v in zip(order, values)).rstrip()
+
+    lines = [line(order), "  ".join("-" * widths[c] for c in order)]
+    lines += [line([cells[c][i] for c in order]) for i in range(len(rows))]
+    if any(cell.endswith("*") for cell in cells["fit"]):
+        lines.append("* still improving when it stopped: train longer")
+    more = len(board) - len(rows)
+    if more > 0:
+        lines.append(f"... and {more} more (the parent run's leaderboard/leaderboard.csv has them all)")
+    return "\n".join(lines)
+
+
+def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str]) -> int:
+    return sum(max(len(c), *(len(v) for v in cells[c])) + 2 for c in order) - 2
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
