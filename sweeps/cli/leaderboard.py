@@ -43,26 +43,7 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     if width is None:
         width = shutil.get_terminal_size((160, 40)).columns
     rows = board.head(limit) if limit else board
-    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
-             "run_name", "run_status", "model_uri", "seconds", "n_layers"}
-    unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
-    params = [c for c in board.columns if c not in fixed and c not in unit_columns]
-    cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
-    for column in metrics:
-        cells[column] = [table_cell(v) for v in rows[column]]
-    if unit_columns:
-        cells["units"] = ["-".join(table_cell(v) for v in row if table_cell(v)) for row in rows[unit_columns].values]
-    for column in params:
-        cells[column] = [table_cell(v) for v in rows[column]]
-    cells["rank"] = [table_cell(v) for v in rows["rank"]]
-    cells["trial"] = [table_cell(v) for v in rows["trial"]]
-    cells["state"] = [table_cell(v) for v in rows["state"]]
-    cells["epochs"] = [table_cell(v) for v in rows["epochs"]]
-    hints = rows["fit_hint"] if "fit_hint" in rows else [None] * len(rows)
-    cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
-                    for fit, hint in zip(rows["fit"], hints)]
-    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
-    order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
+    cells, order, params = _cells(board, rows, metrics, full_run_ids)
     if reasons:
         cells["reason"] = [table_cell(v) for v in rows["reason"]]
         order.append("reason")
@@ -89,6 +70,29 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     if more > 0:
         lines.append(f"... and {more} more (the parent run's leaderboard/leaderboard.csv has them all)")
     return "\n".join(lines)
+
+
+def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dict[str, list[str]], list[str], list[str]]:
+    """Each column's cells, the columns in order, and the searched settings' columns."""
+    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
+             "run_name", "run_status", "model_uri", "seconds", "n_layers"}
+    unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
+    params = [c for c in board.columns if c not in fixed and c not in unit_columns]
+    cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
+    for column in metrics:
+        cells[column] = [table_cell(v) for v in rows[column]]
+    if unit_columns:
+        cells["units"] = ["-".join(table_cell(v) for v in row if table_cell(v)) for row in rows[unit_columns].values]
+    for column in params:
+        cells[column] = [table_cell(v) for v in rows[column]]
+    for column in ("rank", "trial", "state", "epochs"):
+        cells[column] = [table_cell(v) for v in rows[column]]
+    hints = rows["fit_hint"] if "fit_hint" in rows else [None] * len(rows)
+    cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
+                    for fit, hint in zip(rows["fit"], hints)]
+    cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
+    order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
+    return cells, order, params
 
 
 def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str]) -> int:
