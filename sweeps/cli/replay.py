@@ -23,16 +23,24 @@ id or key, one line on stderr), 1 the tracking store failed, 130/143 interrupted
 
 from __future__ import annotations
 
+import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import ann
 from sweeps.cli.common import EXIT_USAGE, exit_stopped, fail
+from sweeps.config.suggestions import suggest_key
 from sweeps.core import vocabulary as V
-from sweeps.core.errors import one_line
+from sweeps.core.errors import ConfigError, UserError, one_line
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.redaction import redact
+from sweeps.tracking.links import run_url
+from sweeps.tracking.reproducibility import reproducibility_tags
 
 PROG = "ann-replay"
 EXIT_DIFFERENT = 3
@@ -124,44 +132,16 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
     Raises:
         UserError: an unknown run, a run without its logged config, a bad override.
     """
+    # Deliberately lazy (start-up time): MLflow is imported after quiet_mlflow() set its log level.
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
     from sweeps.tracking import client as tracking
-    from sweeps.core.errors import ConfigError, UserError
-    from sweeps.tracking.reproducibility import reproducibility_tags
-    from sweeps.config.suggestions import suggest_key
     from sweeps.training.run import train
 
     uri = uri or DEFAULT_URI
     tracking.probe(uri)
     client = MlflowClient(tracking_uri=uri)
-    try:
-        original = client.get_run(run_id)
-    except MlflowException:
-        raise ConfigError("RUN_ID", run_id, f"the id of a run in tracking.uri={redact(uri)!r}") from None
-    with tempfile.TemporaryDirectory(prefix="ann-replay-") as folder:
-        try:
-            path = client.download_artifacts(run_id, "config/config.yaml", folder)
-        except (MlflowException, OSError):
-            raise UserError(f"RUN_ID={run_id} cannot be replayed: it has no config/config.yaml artifact "
-                            "(runs logged by ann-train and ann-sweep have it)") from None
-        logged = OmegaConf.load(path)
-    OmegaConf.set_struct(logged, True)
-    try:
-        cfg = OmegaConf.merge(logged, OmegaConf.from_dotlist(list(overrides)))
-    except OmegaConfBaseException as error:
-        key = getattr(error, "full_key", None)
-        near = suggest_key(str(key)) if key else None
-        hint = f"did you mean `{near}`?" if near else "expected a key of the logged config (see its config/config.yaml)"
-        raise UserError(f"{key} is not allowed: {hint}") from None
-    cfg = OmegaConf.to_container(cfg, resolve=True)
-    experiment = client.get_experiment(original.info.experiment_id)
-    cfg["tracking"] = {**cfg.get("tracking", {}), "enabled": True, "uri": uri,
-                       "experiment_name": experiment.name, "run_name": None}
-
+    original, cfg = _logged_run(client, run_id, uri, overrides)
     history: dict[str, list[float]] = {}
 
     def collect(epoch: int, logs: Mapping[str, float]) -> None:
@@ -188,6 +168,36 @@ def replay(run_id: str, overrides: Sequence[str] = (), uri: str | None = None) -
     return Replay(run_id, name, result, comparison, changes, list(overrides))
 
 
+def _logged_run(client, run_id: str, uri: str, overrides: Sequence[str]):
+    """The original run and its logged config with ``overrides``, set to log the replay next to it."""
+    from mlflow.exceptions import MlflowException  # lazy: see replay()
+
+    try:
+        original = client.get_run(run_id)
+    except MlflowException:
+        raise ConfigError("RUN_ID", run_id, f"the id of a run in tracking.uri={redact(uri)!r}") from None
+    with tempfile.TemporaryDirectory(prefix="ann-replay-") as folder:
+        try:
+            path = client.download_artifacts(run_id, "config/config.yaml", folder)
+        except (MlflowException, OSError):
+            raise UserError(f"RUN_ID={run_id} cannot be replayed: it has no config/config.yaml artifact "
+                            "(runs logged by ann-train and ann-sweep have it)") from None
+        logged = OmegaConf.load(path)
+    OmegaConf.set_struct(logged, True)
+    try:
+        cfg = OmegaConf.merge(logged, OmegaConf.from_dotlist(list(overrides)))
+    except OmegaConfBaseException as error:
+        key = getattr(error, "full_key", None)
+        near = suggest_key(str(key)) if key else None
+        hint = f"did you mean `{near}`?" if near else "expected a key of the logged config (see its config/config.yaml)"
+        raise UserError(f"{key} is not allowed: {hint}") from None
+    cfg = OmegaConf.to_container(cfg, resolve=True)
+    experiment = client.get_experiment(original.info.experiment_id)
+    cfg["tracking"] = {**cfg.get("tracking", {}), "enabled": True, "uri": uri,
+                       "experiment_name": experiment.name, "run_name": None}
+    return original, cfg
+
+
 def _per_epoch_keys(original, history: Mapping[str, list[float]]) -> list[str]:
     """The replay's per-epoch metrics, and the original's that look per-epoch (``<name>/train``, ``<name>/val``)."""
     keys = [key for key in history if not key.startswith(NOT_COMPARED)]
@@ -206,8 +216,6 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
 
 
 def report(outcome: Replay, uri: str) -> str:
-    from sweeps.tracking.links import run_url
-
     result, comparison = outcome.result, outcome.comparison
     lines = [f"replay of run {outcome.original_run_id} ({outcome.original_name}): "
              f"run {result['run_id']}  {run_url(uri, result['experiment_id'], result['run_id'])}"]
@@ -226,8 +234,6 @@ def report(outcome: Replay, uri: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """The ``ann-replay`` console script: ``ann-replay RUN_ID [key=value ...]``."""
-    import os
-
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in ("-h", "--help"):
         print(__doc__.split("\n\n", 2)[1], flush=True)
@@ -242,10 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
     overrides = [o for o in overrides if not o.startswith("tracking.uri=")]
     quiet_mlflow()
+    # Deliberately lazy (start-up time): MLflow is imported after quiet_mlflow() set its log level.
     from mlflow.exceptions import MlflowException
 
-    import ann
-    from sweeps.core.errors import UserError
     from sweeps.training.run import Terminated
 
     try:

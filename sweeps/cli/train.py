@@ -19,18 +19,21 @@ and for anything else (a bug: with its traceback).
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
+import ann
 from sweeps.cli.common import EXIT_USAGE, config_error_message, exit_stopped, fail, remove_job_output_dir
 from sweeps.config import CONFIG_DIR
 from sweeps.config.compose import TRAIN_CONFIG
-from sweeps.core.errors import one_line
+from sweeps.core.errors import UserError, one_line
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
+from sweeps.tracking.links import ui_command
 
 PROG = "ann-train"
 
@@ -41,10 +44,9 @@ def _fail(message: str, status: int = EXIT_USAGE) -> None:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name=TRAIN_CONFIG)
 def _app(cfg: DictConfig) -> dict:
+    # Deliberately lazy (start-up time): the run loads MLflow, only once Hydra has parsed the arguments.
     from mlflow.exceptions import MlflowException
 
-    import ann
-    from sweeps.core.errors import UserError
     from sweeps.training.run import train
 
     _quiet_console()
@@ -66,8 +68,6 @@ def _app(cfg: DictConfig) -> dict:
 def _quiet_console() -> None:
     """The console shows each fact once: the log lines the summary repeats (the fit, the
     run's link) go to the job's log file only, and so do matplotlib's INFO lines."""
-    import logging
-
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
             handler.addFilter(lambda record: not getattr(record, "summary", False))
@@ -87,8 +87,6 @@ def _print_summary(result: dict, cfg: DictConfig) -> None:
         lines.append(f"run: {result['run_id']}  {result['run_url']}")
         if result.get("model_uri"):
             lines.append(f"model: {result['model_uri']}")
-        from sweeps.tracking.links import ui_command
-
         command = ui_command(str(cfg.tracking.uri))
         if command:
             lines.append(f"look at it: {command}  then open {result['experiment_url']}")
@@ -102,7 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv is not None:
         sys.argv = [PROG, *argv]
     if "--replay" in sys.argv[1:2]:  # ann-train --replay RUN_ID [key=value ...]: sweeps/cli/replay.py
-        from sweeps.cli.replay import main as replay_main
+        from sweeps.cli.replay import main as replay_main  # lazy: ann-replay's own start-up
 
         return replay_main(sys.argv[2:])
     debug = bool(os.environ.get("HYDRA_FULL_ERROR"))
@@ -115,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
                         ("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1"),
                         ("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")):
         os.environ.setdefault(name, value)
-    from sweeps.training.run import Terminated
+    from sweeps.training.run import Terminated  # lazy: start-up time (loads MLflow)
 
     try:
         with redacted_printing(sys.argv[1:]):  # --cfg job prints the overrides as typed

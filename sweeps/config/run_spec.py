@@ -1,10 +1,7 @@
-"""Compose and validate a run's configuration and turn it into engine arguments.
+"""Validate a run's configuration and turn it into engine arguments.
 
-The configs live in the top-level ``conf/`` directory of the repository (groups
-``model/``, ``optimizer/``, ``dataset/``, ``training/``, ``tracking/`` and the root
-``config.yaml``). ``sweeps/conf`` is a symbolic link to it, so that Hydra finds the
-configs next to this package both in a checkout / editable install and in a built
-wheel, where setuptools copies the linked files into ``sweeps/conf`` as package data.
+The configs live in the top-level ``conf/`` directory (:data:`sweeps.config.CONFIG_DIR`;
+composed by :mod:`sweeps.config.compose`).
 
 :func:`build_run_spec` checks a composed config against the engine's table of allowed
 values (:mod:`ann.params`) and the data registry (:data:`ann.data.DATASETS`) before
@@ -302,9 +299,6 @@ def _dataset(section: dict) -> tuple[str, dict[str, Any]]:
         if spec.default is inspect.Parameter.empty and key not in options:
             raise UserError(f"dataset.{key} is missing: dataset {name!r} needs it, e.g. {_missing_hint('dataset.' + key, name)}")
     return name, options
-
-
-
 
 
 def _tracking(section: dict) -> TrackingSettings:

@@ -51,6 +51,7 @@ config keys (``model.hidden_layers``, ``optimizer.lr``, ...).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import numbers
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ import ann
 from ann import params as P
 from sweeps.config.run_spec import MODEL_KEYS, OPTIMIZER_KEYS, SCHEDULE_KEYS, TRAINING_KEYS
 from sweeps.core import vocabulary as V
-from sweeps.core.errors import ConfigError
+from sweeps.core.errors import ConfigError, UserError
 
 #: The largest number of hidden layers a space may ask for.
 MAX_LAYERS = 16
@@ -392,10 +393,6 @@ def check_space_unchanged(study, space: "SearchSpace", allow_change: bool) -> st
     Raises:
         UserError: the space differs and ``allow_change`` is false.
     """
-    import datetime
-
-    from sweeps.core.errors import UserError
-
     current = space.describe()
     stored = study.user_attrs.get(V.ATTR_SPACE)
     if stored is None:

@@ -104,6 +104,7 @@ def write_hydra_output(cfg) -> None:
     ``cfg`` being the job's config, redacted (the root configs set ``hydra.output_subdir: null`` so that Hydra does not
     write them in clear first). Nothing outside a Hydra job, or when the job runs in the
     current folder (``ann-sweep-status``)."""
+    # Deliberately lazy: the bottom layer does not load Hydra for the callers that never run a job.
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf
 

@@ -27,7 +27,7 @@ def absolute_path(value: str | os.PathLike) -> str:
     if path.is_absolute():
         return str(path)
     try:
-        from hydra.utils import get_original_cwd
+        from hydra.utils import get_original_cwd  # lazy: the bottom layer loads Hydra only inside a job
 
         base = Path(get_original_cwd())
     except (ImportError, ValueError):

@@ -45,6 +45,11 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import optuna
+import sqlalchemy
+from optuna.storages._heartbeat import is_heartbeat_enabled
+from optuna.trial import TrialState
+
 from sweeps.core import vocabulary as V
 from sweeps.core.locks import HOST, StorageLock, pid_alive
 from sweeps.config import sweep_settings
@@ -107,8 +112,6 @@ class Coordinator(FinisherElection):
         return False
 
     def census(self) -> Census:
-        from optuna.trial import TrialState
-
         census = Census(counted=0)
         for trial in self.study.get_trials(deepcopy=False):
             if S.counts_toward_budget(trial):
@@ -131,9 +134,6 @@ class Coordinator(FinisherElection):
         """
         if not self.heartbeats:
             return []
-        import optuna
-        from optuna.trial import TrialState
-
         running = {t._trial_id: t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         if not running:
             return []
@@ -159,8 +159,6 @@ class Coordinator(FinisherElection):
 
     def _claims_without_heartbeat(self, running: dict) -> list[int]:
         """Ids of RUNNING trials claimed with heartbeats, without a heartbeat row, older than the grace period."""
-        import sqlalchemy
-
         grace = datetime.timedelta(seconds=self.settings.grace_seconds)
         now = datetime.datetime.now()
         suspects = [trial_id for trial_id, trial in running.items()
@@ -180,8 +178,6 @@ class Coordinator(FinisherElection):
     def run_one(self, objective: Callable, *, catch: tuple = (), callbacks: Sequence[Callable] = ()) -> str:
         """Run one trial if the budget has room: ``"ran"``, ``"wait"`` (all taken, some still
         running elsewhere: look again soon) or ``"done"`` (nothing left to run)."""
-        import optuna
-
         self.lock.acquire()
         held = [True]
 
@@ -275,8 +271,6 @@ class Coordinator(FinisherElection):
 
 
 def _storage_has_heartbeat(study) -> bool:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
     try:
         return is_heartbeat_enabled(ST.storage_of(study))
     except Exception:  # pragma: no cover - an unusual storage object

@@ -203,13 +203,10 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         parent = open_parent(prepared, study, coordinator, space_change) if prepared.tracking.enabled else None
         deadline = t0 + settings.timeout if settings.timeout is not None else None
         if started is not None:
-            started({
-                "study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,
-                "parent_run_id": parent.run_id if parent else None,
-                "experiment_id": parent.experiment_id if parent else None,
-                "first_worker": first_worker, "space_change": space_change, "deadline": deadline,
-                "enqueued": len(prepared.enqueued),
-            })
+            started({"study": study, "resumed": resumed, "finished_before": finished_before, "remaining": remaining,
+                     "parent_run_id": parent.run_id if parent else None, "first_worker": first_worker,
+                     "experiment_id": parent.experiment_id if parent else None, "space_change": space_change,
+                     "deadline": deadline, "enqueued": len(prepared.enqueued)})
         budget = Budget(settings.max_failures)
         report = _Reporter(study, settings, parent, progress)
         report()
