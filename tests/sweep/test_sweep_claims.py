@@ -583,7 +583,7 @@ def test_opening_the_storage_waits_while_the_server_has_no_free_connection(limit
     started = time.monotonic()
     raised.start()
     try:
-        storage = S.open_storage(url)
+        storage = ST.open_storage(url)
     finally:
         raised.join()
     assert time.monotonic() - started >= 1.5
