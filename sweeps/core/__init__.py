@@ -1,2 +1,3 @@
-"""The bottom layer: errors, credential redaction, names and numbers, MLflow's console settings,
-database drivers. Imports nothing of ``sweeps``."""
+"""The bottom layer: the vocabulary (every tag, metric and attribute name), errors, redaction,
+names and numbers, storage URLs, locks and faults, MLflow's console settings, database drivers.
+Imports nothing of ``sweeps``."""

@@ -1,3 +1,3 @@
-"""MLflow: the client and runs, saved UI views, model logging, reproducibility tags.
+"""MLflow: the client and runs, links, saved UI views, model logging, reproducibility tags.
 
 Imports ``sweeps.core`` and ``sweeps.config``; never training, study or cli."""
