@@ -33,7 +33,8 @@ from typing import Any, Callable, Mapping, Sequence
 from sweeps.config import sweep_settings
 from sweeps.config.compose import compose_sweep as compose  # noqa: F401 - the public API: compose, prepare, run_sweep
 from sweeps.config.run_spec import build_run_spec, to_container
-from sweeps.config.space import SearchSpace, check_space_unchanged, parse_space
+from sweeps.config.space import SearchSpace
+from sweeps.config.space_parse import check_space_unchanged, parse_space
 from sweeps.core import vocabulary as V
 from sweeps.core.errors import ConfigError
 from sweeps.core.faults import StorageOutage

@@ -21,7 +21,7 @@ import optuna
 from threadpoolctl import threadpool_limits
 
 from sweeps.config import sweep_settings
-from sweeps.config.space import parse_space
+from sweeps.config.space_parse import parse_space
 from sweeps.core.faults import RETRY_SECONDS, StorageOutage
 from sweeps.core.redaction import redact, redact_logging
 from sweeps.study import optuna_study as S

@@ -11,7 +11,7 @@ from sweeps.core.names import layers_label, short_number
 from sweeps.study.objective import run_name, trial_config
 from sweeps.config.compose import compose_sweep as compose
 from sweeps.config.run_spec import to_container
-from sweeps.config.space import parse_space
+from sweeps.config.space_parse import parse_space
 
 SPACE = {
     "n_layers": {"low": 1, "high": 3},
