@@ -45,7 +45,9 @@ def test_a_worker_dead_right_after_its_claim_does_not_stall_the_sweep(study_stor
         import os, optuna
         from sweeps.config.run_spec import to_container
         from sweeps.config.compose import compose_sweep as compose
+        from sweeps.config import sweep_settings
         from sweeps.study import optuna_study as S
+        from sweeps.study import storage as ST
         from sweeps.study.claims import Coordinator
         settings = sweep_settings.parse_settings(to_container(compose({args!r}))["sweep"])
         study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))

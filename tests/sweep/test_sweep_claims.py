@@ -659,7 +659,9 @@ def test_a_finisher_found_dead_is_replaced_at_once(tmp_path):
     coordinator.run_one(_objective)
     elected = subprocess.run([sys.executable, "-c", textwrap.dedent(f"""
         import os
+        from sweeps.config import sweep_settings
         from sweeps.study import optuna_study as S
+        from sweeps.study import storage as ST
         from sweeps.study.claims import Coordinator
         settings = sweep_settings.parse_settings({_as_section(settings)!r})
         study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))
@@ -841,7 +843,9 @@ def test_a_holder_of_the_study_lock_stopped_with_sigstop_stalls_the_others_for_o
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import logging, os, signal, sys
         logging.basicConfig(level=logging.WARNING)
+        from sweeps.config import sweep_settings
         from sweeps.study import optuna_study as S
+        from sweeps.study import storage as ST
         from sweeps.study.claims import Coordinator
         settings = sweep_settings.parse_settings({_as_section(settings)!r})
         study, _ = S.create_or_resume(settings, ST.open_sweep_storage(settings))
