@@ -47,10 +47,9 @@ def six(tmp_path_factory):
 
 def _views_at_start(tracking_uri, info) -> set[str]:
     """The saved UI views the experiment has when the sweep starts (before any trial)."""
-    from sweeps.tracking.ui_views import VIEW_TAG_PREFIX
 
     tags = MlflowClient(tracking_uri).get_experiment(info["experiment_id"]).tags
-    return {key[len(VIEW_TAG_PREFIX):] for key in tags if key.startswith(VIEW_TAG_PREFIX)}
+    return {key[len(V.VIEW_TAG_PREFIX):] for key in tags if key.startswith(V.VIEW_TAG_PREFIX)}
 
 
 def test_six_trials_under_one_parent(six):
