@@ -1,6 +1,6 @@
 """The sweep-wide fit view: where in the search space trials over- and underfit.
 
-Built from the leaderboard (:func:`sweeps.study.parent.leaderboard`: one row per trial with its
+Built from the leaderboard (:func:`sweeps.study.leaderboard.leaderboard`: one row per trial with its
 state, objective, params and ``fit`` label) and the study:
 
 * :func:`label_counts` / :func:`counts_line`: trials per fit label ("19 good, 4 overfit, ...");

@@ -38,28 +38,25 @@ see :func:`sweeps.study.runner.refresh_interval` -- and by :meth:`ParentRun.fini
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import tempfile
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from sweeps.config import sweep_settings
 from sweeps.core import vocabulary as V
 from sweeps.study import fit_plots
 from sweeps.study import fit_view
-from sweeps.config import sweep_settings
-from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
+from sweeps.study.leaderboard import leaderboard, quote, trial_runs
+from sweeps.study.optuna_plots import optuna_plots_html
+from sweeps.study.registry import register_champion
+from sweeps.tracking import client as tracking
 from sweeps.tracking import ui_views
 from sweeps.core.redaction import redact
 
 log = logging.getLogger(__name__)
-
-_STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 4}
-
 
 # ------------------------------------------------------------------------- parent
 
@@ -67,22 +64,17 @@ _STATE_ORDER = {"COMPLETE": 0, "PRUNED": 1, "RUNNING": 2, "FAIL": 3, "WAITING": 
 def _candidates(client, experiment_id: str, study_name: str, storage: str) -> list:
     runs = client.search_runs(
         [experiment_id],
-        filter_string=(f"tags.`{V.TAG_ROLE}` = 'parent' and tags.`{V.TAG_STUDY}` = '{_quote(study_name)}' "
-                       f"and tags.`{V.TAG_STORAGE}` = '{_quote(redact(storage))}'"),
+        filter_string=(f"tags.`{V.TAG_ROLE}` = 'parent' and tags.`{V.TAG_STUDY}` = '{quote(study_name)}' "
+                       f"and tags.`{V.TAG_STORAGE}` = '{quote(redact(storage))}'"),
         max_results=50,
     )
     return sorted(runs, key=lambda run: (run.info.start_time or 0, run.info.run_id))
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def find_or_create_parent(
     client, experiment_id: str, study, settings: sweep_settings.SweepSettings, *, tags: Mapping[str, str] | None = None
 ) -> tuple[str, bool]:
     """The parent run id of ``study`` (see the module docstring); ``(run_id, created)``."""
-    from sweeps.tracking import client as tracking
     stored = study.user_attrs.get(V.ATTR_PARENT_RUN)
     if stored:
         try:
@@ -149,316 +141,6 @@ def parent_description(settings: sweep_settings.SweepSettings, counts: Mapping[s
     return "\n\n".join(lines)
 
 
-# -------------------------------------------------------------------- leaderboard
-
-
-def trial_runs(client, experiment_id: str, study_name: str) -> dict[str, Any]:
-    """The trial runs of a study by run id (all pages)."""
-    runs: dict[str, Any] = {}
-    token = None
-    while True:
-        page = client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.`{V.TAG_ROLE}` = 'trial' and tags.`{V.TAG_STUDY}` = '{_quote(study_name)}'",
-            max_results=1000,
-            page_token=token,
-        )
-        for run in page:
-            runs[run.info.run_id] = run
-        token = page.token
-        if not token:
-            return runs
-
-
-def leaderboard(study, settings: sweep_settings.SweepSettings, runs: Mapping[str, Any] | None = None):
-    """Every trial as a row of a :class:`pandas.DataFrame`, best first.
-
-    Columns: ``rank``, ``trial``, ``state``, the metric(s) (``loss/val``, ...), the
-    trial's params, ``epochs``, ``pruned_at_epoch``, ``fit``, ``reason`` (why it was
-    pruned or failed, else the fit reason), ``run_id``, ``run_name``, ``run_status``,
-    ``seconds``. Ordered COMPLETE (best value first), PRUNED (best first), RUNNING, FAIL.
-    """
-    import pandas as pd
-
-    runs = dict(runs or {})
-    by_uid = {run.data.tags.get(V.TAG_TRIAL_UID): run for run in runs.values() if run.data.tags.get(V.TAG_TRIAL_UID)}
-    param_names: list[str] = []
-    rows = []
-    trials = study.get_trials(deepcopy=False)
-    retried_as = {}
-    for trial in trials:
-        origin = ST.retried_from(trial)
-        if origin is not None:
-            retried_as[origin] = trial.number
-    for trial in trials:
-        attrs = trial.user_attrs
-        run = runs.get(attrs.get(V.TRIAL_RUN_ID) or "") or by_uid.get(attrs.get(V.TRIAL_UID) or "")
-        tags = run.data.tags if run is not None else {}
-        row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
-        values = trial.values or [None] * len(settings.metrics)
-        for metric, value in zip(settings.metrics, values):
-            row[metric] = value
-        for name, value in trial.params.items():
-            if name not in param_names:
-                param_names.append(name)
-            row[name] = value
-        row["epochs"] = attrs.get(V.TRIAL_EPOCHS)
-        row["pruned_at_epoch"] = attrs.get(V.TRIAL_PRUNED_AT)
-        row["fit"] = (tags.get(V.TAG_FIT) or attrs.get(V.TRIAL_FIT)
-                      or (V.PRUNED if trial.state.name == "PRUNED" else None))
-        row["fit_hint"] = tags.get(V.TAG_FIT_HINT)
-        row["reason"] = (
-            attrs.get(V.TRIAL_PRUNE_REASON) or attrs.get(V.TRIAL_FAIL_REASON)
-            or ("interrupted" if attrs.get(V.TRIAL_INTERRUPTED) else None) or tags.get(V.TAG_FIT_REASON)
-        )
-        if trial.state.name == "FAIL" and not row["reason"]:
-            row["reason"] = "no heartbeat: its worker died or stalled"
-        if trial.number in retried_as and trial.state.name == "FAIL":
-            row["reason"] = f"{row['reason']}; re-run as trial {retried_as[trial.number]}"
-        origin = ST.retried_from(trial)
-        if origin is not None:
-            row["reason"] = f"re-run of trial {origin}" + (f": {row['reason']}" if row["reason"] else "")
-        row["run_id"] = run.info.run_id if run is not None else attrs.get(V.TRIAL_RUN_ID)
-        row["run_name"] = run.info.run_name if run is not None else None
-        row["run_status"] = run.info.status if run is not None else None
-        row["model_uri"] = attrs.get(V.TRIAL_MODEL_URI)
-        duration = trial.duration
-        row["seconds"] = round(duration.total_seconds(), 2) if duration is not None else None
-        rows.append(row)
-    param_names.sort(key=_param_order)
-    columns = ["trial", "state", *settings.metrics, *param_names, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason",
-               "run_id", "run_name", "run_status", "model_uri", "seconds"]
-    frame = pd.DataFrame(rows, columns=columns)
-    if frame.empty:
-        frame.insert(0, "rank", pd.Series(dtype="int64"))
-        return frame
-    first, direction = settings.metrics[0], settings.directions[0]
-    order = frame["state"].map(lambda s: _STATE_ORDER.get(s, 9))
-    value = pd.to_numeric(frame[first], errors="coerce")
-    key = value if direction == "minimize" else -value
-    frame = frame.assign(_order=order, _key=key.fillna(math.inf)).sort_values(["_order", "_key", "trial"])
-    frame = frame.drop(columns=["_order", "_key"]).reset_index(drop=True)
-    frame.insert(0, "rank", range(1, len(frame) + 1))
-    return frame
-
-
-# -------------------------------------------------------------------------- plots
-
-
-def _param_order(name: str) -> tuple:
-    """n_layers, units_l1, units_l2, ..., then the other settings in the order of sweeps.config.space.SETTINGS."""
-    from sweeps.config.space import SETTINGS
-
-    order = list(SETTINGS)
-    if name.startswith("units_l") and name[7:].isdigit():
-        return (order.index("units"), int(name[7:]))
-    return (order.index(name) if name in order else len(order), 0)
-
-
-def optuna_plots_html(study, settings: sweep_settings.SweepSettings, title: str | None = None) -> str:
-    """Optuna's plots of the study in one self-contained HTML page (plotly).
-
-    Optimization history, parameter importances, parallel coordinates and intermediate
-    values (a single metric), or the Pareto front (several). A plot that cannot be drawn
-    yet (too few trials) is replaced by a line saying why. Losses that span more than a
-    decade get a log axis.
-
-    With ``sweep.plotlyjs=embed`` the page carries plotly.js itself, gzip-compressed and
-    unpacked by the browser (``DecompressionStream``): it works offline, in the MLflow UI's
-    artifact viewer or opened as a file, at about 2 MB per sweep instead of plotly.js's
-    4.8 MB; ``cdn`` loads plotly.js from its CDN (a page of a few hundred kB).
-    """
-    import optuna
-    import optuna.visualization as vis
-
-    multi = settings.multi_objective
-    target = (lambda t: t.values[0]) if multi else None
-    target_name = settings.metrics[0]
-    sections: list[tuple[str, Any]] = [
-        ("Optimization history", lambda: vis.plot_optimization_history(study, target=target, target_name=target_name)),
-        ("Parameter importances", lambda: vis.plot_param_importances(study, target=target, target_name=target_name)),
-        ("Parallel coordinates", lambda: vis.plot_parallel_coordinate(study, target=target, target_name=target_name)),
-    ]
-    if multi:
-        sections.append(("Pareto front", lambda: vis.plot_pareto_front(study, target_names=list(settings.metrics))))
-    else:
-        sections.append(("Intermediate values (per epoch)", lambda: vis.plot_intermediate_values(study)))
-    parts, figures = [], []
-    for index, (heading, make) in enumerate(sections):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                figure = make()
-            figure.update_layout(height=480, margin=dict(l=60, r=30, t=60, b=50))
-            if heading in ("Optimization history", "Intermediate values (per epoch)") and _spans_decades(figure):
-                figure.update_yaxes(type="log")
-            figures.append((f"plot{index}", figure.to_json()))
-            body = f"<div id='plot{index}' class='plot'></div>"
-        except Exception as error:  # e.g. importances need two completed trials
-            body = f"<p class='note'>Not drawn: {_escape(' '.join(str(error).split())[:300])}</p>"
-        parts.append(f"<section><h2>{_escape(heading)}</h2>{body}</section>")
-    draw = "".join(
-        f"draw({json.dumps(div)}, {figure_json});" for div, figure_json in figures
-    )
-    counts = S.state_counts(study)
-    summary = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
-    heading = _escape(title or f"Study {settings.study_name}")
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-        f"<title>{heading}</title>{_plotly_loader(settings.plotlyjs)}"
-        "<style>body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:16px;color:#222}"
-        "h1{font-size:20px;margin:0 0 4px}h2{font-size:16px;margin:24px 0 4px}.plot{height:480px}"
-        ".meta{color:#555;font-size:13px}.note{color:#777;font-style:italic}</style></head><body>"
-        f"<h1>{heading}</h1><div class='meta'>{_escape(', '.join(settings.metrics))} "
-        f"({_escape(', '.join(settings.directions))}) &middot; {settings.sampler} sampler &middot; "
-        f"{settings.pruner} pruner &middot; {_escape(summary)} &middot; optuna {optuna.__version__}</div>"
-        + "".join(parts)
-        + "<script>function draw(id, fig) { Plotly.newPlot(id, fig.data, fig.layout, "
-          "{responsive: true, displaylogo: false}); }"
-        + f"plotlyReady.then(function () {{ {draw} }}).catch(function (e) {{"
-          "document.body.insertAdjacentHTML('afterbegin', '<p class=note>The plots need plotly.js: ' + e + '</p>'); });"
-          "</script></body></html>"
-    )
-
-
-def _plotly_loader(mode: str) -> str:
-    """A script that defines the promise ``plotlyReady`` (resolved once ``Plotly`` exists)."""
-    if mode == "cdn":
-        src = f"https://cdn.plot.ly/plotly-{_plotlyjs_version()}.min.js"
-        return (
-            "<script>var plotlyReady = new Promise(function (ok, fail) {"
-            f"var s = document.createElement('script'); s.src = {json.dumps(src)};"
-            "s.onload = ok; s.onerror = function () { fail('could not load ' + s.src); };"
-            "document.head.appendChild(s); });</script>"
-        )
-    import base64
-    import gzip
-
-    import plotly.offline
-
-    packed = base64.b64encode(gzip.compress(plotly.offline.get_plotlyjs().encode("utf-8"), 9)).decode("ascii")
-    return (
-        f"<script>var plotlyPacked = \"{packed}\";"
-        "var plotlyReady = (async function () {"
-        "var bytes = Uint8Array.from(atob(plotlyPacked), function (c) { return c.charCodeAt(0); });"
-        "var text = await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).text();"
-        "var s = document.createElement('script'); s.text = text; document.head.appendChild(s);"
-        "if (typeof Plotly === 'undefined') { throw new Error('plotly.js did not load'); } })();</script>"
-    )
-
-
-def _spans_decades(figure) -> bool:
-    values = []
-    for trace in figure.data:
-        ys = getattr(trace, "y", None)
-        if ys is not None:
-            values += [float(v) for v in ys if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
-    positive = [v for v in values if v > 0]
-    return bool(positive) and len(positive) == len(values) and max(positive) / min(positive) > 10
-
-
-def _plotlyjs_version() -> str:
-    try:
-        from plotly.offline._plotlyjs_version import __plotlyjs_version__
-
-        return __plotlyjs_version__
-    except Exception:
-        return "latest"
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(str(text))
-
-
-# ------------------------------------------------------------------------ registry
-
-
-
-
-def register_best(client, settings: sweep_settings.SweepSettings, board) -> tuple[str, str] | None:
-    """Register the best completed trial's model and point the alias at it.
-
-    Returns ``(name, version)``, or None when no completed trial has a model. A best
-    trial already behind the alias is not registered again.
-    """
-    from mlflow.exceptions import MlflowException
-
-    done = board[(board["state"] == "COMPLETE") & board["model_uri"].notna()]
-    if done.empty:
-        return None
-    best = done.iloc[0]
-    name = settings.register_name or settings.study_name
-    alias = settings.register_alias
-    try:
-        client.create_registered_model(name, description=f"Best model of the sweep (Optuna study {settings.study_name!r}).")
-    except MlflowException as error:
-        if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
-            raise
-    with contextlib.suppress(MlflowException):
-        current = client.get_model_version_by_alias(name, alias)
-        if current.run_id == best["run_id"]:
-            return name, str(current.version)
-    model_uri = str(best["model_uri"])
-    model_id = model_uri.split("models:/", 1)[1] if model_uri.startswith("models:/") else None
-    metric = settings.metrics[0]
-    # The registry resolves a models:/ source through MLflow's global tracking URI, which
-    # may be another store: give it the logged model's own artifact location instead.
-    source = client.get_logged_model(model_id).artifact_location if model_id else model_uri
-    run_name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
-    version = client.create_model_version(
-        name, source=source, run_id=best["run_id"], model_id=model_id,
-        tags={V.TAG_STUDY: settings.study_name, V.TAG_TRIAL: str(int(best["trial"])),
-              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"]), V.TAG_VERSION_RUN_NAME: run_name},
-        description=f"{run_name}: trial {int(best['trial'])} of study {settings.study_name!r}, "
-                    f"{metric}={float(best[metric]):.6g}",
-    )
-    client.set_registered_model_alias(name, alias, version.version)
-    return name, str(version.version)
-
-
-def register_champion(client, settings: sweep_settings.SweepSettings, board, *, interrupted: bool) -> tuple[tuple[str, str] | None, str]:
-    """:func:`register_best`, except that a sweep that did not finish (Ctrl-C, SIGTERM, the
-    failure budget) moves the alias only to a model better than the one behind it, and
-    registers nothing when there is none. Returns ``((name, version) or None, what was done)``."""
-    alias = settings.register_alias
-    if not interrupted:
-        registered = register_best(client, settings, board)
-        return registered, (f"@{alias} is version {registered[1]}" if registered else f"@{alias} not set: no complete trial has a model")
-    done = board[(board["state"] == "COMPLETE") & board["model_uri"].notna()] if not board.empty else board
-    if done.empty:
-        return registered_champion(client, settings), f"@{alias} not moved: the sweep did not finish and has no complete trial with a model"
-    metric, direction = settings.metrics[0], settings.directions[0]
-    best = float(done.iloc[0][metric])
-    current = registered_champion(client, settings)
-    if current is None:
-        return None, (f"@{alias} not set: the sweep did not finish (its best so far, {metric}={best:.6g}, is "
-                      "registered when the resumed sweep finishes)")
-    version = client.get_model_version(current[0], current[1])
-    try:
-        held = float(version.tags.get(metric))
-    except (TypeError, ValueError):
-        return current, f"@{alias} not moved: version {current[1]} records no {metric} to compare with"
-    better = best < held if direction == "minimize" else best > held
-    if not better:
-        return current, (f"@{alias} kept on version {current[1]} ({metric}={held:.6g}): the unfinished sweep's best, "
-                         f"{metric}={best:.6g}, is not better")
-    registered = register_best(client, settings, board)
-    return registered, (f"@{alias} moved from version {current[1]} ({metric}={held:.6g}) to version {registered[1]} "
-                        f"({metric}={best:.6g}, better) although the sweep did not finish")
-
-
-def registered_champion(client, settings: sweep_settings.SweepSettings) -> tuple[str, str] | None:
-    """``(name, version)`` behind the sweep's alias, None if there is none (yet)."""
-    name = settings.register_name or settings.study_name
-    try:
-        version = client.get_model_version_by_alias(name, settings.register_alias)
-    except Exception:
-        return None
-    return name, str(version.version)
-
-
 # ---------------------------------------------------------------------- the run
 
 
@@ -471,12 +153,36 @@ class ParentRun:
     experiment_id: str
     settings: sweep_settings.SweepSettings
     task: str = "multiclass"
+    #: The process's tracking session (its client is ``client``), shared with its trials.
+    session: Any = None
+    #: The trial runs read so far, by id, and those tagged as showcase: a refresh reads only
+    #: the runs of trials finished since the last one, so its cost does not grow with the study.
+    _runs: dict = field(default_factory=dict, repr=False)
+    _showcased: set = field(default_factory=set, repr=False)
 
-    def refresh(self, study):
-        """Best value and params, trial counts, the description and the leaderboard CSV; returns the leaderboard."""
-        from sweeps.tracking import client as tracking
+    def _trial_runs(self, study, full: bool) -> dict[str, Any]:
+        """Every trial run (``full``), or the cached ones plus those of newly finished trials."""
+        if full or not self._runs:
+            self._runs = trial_runs(self.client, self.experiment_id, self.settings.study_name)
+            self._showcased = {run_id for run_id, run in self._runs.items()
+                               if run.data.tags.get(V.TAG_SHOWCASE) == "true"}
+            return self._runs
+        new = [trial.user_attrs.get(V.TRIAL_RUN_ID) for trial in study.get_trials(deepcopy=False)
+               if trial.state.is_finished()]
+        new = [run_id for run_id in new if run_id and run_id not in self._runs]
+        for start in range(0, len(new), 100):
+            ids = ", ".join(f"'{quote(run_id)}'" for run_id in new[start:start + 100])
+            for run in self.client.search_runs([self.experiment_id], filter_string=f"attributes.run_id IN ({ids})",
+                                               max_results=100):
+                self._runs[run.info.run_id] = run
+        return self._runs
 
-        runs = trial_runs(self.client, self.experiment_id, self.settings.study_name)
+    def refresh(self, study, full: bool = False):
+        """Best value and params, trial counts, the description and the leaderboard CSV; returns the leaderboard.
+
+        Reads the runs of the trials finished since the last refresh (``full``: every trial run again).
+        """
+        runs = self._trial_runs(study, full)
         board = leaderboard(study, self.settings, runs)
         counts = S.state_counts(study)
         finished = S.finished_count(study)
@@ -519,21 +225,21 @@ class ParentRun:
         """Tag the trials the "by fit" view shows (:func:`sweeps.study.fit_view.representatives`);
         untag those no longer chosen. Only changes are written."""
         chosen = {board["run_id"].iloc[i] for i in fit_view.representatives(board, self.settings.top_k)}
-        for run_id, run in runs.items():
-            marked = run.data.tags.get(V.TAG_SHOWCASE) == "true"
+        for run_id in (chosen ^ self._showcased) & set(runs):
             try:
-                if run_id in chosen and not marked:
+                if run_id in chosen:
                     self.client.set_tag(run_id, V.TAG_SHOWCASE, "true")
-                elif marked and run_id not in chosen:
+                    self._showcased.add(run_id)
+                else:
                     self.client.delete_tag(run_id, V.TAG_SHOWCASE)
+                    self._showcased.discard(run_id)
             except Exception as error:  # a deleted run, a server hiccup: the next refresh retries
                 log.debug("showcase tag of run %s: %s", run_id, error)
 
     def finish(self, study, status: str = "FINISHED") -> dict[str, Any]:
         """Refresh, write the plots and the curve overlay, register the champion, end the run."""
-        from sweeps.tracking import client as tracking
         outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
-        board = self.refresh(study)
+        board = self.refresh(study, full=True)
         outcome["leaderboard"] = board
         with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
             html = Path(tmp) / "optuna.html"

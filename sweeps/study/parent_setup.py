@@ -22,7 +22,7 @@ from sweeps.study.parent import ParentRun, find_or_create_parent, parent_tags
 from sweeps.tracking import client as tracking
 from sweeps.tracking import ui_views
 from sweeps.tracking.reproducibility import reproducibility_tags
-from sweeps.training.run import connect
+from sweeps.tracking.session import connect
 
 if TYPE_CHECKING:
     from sweeps.study.runner import PreparedSweep
@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 def open_parent(prepared: "PreparedSweep", study, coordinator: Coordinator, space_change: str | None) -> ParentRun:
     """The study's MLflow parent run, found or created under the study's lock; described; its view written."""
     settings = prepared.settings
-    client, experiment_id = connect(prepared.spec)
+    session = connect(prepared.spec.tracking, offload=True)  # this process's one client, shared with its trials
+    client, experiment_id = session.client, session.experiment_id
     with coordinator.lock:  # one parent per study, whoever starts first
         run_id, created = find_or_create_parent(client, experiment_id, study, settings, tags=_reproducibility(prepared))
-        parent = ParentRun(client, run_id, experiment_id, settings, prepared.task)
+        parent = ParentRun(client, run_id, experiment_id, settings, prepared.task, session=session)
         if not created and coordinator.census().counted < settings.n_trials:
             parent.reopen()
     _describe_parent(parent, prepared, created)

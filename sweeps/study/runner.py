@@ -42,11 +42,13 @@ from sweeps.study import optuna_study as S
 from sweeps.study import storage as ST
 from sweeps.study.claims import Coordinator
 from sweeps.study.objective import STOP, Objective, TrackingOutage
-from sweeps.study.parent import ParentRun, leaderboard, registered_champion, trial_runs
+from sweeps.study.leaderboard import leaderboard, trial_runs
+from sweeps.study.parent import ParentRun
+from sweeps.study.registry import registered_champion
 from sweeps.study.parent_setup import open_parent
 from sweeps.study.workers import POLL_SECONDS, Budget, Progress, progress_of, run_workers, work
 from sweeps.tracking import client as tracking
-from sweeps.training.run import build_model, prepare_data
+from sweeps.training.data import build_model, prepare_data
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class PreparedSweep:
     settings: sweep_settings.SweepSettings
     space: SearchSpace
     spec: Any                       # sweeps.config.run_spec.RunSpec of the base config
+    data: Any                       # sweeps.training.data.PreparedData: loaded and split once
     task: str
     epochs: int
     n_train: int
@@ -102,7 +105,7 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
         tracking.probe(spec.tracking.uri, spec.tracking.probe_timeout, spec.tracking.experiment_name)
     user_overrides = [o for o in overrides if not o.lstrip("+~").startswith("sweep") and not o.startswith("hydra")]
     return PreparedSweep(
-        config=config, base=base, settings=settings, space=space, spec=spec, task=task,
+        config=config, base=base, settings=settings, space=space, spec=spec, data=data, task=task,
         epochs=int(base["training"].get("epochs", 100)), n_train=n_train, overrides=user_overrides,
         enqueued=enqueued,
     )
@@ -179,14 +182,12 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
     Args:
         progress: called with a :class:`~sweeps.study.workers.Progress` at the start and after every trial.
-        started: called once the study and the parent run are known, with ``study``,
-            ``resumed``, ``finished_before``, ``remaining``, ``parent_run_id``,
-            ``experiment_id``, ``first_worker``.
+        started: called once the study and the parent run are known, with ``study``, ``resumed``,
+            ``finished_before``, ``remaining``, ``parent_run_id``, ``experiment_id``, ``first_worker``.
 
     Raises:
         UserError: the storage cannot be opened, or the stored study optimises something else.
-        sweeps.study.objective.TrackingOutage: the tracking server stopped answering for longer
-            than ``sweep.outage_wait`` (the parent run is left as it is).
+        sweeps.study.objective.TrackingOutage: the tracking server stayed away ``sweep.outage_wait`` s.
         KeyboardInterrupt / sweeps.training.run.Terminated: after the parent run was ended KILLED
             (or left to the workers still running elsewhere).
     """
@@ -195,7 +196,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
     storage = ST.open_sweep_storage(settings)
     study, resumed = S.create_or_resume(settings, storage, S.make_sampler(settings, space, worker=0),
                                         S.make_pruner(settings, prepared.epochs))
-    coordinator = Coordinator(settings, study)
+    coordinator, parent = Coordinator(settings, study), None
     try:
         space_change = check_space_unchanged(study, space, settings.allow_space_change)
         first_worker = _join(prepared, study, coordinator)
@@ -232,6 +233,8 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
             finished_parent=finisher, first_worker=first_worker, finished_by=finished_by,
         )
     finally:
+        if parent is not None:
+            parent.session.close()
         coordinator.close()
 
 
@@ -286,7 +289,8 @@ def _run_trials(prepared: PreparedSweep, study, coordinator: Coordinator, parent
     try:
         if remaining > 0:
             if settings.workers == 1:
-                objective = Objective(prepared.base, prepared.space, settings,
+                objective = Objective(prepared.base, prepared.space, settings, spec=prepared.spec, data=prepared.data,
+                                      session=parent.session if parent else None,
                                       parent_run_id=parent.run_id if parent else None,
                                       overrides=prepared.overrides, worker=first_worker,
                                       budget_ends=deadline if settings.budget is not None else None)
@@ -313,6 +317,7 @@ def _run_trials(prepared: PreparedSweep, study, coordinator: Coordinator, parent
 def _finish_parent(study, settings: sweep_settings.SweepSettings, coordinator: Coordinator, parent: ParentRun,
                    status: str) -> tuple[dict[str, Any], bool, dict]:
     """End the parent run if this process is its finisher: ``(what finishing gave, finisher?, who finished it)``."""
+    parent.session.writer.drain()  # the trials' PNGs and model files, before the parent reads them
     census = coordinator.census()
     complete = census.counted >= settings.n_trials
     finished_by: dict = {}

@@ -54,7 +54,8 @@ from sweeps.study import storage as ST
 from sweeps.study import optuna_study as S
 from sweeps.study.claims import Coordinator, claim_of
 from sweeps.study.finisher import finisher_label
-from sweeps.study.parent import ParentRun, leaderboard, trial_runs
+from sweeps.study.leaderboard import leaderboard, trial_runs
+from sweeps.study.parent import ParentRun
 from sweeps.tracking import client as tracking
 from sweeps.core.storage import absolute_path, sqlite_path, storage_kind
 from sweeps.core.errors import UserError, one_line
@@ -69,7 +70,7 @@ class StatusReport:
     directions: tuple[str, ...]
     counts: dict[str, int]
     finished: int
-    leaderboard: Any                                  # pandas DataFrame (sweeps.study.parent.leaderboard)
+    leaderboard: Any                                  # pandas DataFrame (sweeps.study.leaderboard.leaderboard)
     parent_run_id: str | None = None
     experiment_id: str | None = None
     orphans: list[str] = field(default_factory=list)

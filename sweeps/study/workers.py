@@ -239,6 +239,7 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         logging.getLogger(__name__).error("%s", error)
         raise SystemExit(EXIT_STORAGE_OUTAGE) from None
     finally:
+        objective.close()  # the last runs' PNGs and model files, before the process exits
         coordinator.close()
 
 

@@ -4,9 +4,6 @@
   wrong ``tracking.uri`` fails at once instead of after the client's minutes of retries.
 * :func:`get_or_create_experiment` creates the experiment tagged
   ``mlflow.experimentKind=custom_model_development`` (MLflow 3's "model training" kind).
-* :class:`MetricLogger` batches per-epoch metrics and sends them from a background
-  thread with one ``log_batch`` call every ``flush_interval`` seconds, so a running run
-  shows its curves within seconds while training never waits for the network.
 
 Every call names its run explicitly; nothing here uses MLflow's global active run. Every
 tag, param and text artifact written here goes through :func:`sweeps.core.redaction.redact`.
@@ -20,7 +17,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Mapping
 from urllib.parse import urlparse
 
 from mlflow import MlflowClient
@@ -206,6 +203,15 @@ def log_params(client: MlflowClient, run_id: str, params: Mapping[str, str]) -> 
         client.log_batch(run_id, params=items[start : start + MAX_PARAMS_PER_BATCH])
 
 
+def log_params_and_tags(client: MlflowClient, run_id: str, params: Mapping[str, str], tags: Mapping[str, str]) -> None:
+    """Params (values cut to MLflow's length limit) and tags in one ``log_batch`` call (more when over 100 each)."""
+    items = [Param(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in params.items()]
+    labels = [RunTag(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()]
+    for start in range(0, max(len(items), len(labels), 1), MAX_PARAMS_PER_BATCH):
+        client.log_batch(run_id, params=items[start : start + MAX_PARAMS_PER_BATCH],
+                         tags=labels[start : start + MAX_PARAMS_PER_BATCH])
+
+
 def set_tags(client: MlflowClient, run_id: str, tags: Mapping[str, str]) -> None:
     items = [RunTag(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()]
     for start in range(0, len(items), MAX_PARAMS_PER_BATCH):
@@ -218,16 +224,6 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float],
     items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
     for start in range(0, len(items), MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=items[start : start + MAX_METRICS_PER_BATCH])
-
-
-def log_final(client: MlflowClient, run_id: str, metrics: Mapping[str, float], tags: Mapping[str, str], step: int) -> None:
-    """Final metrics and tags in one ``log_batch`` call."""
-    now = int(time.time() * 1000)
-    client.log_batch(
-        run_id,
-        metrics=[Metric(key, float(value), now, step) for key, value in metrics.items()][:MAX_METRICS_PER_BATCH],
-        tags=[RunTag(key, redact(value)[:MAX_PARAM_LENGTH]) for key, value in tags.items()][:MAX_PARAMS_PER_BATCH],
-    )
 
 
 def log_text(client: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
@@ -256,147 +252,3 @@ def terminate(client: MlflowClient, run_id: str, status: str) -> None:
 
 
 _env_lock = threading.Lock()
-
-
-class MetricLogger:
-    """Sends a run's metrics, and any other logging work handed to it, from a background thread.
-
-    ``log`` only appends metrics to a queue; a daemon thread sends the queue every
-    ``flush_interval`` seconds, consecutive metrics in one ``log_batch`` call (chunks of
-    1000). ``submit`` queues any other call (params, artifacts) and wakes the thread at
-    once. Everything runs in the order it was queued. ``close`` stops the thread and does
-    what is left; a failure is raised from the next ``log``/``submit`` or from ``close``.
-    """
-
-    def __init__(self, client: MlflowClient, run_id: str, flush_interval: float = 2.0) -> None:
-        self.client, self.run_id, self.flush_interval = client, run_id, float(flush_interval)
-        self._queue: list = []  # Metric objects and zero-argument callables
-        self._queue_lock = threading.Lock()
-        self._send_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._error: BaseException | None = None
-        self.batches_sent = 0
-        self.metrics_sent = 0
-        self.calls_done = 0
-        self.send_seconds = 0.0
-        self._thread = threading.Thread(target=self._run, name=f"mlflow-logger-{run_id[:8]}", daemon=True)
-        self._thread.start()
-
-    def log(self, metrics: Mapping[str, float], step: int, timestamp: int | None = None) -> None:
-        self._raise_pending_error()
-        now = int(time.time() * 1000) if timestamp is None else timestamp
-        items = [Metric(key, float(value), now, int(step)) for key, value in metrics.items()]
-        with self._queue_lock:
-            self._queue.extend(items)
-
-    def submit(self, function, *args, **kwargs) -> None:
-        """Run ``function(*args, **kwargs)`` in the background, after what is queued."""
-        self._raise_pending_error()
-        with self._queue_lock:
-            self._queue.append(lambda: function(*args, **kwargs))
-        self._wake.set()
-
-    def flush(self) -> None:
-        """Do everything queued so far, now, from the calling thread."""
-        self._send()
-        self._raise_pending_error()
-
-    def close(self) -> None:
-        """Stop the background thread and do the rest (raises a failure)."""
-        self._stop.set()
-        self._wake.set()
-        self._thread.join()
-        self._send()
-        self._raise_pending_error()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            self._send()
-            if self._error is not None:
-                return
-
-    def _send(self) -> None:
-        with self._send_lock:
-            if self._error is not None:
-                return
-            with self._queue_lock:
-                queue, self._queue = self._queue, []
-            started = time.perf_counter()
-            try:
-                metrics: list[Metric] = []
-                for item in [*queue, None]:
-                    if isinstance(item, Metric):
-                        metrics.append(item)
-                        continue
-                    for start in range(0, len(metrics), MAX_METRICS_PER_BATCH):
-                        self.client.log_batch(self.run_id, metrics=metrics[start : start + MAX_METRICS_PER_BATCH])
-                        self.batches_sent += 1
-                    self.metrics_sent += len(metrics)
-                    metrics = []
-                    if item is not None:
-                        item()
-                        self.calls_done += 1
-            except Exception as error:  # kept for the training thread to raise
-                self._error = error
-                log.warning("logging to run %s failed: %s", self.run_id, error)
-            finally:
-                self.send_seconds += time.perf_counter() - started
-
-    def _raise_pending_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-
-# ------------------------------------------------------------------------------ links
-
-
-
-
-
-def chunks(items: list, size: int) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-# --------------------------------------------------------------------- system metrics
-
-
-class SystemMetrics:
-    """MLflow's system-metrics monitor for one run: ``system/cpu_utilization_percentage``,
-    ``system/system_memory_usage_megabytes``, disk and network, every ``interval`` seconds.
-
-    It samples in a thread of its own (MLflow's :class:`SystemMetricsMonitor`, which needs
-    psutil) and :meth:`stop` takes one last sample, so a run shorter than the interval has
-    its point too. Nothing here may fail a run: a monitor that cannot start or log only
-    warns in the log.
-    """
-
-    def __init__(self, uri: str, run_id: str, interval: float) -> None:
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
-        self.monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=uri)
-        self.monitor.start()
-
-    def stop(self) -> None:
-        monitor = self.monitor
-        try:
-            monitor.finish()
-            monitor.collect_metrics()
-            monitor.publish_metrics(monitor.aggregate_metrics())
-            monitor.mlflow_logger.flush()
-        except Exception as error:  # the run's own data matters more
-            log.warning("system metrics of run %s: %s", monitor._run_id, error)
-
-
-def start_system_metrics(uri: str, run_id: str, interval: float) -> SystemMetrics | None:
-    """Start sampling the machine for ``run_id``; None (with a warning) when it cannot be done."""
-    try:
-        return SystemMetrics(uri, run_id, interval)
-    except Exception as error:  # psutil missing, ...
-        log.warning("no system metrics for run %s: %s", run_id, error)
-        return None

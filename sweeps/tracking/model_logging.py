@@ -17,8 +17,9 @@ the logged model carries its run's name) holds:
 Everything goes through an explicit :class:`mlflow.MlflowClient` and run id (a
 ``LoggedModel`` is created, its files uploaded, linked to the run as an output, and
 marked READY), so it works for child runs of a sweep and never touches MLflow's active
-run. :func:`prepare_logged_model` does the local part and :func:`upload_logged_model` the
-uploads, so a caller can hand the uploads to a background thread.
+run. :func:`start_logged_model` creates the model in the store (its URI is known from then on),
+:func:`save_logged_model` writes its files and :func:`upload_logged_model` uploads them, so a
+caller can hand the last two to a background thread.
 """
 
 from __future__ import annotations
@@ -145,39 +146,64 @@ def logged_model_name(run_name: str | None) -> str:
     return name or "model"
 
 
-def prepare_logged_model(
+@dataclass(frozen=True)
+class LoggedModel:
+    """A logged model created (PENDING) in the store; its files are not written yet."""
+
+    model_id: str
+    artifact_location: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.model_id}"
+
+
+def start_logged_model(client, run_id: str, experiment_id: str, *, name: str = "model",
+                       params: Mapping[str, str] | None = None) -> LoggedModel:
+    """Create the (PENDING) logged model of ``run_id``: one request; its ``models:/`` URI is known from here on."""
+    logged = client.create_logged_model(
+        experiment_id, name=name, source_run_id=run_id, params=dict(params or {}), model_type="ann.MLP"
+    )
+    return LoggedModel(logged.model_id, logged.artifact_location, run_id)
+
+
+def save_logged_model(
     client,
-    run_id: str,
-    experiment_id: str,
+    logged: LoggedModel,
     model: ann.MLP,
     directory: str | Path,
     *,
     feature_names: Sequence[str],
     class_names: Sequence[str] | None,
     X_example: np.ndarray,
-    name: str = "model",
-    params: Mapping[str, str] | None = None,
 ) -> PreparedModel:
-    """Create the (PENDING) logged model and write its files under ``directory``."""
+    """Write the files of ``logged`` under ``directory`` (marked FAILED if that fails)."""
+    try:
+        return write_logged_model(logged, model, directory, feature_names=feature_names,
+                                  class_names=class_names, X_example=X_example)
+    except BaseException:
+        finalize_failed(client, logged.model_id)
+        raise
+
+
+def write_logged_model(
+    logged: LoggedModel,
+    model: ann.MLP,
+    directory: str | Path,
+    *,
+    feature_names: Sequence[str],
+    class_names: Sequence[str] | None,
+    X_example: np.ndarray,
+) -> PreparedModel:
+    """Write the files of ``logged`` under ``directory``; no request to the store (a helper process may do it)."""
     from mlflow.models import Model
 
-    logged = client.create_logged_model(
-        experiment_id, name=name, source_run_id=run_id, params=dict(params or {}), model_type="ann.MLP"
-    )
-    try:
-        mlflow_model = Model(
-            artifact_path=logged.artifact_location,
-            model_uuid=logged.model_id,
-            run_id=run_id,
-            model_id=logged.model_id,
-        )
-        metadata = {"task": model.task_, "n_parameters": str(model.n_parameters_)}
-        local = save_pyfunc_model(
-            Path(directory) / name, model, feature_names, class_names, X_example, mlflow_model, metadata
-        )
-    except BaseException:
-        _finalize_failed(client, logged.model_id)
-        raise
+    mlflow_model = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
+                         run_id=logged.run_id, model_id=logged.model_id)
+    metadata = {"task": model.task_, "n_parameters": str(model.n_parameters_)}
+    local = save_pyfunc_model(Path(directory) / "model", model, feature_names, class_names,
+                              X_example[:N_EXAMPLE_ROWS], mlflow_model, metadata)
     return PreparedModel(logged.model_id, local, logged.artifact_location)
 
 
@@ -193,15 +219,28 @@ def upload_logged_model(client, run_id: str, prepared: PreparedModel, step: int 
             relative = Path(root).relative_to(prepared.local_path).as_posix()
             for name in names:
                 files.append((os.path.join(root, name), None if relative == "." else relative))
-        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="ann-model-upload") as pool:
-            for future in [pool.submit(repository.log_artifact, path, folder) for path, folder in files]:
-                future.result()
+        _upload(repository, files)
         client.log_outputs(run_id, [LoggedModelOutput(prepared.model_id, step)])
         client.finalize_logged_model(prepared.model_id, "READY")
     except BaseException:
-        _finalize_failed(client, prepared.model_id)
+        finalize_failed(client, prepared.model_id)
         raise
     return prepared.uri
+
+
+def _upload(repository, files: list[tuple[str, str | None]]) -> None:
+    """Upload ``(path, folder)`` files a few at once; one by one while the interpreter exits
+    (a background writer drained at exit can no longer start threads)."""
+    try:
+        pool = ThreadPoolExecutor(max_workers=UPLOAD_THREADS, thread_name_prefix="ann-model-upload")
+        futures = [pool.submit(repository.log_artifact, path, folder) for path, folder in files]
+    except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+        for path, folder in files:
+            repository.log_artifact(path, folder)
+        return
+    with pool:
+        for future in futures:
+            future.result()
 
 
 def log_pyfunc_model(
@@ -220,15 +259,14 @@ def log_pyfunc_model(
     """Log ``model`` as a logged model of ``run_id`` (synchronously); its ``models:/`` URI."""
     import tempfile
 
+    logged = start_logged_model(client, run_id, experiment_id, name=name, params=params)
     with tempfile.TemporaryDirectory(prefix="ann-pyfunc-") as tmp:
-        prepared = prepare_logged_model(
-            client, run_id, experiment_id, model, tmp, feature_names=feature_names,
-            class_names=class_names, X_example=X_example, name=name, params=params,
-        )
+        prepared = save_logged_model(client, logged, model, tmp, feature_names=feature_names,
+                                     class_names=class_names, X_example=X_example)
         return upload_logged_model(client, run_id, prepared, step)
 
 
-def _finalize_failed(client, model_id: str) -> None:
+def finalize_failed(client, model_id: str) -> None:
     try:
         client.finalize_logged_model(model_id, "FAILED")
     except Exception:  # the store itself may be what failed

@@ -18,14 +18,21 @@ from sweeps.core.redaction import redact
 PACKAGES = ("numpy", "pandas", "scikit-learn", "mlflow", "hydra-core", "omegaconf", "optuna", "matplotlib")
 
 
-def package_versions() -> dict[str, str]:
+@lru_cache(maxsize=None)
+def _versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process: a sweep's every trial records the same versions."""
     versions = {"python": platform.python_version()}
     for name in ("ann-sweeps", *PACKAGES):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             continue
-    return versions
+    return tuple(versions.items())
+
+
+def package_versions() -> dict[str, str]:
+    """``python`` and the versions of this project and :data:`PACKAGES` that are installed."""
+    return dict(_versions())
 
 
 @lru_cache(maxsize=None)

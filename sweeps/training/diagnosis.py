@@ -353,6 +353,11 @@ def diagnose(
         baseline=0.0 if task == "regression" else (baseline if baseline is not None else 0.5),
         score_name=score_name, delivered=delivered,
     )
+    return _judge(curves, best, delivered)
+
+
+def _judge(curves: "_Curves", best: int, delivered: int) -> Diagnosis:
+    """The first rule of :data:`RULES` that holds gives the label (none: good), with its reason and hint."""
     numbers = _numbers(curves)
     label, reason = "good", None
     for name, rule in RULES.items():

@@ -35,7 +35,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 if TYPE_CHECKING:
     from sweeps.config.run_spec import RunSpec
-    from sweeps.training.run import PreparedData
+    from sweeps.training.data import PreparedData
 
 #: The context tag of each split, and the split's attributes on :class:`PreparedData`.
 SPLITS = (("training", "train"), ("validation", "val"), ("test", "test"))

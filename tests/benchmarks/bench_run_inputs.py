@@ -25,7 +25,7 @@ from mlflow import MlflowClient  # noqa: E402
 from sweeps.config.compose import compose  # noqa: E402
 from sweeps.config.run_spec import build_run_spec  # noqa: E402
 from sweeps.training.run_inputs import dataset_inputs, digest  # noqa: E402
-from sweeps.training.run import prepare_data  # noqa: E402
+from sweeps.training.data import prepare_data  # noqa: E402
 
 
 def median_seconds(function, repeats: int = 15) -> float:

@@ -630,7 +630,7 @@ def test_processes_opening_a_fresh_mlflow_database_at_once_all_get_it(tmp_path):
     tables are serialised, so none of them fails with an Alembic migration error."""
     code = textwrap.dedent("""
         import sys, time
-        from sweeps.training.run import _client
+        from sweeps.tracking.session import _client
         from sweeps.tracking.client import get_or_create_experiment
         start = float(sys.argv[2])
         while time.time() < start:

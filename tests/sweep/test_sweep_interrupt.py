@@ -4,6 +4,7 @@ resumes alone is worker 0 again (the seeds of an uninterrupted sweep)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -100,3 +101,38 @@ def test_a_second_ctrl_c_ends_with_one_line_and_the_resumed_sweep_is_worker_0(tm
     status, out, err = resumed.finish()
     assert status == 0, err
     assert "resuming:" in out and "joining the study as worker" not in out, out
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigterm_loses_no_finished_runs_tail(tmp_path, workers):
+    """A run's learning curve, model files and end are written by a background writer while the
+    next trial trains: a real SIGTERM mid-sweep (to the main process, which forwards it to its
+    workers) still leaves every finished trial's run complete -- FINISHED with its PNG and a READY
+    model -- and every pruned one KILLED."""
+    import optuna
+
+    sweep = Sweep(tmp_path, _overrides(tmp_path, "term", "sweep.n_trials=40", f"sweep.workers={workers}"))
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    deadline = time.monotonic() + 300
+    while True:  # two trials complete: their tails may still be queued
+        assert sweep.process.poll() is None and time.monotonic() < deadline, "".join(sweep.lines)
+        with contextlib.suppress(Exception):  # the study may not exist yet
+            if sum(t.state.name == "COMPLETE" for t in optuna.load_study(study_name="term", storage=storage).trials) >= 2:
+                break
+        time.sleep(0.2)
+    sweep.process.send_signal(signal.SIGTERM)
+    status, _, err = sweep.finish()
+    assert status == 143, err
+    study = optuna.load_study(study_name="term", storage=storage)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert complete, err
+    for trial in complete:
+        run = client.get_run(trial.user_attrs["mlflow_run_id"])
+        assert run.info.status == "FINISHED", (trial.number, run.info.status)
+        assert "learning_curve.png" in [f.path.split("/")[-1] for f in client.list_artifacts(run.info.run_id, "plots")]
+        model_id = trial.user_attrs["mlflow_model_uri"].split("models:/", 1)[1]
+        assert str(client.get_logged_model(model_id).status) in ("READY", "LoggedModelStatus.READY")
+    for trial in study.trials:
+        if trial.state.name == "PRUNED" and trial.user_attrs.get("mlflow_run_id"):
+            assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"

@@ -29,6 +29,7 @@ def test_a_fixed_trial_trains_a_tracked_run_and_links_it(uris):
     prepared, objective = _objective(uris)
     trial = FixedTrial(PARAMS, number=7)
     value = objective(trial)
+    objective.drain()  # the run's tail (PNG, model files, its end) is written in the background
     client = MlflowClient(uris[1])
     run = client.get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     history = sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, "loss/val"))
@@ -59,6 +60,7 @@ def test_a_non_finite_loss_prunes_the_trial_with_the_reason(uris):
     trial = FixedTrial({**PARAMS, "activation": "relu", "lr": 1e6}, number=3)
     with pytest.raises(optuna.TrialPruned, match="non-finite"):
         objective(trial)
+    objective.drain()
     assert "non-finite" in trial.user_attrs[V.TRIAL_PRUNE_REASON]
     run = MlflowClient(uris[1]).get_run(trial.user_attrs[V.TRIAL_RUN_ID])
     assert run.info.status == "KILLED"
@@ -73,6 +75,7 @@ def test_the_pruner_stops_a_live_trial_and_its_run_keeps_the_partial_curves(uris
     study = optuna.create_study(pruner=optuna.pruners.ThresholdPruner(upper=0.0, n_warmup_steps=3))
     study.enqueue_trial(PARAMS)
     study.optimize(objective, n_trials=1)
+    objective.drain()
     trial = study.trials[0]
     assert trial.state == optuna.trial.TrialState.PRUNED
     assert trial.user_attrs[V.TRIAL_PRUNED_AT] == 3 and sorted(trial.intermediate_values) == [1, 2, 3]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -173,7 +174,11 @@ def test_a_huge_learning_rate_is_pruned_with_its_reason_and_the_sweep_completes(
 def test_failed_trials_stop_the_sweep_at_the_failure_budget(uris, tmp_path):
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=6", "sweep.max_failures=1"))
-    prepared.base["dataset"] = {"name": "csv", "path": str(tmp_path / "gone.csv"), "target": "y"}
+    # The data prepare() loaded once goes away: every trial then loads it again, and fails.
+    gone = {"name": "csv", "path": str(tmp_path / "gone.csv"), "target": "y"}
+    prepared.base["dataset"] = gone
+    prepared.spec = dataclasses.replace(prepared.spec, dataset="csv", dataset_options={"path": gone["path"], "target": "y"})
+    prepared.data = None
     outcome = run_sweep(prepared)
     assert outcome.status == "FAILED" and outcome.stop_reason == "failure budget"
     trials = _study(storage, "moons-quick").trials

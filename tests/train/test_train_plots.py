@@ -31,7 +31,7 @@ def test_regression_plots_r2_and_works_without_validation(tmp_path):
 
 def test_the_learning_curve_title_carries_the_verdict_its_reason_and_hint():
     from sweeps.training.diagnosis import Diagnosis
-    from sweeps.training.run import curve_title
+    from sweeps.training.tracked import curve_title
 
     diagnosis = Diagnosis("good", "validation loss 0.1 vs training 0.09 at epoch 50", 50, 50, "train longer")
     title = curve_title("moons", diagnosis)

@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 import ann
 from sweeps.core.errors import ConfigError, TrackingError
-from sweeps.training.run import train
+from sweeps.training.run import RunEnd, StopRun, train
 from train_helpers import all_runs, history, make_cfg
 
 CLASSIFICATION_METRICS = ["loss/train", "loss/val", "accuracy/train", "accuracy/val"]
@@ -216,19 +216,34 @@ def test_interrupt_marks_the_run_killed(sqlite_uri):
     assert run.info.status == "KILLED"
 
 
-def test_pruned_trial_marks_the_run_killed(sqlite_uri):
-    import optuna
-
+def test_a_callback_stops_the_run_with_its_status_and_tags(sqlite_uri):
+    """The generic stop signal (a sweep's pruner uses it): the run ends with the status and
+    tags the callback chose, holding every epoch trained, and the signal reaches the caller."""
     def prune(epoch, logs):
         if epoch == 3:
-            raise optuna.TrialPruned()
+            raise StopRun("stopped at 3", RunEnd("KILLED", {"pruned": "true"}), epoch)
 
-    with pytest.raises(optuna.TrialPruned):
+    with pytest.raises(StopRun, match="stopped at 3"):
         train(make_cfg(sqlite_uri), callbacks=[prune])
     (run,) = all_runs(MlflowClient(sqlite_uri))
     assert run.info.status == "KILLED"
     assert run.data.tags["pruned"] == "true"
     assert len(history(MlflowClient(sqlite_uri), run.info.run_id, "loss/val")) == 3
+
+
+def test_the_result_hook_sets_the_runs_end(sqlite_uri):
+    """``on_result`` sees the run's own result (curves included) and its RunEnd is written with the last batch."""
+    seen = {}
+
+    def decide(result):
+        seen.update(result)
+        return RunEnd("KILLED", {"sweep.state": "PRUNED"}, {"sweep/objective": 1.5})
+
+    result = train(make_cfg(sqlite_uri), on_result=decide)
+    run = MlflowClient(sqlite_uri).get_run(result["run_id"])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["sweep.state"] == "PRUNED" and run.data.metrics["sweep/objective"] == 1.5
+    assert len(seen["curves"]["val_loss"]) == int(seen["epochs_run"])
 
 
 def test_divergence_is_diagnosed_and_the_run_finishes(sqlite_uri):

@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from sweeps.core import vocabulary as V
 from sweeps.tracking import client as tracking
 from sweeps.tracking import links
+from sweeps.tracking.metric_logger import MetricLogger
 from sweeps.core.storage import sqlite_path
 from sweeps.core.errors import TrackingError
 from services import free_port
@@ -97,7 +98,7 @@ def test_deleted_experiment_name_is_a_user_error(client):
 def test_metric_logger_batches_and_keeps_order(client):
     experiment_id = tracking.get_or_create_experiment(client, "ann")
     run_id = client.create_run(experiment_id).info.run_id
-    logger = tracking.MetricLogger(client, run_id, flush_interval=3600)
+    logger = MetricLogger(client, run_id, flush_interval=3600)
     for epoch in range(1, 401):
         logger.log({"loss/train": 1.0 / epoch, "loss/val": 2.0 / epoch}, step=epoch)
     assert logger.batches_sent == 0  # nothing sent while training
@@ -111,7 +112,7 @@ def test_metric_logger_batches_and_keeps_order(client):
 def test_metric_logger_sends_in_the_background_while_running(client):
     experiment_id = tracking.get_or_create_experiment(client, "ann")
     run_id = client.create_run(experiment_id).info.run_id
-    logger = tracking.MetricLogger(client, run_id, flush_interval=0.2)
+    logger = MetricLogger(client, run_id, flush_interval=0.2)
     logger.log({"loss/train": 0.5}, step=1)
     deadline = time.monotonic() + 5
     while not client.get_metric_history(run_id, "loss/train") and time.monotonic() < deadline:
@@ -122,7 +123,7 @@ def test_metric_logger_sends_in_the_background_while_running(client):
 
 def test_metric_logger_raises_a_failed_send(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
-    logger = tracking.MetricLogger(client, "0" * 32, flush_interval=3600)  # no such run
+    logger = MetricLogger(client, "0" * 32, flush_interval=3600)  # no such run
     logger.log({"loss/train": 1.0}, step=1)
     with pytest.raises(Exception):
         logger.close()

@@ -1,0 +1,76 @@
+"""The per-epoch callback of a trial's training run: report, prune, link.
+
+:class:`EpochReporter` reports the sweep's first metric to Optuna after every epoch
+(single-objective sweeps) and stops the run through the training run's generic stop
+signal (:class:`~sweeps.training.run.StopRun`: status KILLED and the tags of a pruned
+trial) when the pruner says so, when the metric is not finite, or when ``sweep.budget``
+is spent. It acts on a pending Ctrl-C / SIGTERM (:data:`~sweeps.study.trial_errors.STOP`)
+at the end of the epoch, and calls ``link`` once after the first epoch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Mapping
+
+import optuna
+
+from sweeps.study.storage import stored_trial
+from sweeps.study.trial_errors import STOP, TrialLost
+from sweeps.core import vocabulary as V
+from sweeps.training.run import RunEnd, StopRun
+
+def pruned_end(epoch: int, reason: str) -> RunEnd:
+    """How a pruned trial's run ends: KILLED, tagged ``pruned``, ``pruned_at_epoch``, ``prune_reason``."""
+    return RunEnd("KILLED", {V.TAG_STATE: "PRUNED", V.TAG_PRUNED: "true", V.TAG_PRUNED_AT: str(int(epoch)),
+                             V.TAG_PRUNE_REASON: reason})
+
+
+class EpochReporter:
+    """The per-epoch callback of a trial (see the module docstring); :attr:`epochs` is the last epoch seen."""
+
+    def __init__(self, trial, epoch_key: str | None, report: bool, pruner_name: str,
+                 link: Callable[[], object] | None = None, budget_ends: float | None = None) -> None:
+        self.trial = trial
+        self.budget_ends = budget_ends  # time.time() at which sweep.budget is spent: prune there
+        self.epoch_key = epoch_key
+        self.report = report
+        self.pruner_name = pruner_name
+        self.link = link
+        self.epochs = 0
+
+    def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
+        STOP.check()
+        self.epochs = epoch
+        if epoch == 1 and self.link is not None:
+            self.link()
+        if self.epoch_key is None or self.epoch_key not in logs:
+            return
+        value = float(logs[self.epoch_key])
+        name = V.metric_name(self.epoch_key)
+        if not math.isfinite(value):
+            self._stop(epoch, f"{name} became non-finite ({value}) in epoch {epoch}")
+        if not self.report:
+            return
+        self._report(value, epoch)
+        if self.trial.should_prune():
+            self._stop(epoch, f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
+        if self.budget_ends is not None and time.time() >= self.budget_ends:
+            self._stop(epoch, f"sweep.budget ran out: stopped at epoch {epoch} ({name}={value:.4g})")
+
+    def _stop(self, epoch: int, reason: str) -> None:
+        raise StopRun(reason, pruned_end(epoch, reason), epoch)
+
+    def _report(self, value: float, epoch: int) -> None:
+        try:
+            self.trial.report(value, epoch)
+        except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
+            # A storage error here is the database having ended this process's session
+            # (stalled inside a transaction, see sweeps.study.optuna_study.open_storage): lost too if the
+            # trial was failed meanwhile; any other storage error stays what it is.
+            frozen = stored_trial(self.trial)
+            if frozen is not None and frozen.state.is_finished():
+                raise TrialLost(f"trial {self.trial.number} was failed by another worker while it ran "
+                                "(no heartbeat within sweep.grace_period); this run is abandoned") from None
+            raise

@@ -1,0 +1,91 @@
+"""A helper process for CPU-bound tracking work: ``python -m sweeps.tracking.helper``.
+
+A sweep's worker trains in its main thread; drawing a run's learning curve and writing
+its model files are pure-Python work that, in a thread, would take the interpreter lock
+from the training for about as long as they run. :class:`Helper` runs such calls in a
+process of its own, one at a time: it sends ``(function, args)`` pickled over the child's
+stdin and reads back ``(ok, value)`` from its stdout. A plain subprocess rather than a
+multiprocessing pool: it never re-imports the caller's ``__main__`` (a script without an
+``if __name__ == "__main__"`` guard would run again). The child ignores Ctrl-C and
+SIGTERM -- its parent decides and drains it -- and exits when its stdin closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from typing import Any, Callable
+
+
+class HelperError(RuntimeError):
+    """The helper process is gone (or its answer could not be read)."""
+
+
+class Helper:
+    """One helper process (started on the first call); :meth:`call` blocks until it answers."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+
+    def call(self, function: Callable[..., Any], *args) -> Any:
+        """``function(*args)`` in the helper; its exception is raised here."""
+        if self.process is None:
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+            self.process = subprocess.Popen([sys.executable, "-m", "sweeps.tracking.helper"], env=env,
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            pickle.dump((function, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+            self.process.stdin.flush()
+            ok, value = pickle.load(self.process.stdout)
+        except (OSError, EOFError, pickle.PickleError) as error:
+            self.close()
+            raise HelperError(f"the tracking helper process stopped: {error}") from None
+        if not ok:
+            raise value
+        return value
+
+    def close(self) -> None:
+        """Let the helper finish and exit (idempotent)."""
+        process, self.process = self.process, None
+        if process is None:
+            return
+        try:
+            process.stdin.close()
+            process.wait(timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            process.kill()
+
+
+def main() -> None:
+    import mlflow  # noqa: F401 - lazy: configures its loggers on import; quieted next, as in the parent
+
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # whatever the called code prints goes to stderr, not into the answers
+    requests = sys.stdin.buffer
+    while True:
+        try:
+            function, args = pickle.load(requests)
+        except EOFError:
+            return
+        try:
+            answer = (True, function(*args))
+        except BaseException as error:  # noqa: BLE001 - handed to the caller
+            answer = (False, error)
+        try:
+            data = pickle.dumps(answer, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as error:  # noqa: BLE001 - an unpicklable result or exception
+            data = pickle.dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
+        answers.write(data)
+        answers.flush()
+
+
+if __name__ == "__main__":
+    main()
