@@ -72,10 +72,3 @@ def _show(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ",".join(_show(v) for v in value) + "]"
     return str(value)
-
-
-def one_line(error: BaseException) -> str:
-    """``Type: message`` on one line (the message's whitespace collapsed)."""
-    text = " ".join(str(error).split())
-    name = type(error).__name__
-    return f"{name}: {text}" if text else name

@@ -224,7 +224,7 @@ class Objective(TrialRecords):
             self.tag(self.current_run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: "interrupted"})
             raise
         except Exception as error:
-            reason = one_line(error)
+            reason = one_line(error, typed=True)
             if live and self.tracking_enabled and is_tracking_failure(error):
                 # No more requests to a server that just failed us: the run (if any) is
                 # reconciled later by ann-sweep-status through its trial-number tag.

@@ -160,7 +160,7 @@ def connect(settings: TrackingSettings, offload: bool = False) -> Session:
         experiment_id = tracking.get_or_create_experiment(client, settings.experiment_name, settings.artifact_location)
     except (MlflowException, OSError, ImportError) as error:
         raise TrackingError(
-            f"tracking.uri={redact_optional(settings.uri)!r} cannot be used: {one_line(error)[:300]}"
+            f"tracking.uri={redact_optional(settings.uri)!r} cannot be used: {one_line(error, typed=True)[:300]}"
         ) from None
     return Session(settings, client, experiment_id, BackgroundWriter(offload=offload))
 
@@ -182,5 +182,5 @@ def _client(uri: str) -> MlflowClient:
         raise
     except Exception as error:  # e.g. a database whose tables cannot be created or upgraded
         raise TrackingError(
-            f"tracking.uri={redact_optional(uri)!r} cannot be used: {one_line(error)[:300]}"
+            f"tracking.uri={redact_optional(uri)!r} cannot be used: {one_line(error, typed=True)[:300]}"
         ) from None

@@ -237,9 +237,9 @@ def _end_early(session, run_id: str, logger, system, error: BaseException) -> No
         session.writer.submit(_stop_and_end, system, session.client, run_id, error.end.status)
         return
     if isinstance(error, (KeyboardInterrupt, Terminated, SystemExit)):
-        status, tags = "KILLED", {V.TAG_KILLED_BY: one_line(error)}
+        status, tags = "KILLED", {V.TAG_KILLED_BY: one_line(error, typed=True)}
     else:
-        status, tags = "FAILED", {V.TAG_ERROR: one_line(error)[:5000]}
+        status, tags = "FAILED", {V.TAG_ERROR: one_line(error, typed=True)[:5000]}
     with contextlib.suppress(BaseException):
         if system is not None:
             system.stop()
