@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from sweeps.cli.leaderboard import leaderboard_table, table_cell
 from sweeps.config.sweep_settings import format_duration
+from sweeps.core.names import refit_line
 from sweeps.core.redaction import redact
 from sweeps.core.storage import storage_kind
 from sweeps.study.fit_view import counts_line, label_counts
@@ -28,7 +29,7 @@ def started_lines(prepared, info: dict) -> list[str]:
     lines = [f"ann-sweep: study {settings.study_name!r} in {settings.storage}: {settings.n_trials} trials on "
              f"{prepared.spec.dataset} ({prepared.task}),\n  "
              f"{' and '.join(f'{d} {m}' for m, d in zip(settings.metrics, settings.directions))}, "
-             f"{settings.sampler} sampler, {settings.pruner} pruner, {workers}"]
+             f"{settings.sampler} sampler, {settings.pruner} pruner, {workers}", *prepared.chosen]  # + what the data chose
     if info["resumed"]:
         lines.append(f"resuming: {info['finished_before']} trials done, {info['remaining']} to go")
     if info.get("space_change"):
@@ -142,6 +143,8 @@ def outcome_lines(prepared, outcome, status_command: str) -> list[str]:
         values = ", ".join(f"{m}={table_cell(best[m])}" for m in settings.metrics)
         name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
         lines.append(f"best: {name}  {values}  (fit: {best['fit']})")
+    if outcome.refit:
+        lines.append(refit_line(outcome.refit, prepared.task))
     if outcome.registered:
         model, version = outcome.registered
         uri = f"models:/{model}@{settings.register_alias}"

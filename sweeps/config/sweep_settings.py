@@ -80,6 +80,7 @@ class SweepSettings:
     outage_wait: float = 120.0
     plotlyjs: str = "embed"
     allow_space_change: bool = False  # resume a study whose search space differs (recorded on the parent run)
+    refit: bool = False               # retrain the champion on training + validation rows (sweeps.study.refit)
 
     @property
     def multi_objective(self) -> bool:
@@ -117,7 +118,7 @@ class SweepSettings:
 _KNOWN_KEYS = (
     "study_name", "storage", "metric", "direction", "n_trials", "budget", "timeout", "workers", "max_failures",
     "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
-    "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue", "allow_space_change",
+    "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue", "allow_space_change", "refit", "epochs",
 )
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
@@ -163,7 +164,7 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
         study_name=study_name.strip(), storage=storage.strip(), metrics=tuple(metrics),
         directions=_directions(section, metrics), **_limits(section), **_faults(section),
         **_components(section, metrics), **_register(section),
-        allow_space_change=_flag(section, "allow_space_change"),
+        allow_space_change=_flag(section, "allow_space_change"), refit=_flag(section, "refit"),
     )
 
 

@@ -3,7 +3,8 @@
 ``short_number(0.0031)`` -> ``3.1e-3``; ``layers_label([128, 32])`` -> ``128-32``;
 ``describe_config(cfg)`` -> ``relu 2x64 lr=3e-3 bs=64``: the words of a trial's run name
 (``t007 relu 2x64 lr=3e-3 bs=64``, :func:`sweeps.study.objective.run_name`) and of an
-``ann-train`` run's (``moons relu 1x32 lr=1e-3 bs=32``).
+``ann-train`` run's (``moons relu 1x32 lr=1e-3 bs=32``); ``refit_line(record, task)``: what
+``sweep.refit`` did, as ``ann-sweep`` prints it.
 """
 
 from __future__ import annotations
@@ -49,3 +50,19 @@ def describe_config(cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str
     if "epochs" in searched:
         parts.append(f"ep={training.get('epochs')}")
     return " ".join(parts)
+
+
+def refit_line(record: Mapping[str, Any], task: str) -> str:
+    """What ``sweep.refit`` did (:mod:`sweeps.study.refit`), in one line: ``refit: trial 14 retrained on
+    training + validation rows for 90 epochs: accuracy/test 0.9815 (the trial's 0.9741), loss/test ...``."""
+    scores = ("r2", "rmse") if task == "regression" else ("accuracy", "loss")
+    parts = []
+    for name in scores:
+        key = f"{name}/test"
+        if key in record:
+            mine = f"{key} {record[key]:.4g}"
+            if f"trial/{key}" in record:
+                mine += f" (the trial's {record[f'trial/{key}']:.4g})"
+            parts.append(mine)
+    return (f"refit: trial {record['trial']} retrained on training + validation rows for {record['epochs']} epochs"
+            + (": " + ", ".join(parts) if parts else ""))

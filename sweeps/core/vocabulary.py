@@ -34,6 +34,8 @@ OBJECTIVE = "sweep/objective"
 BEST_PREFIX = "best/"
 #: ``fit/<number>``: the diagnosis numbers (:data:`FIT_NUMBERS`).
 FIT_PREFIX = "fit/"
+#: ``refit/<metric>/test`` on a parent run: the test scores of the refitted champion (sweep.refit).
+REFIT_PREFIX = "refit/"
 
 
 def metric_name(engine_key: str) -> str:
@@ -86,6 +88,10 @@ TAG_STATE = "sweep.state"
 TAG_STORAGE = "sweep.storage"
 #: ``trial`` or ``parent``.
 TAG_ROLE = "sweep.role"
+#: ``sweep.role`` of the run that retrains the champion on training + validation rows (sweep.refit).
+ROLE_REFIT = "refit"
+#: A model version tag: "true" on a version retrained on training + validation rows.
+TAG_VERSION_REFIT = "sweep.refit"
 TAG_METRIC = "sweep.metric"
 TAG_DIRECTION = "sweep.direction"
 TAG_WORKERS = "sweep.workers"
@@ -149,6 +155,8 @@ ATTR_EXPERIMENT = "mlflow.experiment_id"
 ATTR_WORKER_SLOTS = "sweep.worker_slots"
 #: Study: the worker that finished the parent run of a complete study.
 ATTR_FINISHED = "sweep.finished"
+#: Study: the champion retrained on training + validation rows (sweep.refit): trial, run, epochs, test metrics.
+ATTR_REFIT = "sweep.refit"
 
 #: Trial: who claimed the trial ({host, pid, worker, heartbeat, at}).
 ATTR_CLAIM = "sweep.claim"

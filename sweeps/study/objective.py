@@ -8,7 +8,8 @@
    run of the sweep's parent run, named after what the trial is
    (``t007 relu 2x64 lr=3e-3 bs=64``) and tagged ``sweep.study_name``,
    ``sweep.trial_number``, ``sweep.trial_uid`` and ``sweep.state``;
-3. reports the validation metric to Optuna after every epoch
+3. reports the validation metric to Optuna where the pruner decides (every epoch, or the rungs
+   of successive halving and hyperband: :func:`sweeps.study.pruning.report_epochs`)
    (:class:`~sweeps.study.reporter.EpochReporter`) and stops the run when the pruner says
    so: the run ends KILLED with its partial curves and the tags ``pruned=true``,
    ``pruned_at_epoch``, ``prune_reason``, and the trial is PRUNED;
@@ -64,6 +65,7 @@ from sweeps.core import vocabulary as V
 from sweeps.core.errors import TrackingError, one_line
 from sweeps.core.faults import StorageOutage
 from sweeps.core.redaction import redact
+from sweeps.study import pruning
 from sweeps.study.reporter import EpochReporter, pruned_end
 from sweeps.study.trial_errors import STOP, TrackingOutage, TrialFailed, TrialLost, is_tracking_failure
 from sweeps.study.trial_records import TrialRecords
@@ -165,7 +167,9 @@ class Objective(TrialRecords):
         reporter = EpochReporter(trial, self.settings.epoch_key, report=not self.settings.multi_objective,
                                  pruner_name=self.settings.pruner,
                                  link=(lambda: self.link(trial)) if self.tracking_enabled else None,
-                                 budget_ends=self.budget_ends)
+                                 budget_ends=self.budget_ends,
+                                 report_epochs=pruning.report_epochs(self.settings, int(self.base["training"]["epochs"]),
+                                                                     int(cfg["training"]["epochs"])))
         decided: dict[str, Any] = {}
 
         def run() -> dict[str, Any]:

@@ -27,6 +27,7 @@ from sweeps.core import vocabulary as V
 from sweeps.core.errors import UserError
 from sweeps.core.redaction import redact
 from sweeps.core.storage import storage_kind
+from sweeps.study.pruning import make_pruner  # noqa: F401 - callers build the pruner through this module
 
 
 def make_sampler(settings: SweepSettings, space=None, worker: int = 0):
@@ -55,24 +56,6 @@ def make_sampler(settings: SweepSettings, space=None, worker: int = 0):
             return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False, **options)
         if name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, **options)
-    raise AssertionError(name)
-
-
-def make_pruner(settings: SweepSettings, epochs: int):
-    """The pruner; hyperband's ``max_resource`` defaults to the number of epochs."""
-    options = dict(settings.pruner_options)
-    name = settings.pruner
-    if name == "median":
-        return optuna.pruners.MedianPruner(**options)
-    if name == "hyperband":
-        options.setdefault("max_resource", epochs)
-        options.setdefault("min_resource", max(1, epochs // 9))
-        return optuna.pruners.HyperbandPruner(**options)
-    if name == "successive_halving":
-        options.setdefault("min_resource", max(1, epochs // 10))
-        return optuna.pruners.SuccessiveHalvingPruner(**options)
-    if name == "none":
-        return optuna.pruners.NopPruner()
     raise AssertionError(name)
 
 

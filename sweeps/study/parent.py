@@ -236,8 +236,8 @@ class ParentRun:
             except Exception as error:  # a deleted run, a server hiccup: the next refresh retries
                 log.debug("showcase tag of run %s: %s", run_id, error)
 
-    def finish(self, study, status: str = "FINISHED") -> dict[str, Any]:
-        """Refresh, write the plots and the curve overlay, register the champion, end the run."""
+    def finish(self, study, status: str = "FINISHED", refit=None) -> dict[str, Any]:
+        """Refresh, write the plots and the curve overlay, register the champion (or its ``refit``), end the run."""
         outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
         board = self.refresh(study, full=True)
         outcome["leaderboard"] = board
@@ -265,7 +265,7 @@ class ParentRun:
             log.warning("the fit views could not be written: %s", error)
         try:
             outcome["registered"], outcome["champion"] = register_champion(
-                self.client, self.settings, board, interrupted=status != "FINISHED")
+                self.client, self.settings, board, interrupted=status != "FINISHED", refit=refit)
         except Exception as error:
             log.warning("the best model could not be registered: %s", error)
         if outcome["registered"]:

@@ -6,12 +6,13 @@ import contextlib
 
 from mlflow.exceptions import MlflowException
 
+from sweeps.study.refit import REFIT_NOTE, champion_model
 from sweeps.config import sweep_settings
 from sweeps.core import vocabulary as V
 
 
-def register_best(client, settings: sweep_settings.SweepSettings, board) -> tuple[str, str] | None:
-    """Register the best completed trial's model and point the alias at it.
+def register_best(client, settings: sweep_settings.SweepSettings, board, refit=None) -> tuple[str, str] | None:
+    """Register the best completed trial's model (``refit``: its retrain, :mod:`sweeps.study.refit`), point the alias at it.
 
     Returns ``(name, version)``, or None when no completed trial has a model. A best
     trial already behind the alias is not registered again.
@@ -28,35 +29,36 @@ def register_best(client, settings: sweep_settings.SweepSettings, board) -> tupl
     except MlflowException as error:
         if error.error_code not in ("RESOURCE_ALREADY_EXISTS", "ALREADY_EXISTS"):
             raise
+    run_id, model_uri, run_name, refitted = champion_model(best, refit)
     with contextlib.suppress(MlflowException):
         current = client.get_model_version_by_alias(name, alias)
-        if current.run_id == best["run_id"]:
+        if current.run_id == run_id:
             return name, str(current.version)
-    model_uri = str(best["model_uri"])
     model_id = model_uri.split("models:/", 1)[1] if model_uri.startswith("models:/") else None
     metric = settings.metrics[0]
     # The registry resolves a models:/ source through MLflow's global tracking URI, which
     # may be another store: give it the logged model's own artifact location instead.
     source = client.get_logged_model(model_id).artifact_location if model_id else model_uri
-    run_name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
     version = client.create_model_version(
-        name, source=source, run_id=best["run_id"], model_id=model_id,
+        name, source=source, run_id=run_id, model_id=model_id,
         tags={V.TAG_STUDY: settings.study_name, V.TAG_TRIAL: str(int(best["trial"])),
-              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"]), V.TAG_VERSION_RUN_NAME: run_name},
+              metric: f"{float(best[metric]):.6g}", "fit": str(best["fit"]), V.TAG_VERSION_RUN_NAME: run_name,
+              **({V.TAG_VERSION_REFIT: "true"} if refitted else {})},
         description=f"{run_name}: trial {int(best['trial'])} of study {settings.study_name!r}, "
-                    f"{metric}={float(best[metric]):.6g}",
+                    f"{metric}={float(best[metric]):.6g}" + (f" {REFIT_NOTE}" if refitted else ""),
     )
     client.set_registered_model_alias(name, alias, version.version)
     return name, str(version.version)
 
 
-def register_champion(client, settings: sweep_settings.SweepSettings, board, *, interrupted: bool) -> tuple[tuple[str, str] | None, str]:
+def register_champion(client, settings: sweep_settings.SweepSettings, board, *, interrupted: bool,
+                      refit=None) -> tuple[tuple[str, str] | None, str]:
     """:func:`register_best`, except that a sweep that did not finish (Ctrl-C, SIGTERM, the
     failure budget) moves the alias only to a model better than the one behind it, and
     registers nothing when there is none. Returns ``((name, version) or None, what was done)``."""
     alias = settings.register_alias
     if not interrupted:
-        registered = register_best(client, settings, board)
+        registered = register_best(client, settings, board, refit)
         return registered, (f"@{alias} is version {registered[1]}" if registered else f"@{alias} not set: no complete trial has a model")
     done = board[(board["state"] == "COMPLETE") & board["model_uri"].notna()] if not board.empty else board
     if done.empty:

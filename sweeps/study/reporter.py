@@ -31,8 +31,10 @@ class EpochReporter:
     """The per-epoch callback of a trial (see the module docstring); :attr:`epochs` is the last epoch seen."""
 
     def __init__(self, trial, epoch_key: str | None, report: bool, pruner_name: str,
-                 link: Callable[[], object] | None = None, budget_ends: float | None = None) -> None:
+                 link: Callable[[], object] | None = None, budget_ends: float | None = None,
+                 report_epochs: frozenset[int] | None = None) -> None:
         self.trial = trial
+        self.report_epochs = report_epochs  # where the pruner decides (sweeps.study.pruning); None: every epoch
         self.budget_ends = budget_ends  # time.time() at which sweep.budget is spent: prune there
         self.epoch_key = epoch_key
         self.report = report
@@ -51,12 +53,12 @@ class EpochReporter:
         name = V.metric_name(self.epoch_key)
         if not math.isfinite(value):
             self._stop(epoch, f"{name} became non-finite ({value}) in epoch {epoch}")
-        if not self.report:
-            return
-        self._report(value, epoch)
-        if self.trial.should_prune():
-            self._stop(epoch, f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
-        if self.budget_ends is not None and time.time() >= self.budget_ends:
+        spent = self.budget_ends is not None and time.time() >= self.budget_ends  # sweep.budget: stop now
+        if self.report and (spent or self.report_epochs is None or epoch in self.report_epochs):
+            self._report(value, epoch)
+            if not spent and self.trial.should_prune():
+                self._stop(epoch, f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
+        if spent:
             self._stop(epoch, f"sweep.budget ran out: stopped at epoch {epoch} ({name}={value:.4g})")
 
     def _stop(self, epoch: int, reason: str) -> None:

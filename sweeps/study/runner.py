@@ -45,7 +45,9 @@ from sweeps.study.objective import STOP, Objective, TrackingOutage
 from sweeps.study.leaderboard import leaderboard, trial_runs
 from sweeps.study.parent import ParentRun
 from sweeps.study.registry import registered_champion
+from sweeps.study.data_scaled import scale_to_data
 from sweeps.study.parent_setup import open_parent
+from sweeps.study.refit import check_refit, refit_and_log
 from sweeps.study.workers import POLL_SECONDS, Budget, Progress, progress_of, run_workers, work
 from sweeps.tracking import client as tracking
 from sweeps.training.data import build_model, prepare_data
@@ -72,6 +74,7 @@ class PreparedSweep:
     n_train: int
     overrides: list[str] = field(default_factory=list)
     enqueued: list[dict[str, Any]] = field(default_factory=list)  # sweep.enqueue: run first
+    chosen: list[str] = field(default_factory=list)  # settings chosen from the data (sweep.epochs=auto), printed
 
     @property
     def tracking(self):
@@ -91,12 +94,13 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     settings = sweep_settings.parse_settings(section)
     space = parse_space(section.get("params"))
     base = {key: value for key, value in config.items() if key != "sweep"}
-    spec = build_run_spec(base)
-    data = prepare_data(spec)
-    build_model(spec, data)  # the base config itself must be trainable on this data
+    data = prepare_data(build_run_spec(base))
     task, n_train = data.task, len(data.X_train)
+    space, chosen = scale_to_data(section, space, base, n_train)  # sweep.epochs=auto; batch sizes checked
+    spec = build_run_spec(base)
+    build_model(spec, data)  # the base config itself must be trainable on this data
     sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None)
-    _check_space_fits_data(space, n_train)
+    check_refit(settings)
     space.check_conditions(base)
     enqueued = _enqueued(section.get("enqueue"), space)
     if settings.sampler == "grid":
@@ -107,7 +111,7 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     return PreparedSweep(
         config=config, base=base, settings=settings, space=space, spec=spec, data=data, task=task,
         epochs=int(base["training"].get("epochs", 100)), n_train=n_train, overrides=user_overrides,
-        enqueued=enqueued,
+        enqueued=enqueued, chosen=chosen,
     )
 
 
@@ -120,19 +124,6 @@ def _enqueued(entries: Any, space: SearchSpace) -> list[dict[str, Any]]:
     if isinstance(entries, (str, bytes)) or not isinstance(entries, Sequence):
         raise ConfigError("sweep.enqueue", entries, "a list of parameter sets, e.g. [{n_layers: 2, units_l1: 128, units_l2: 64, lr: 0.003}]")
     return [space.check_enqueued(entry, f"sweep.enqueue[{index}]") for index, entry in enumerate(entries)]
-
-
-def _check_space_fits_data(space: SearchSpace, n_train: int) -> None:
-    dim = space.dimensions.get("batch_size")
-    if dim is None:
-        return
-    allowed = f"at most {n_train} (the training set has {n_train} samples)"
-    if dim.type == "categorical":
-        for index, choice in enumerate(dim.choices):
-            if choice > n_train:
-                raise ConfigError(f"sweep.params.batch_size.choices[{index}]", choice, allowed)
-    elif dim.high > n_train:
-        raise ConfigError("sweep.params.batch_size.high", dim.high, allowed)
 
 
 # ---------------------------------------------------------------------------- sweep
@@ -174,6 +165,7 @@ class SweepOutcome:
     finished_parent: bool = False     # this process ended the parent run (else: another worker does)
     first_worker: int = 0             # this process's first worker number in the study
     finished_by: dict = field(default_factory=dict)  # who finished the parent run (its sweep.finished record), if another
+    refit: dict | None = None         # the champion retrained on training + validation rows (sweep.refit)
 
 
 def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] | None = None,
@@ -215,13 +207,13 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         run = _run_trials(prepared, study, coordinator, parent, budget, deadline, report, first_worker, remaining)
         outcome_parent, finisher, finished_by = {}, False, {}
         if parent is not None and run.outage is None:
-            outcome_parent, finisher, finished_by = _finish_parent(study, settings, coordinator, parent, run.status)
+            outcome_parent, finisher, finished_by = _finish_parent(study, prepared, coordinator, parent, run.status)
         if run.outage is not None:
             raise run.outage
         if run.interrupted is not None:
             run.interrupted.champion = outcome_parent.get("champion")  # printed by ann-sweep
             raise run.interrupted
-        board, registered = _results(study, settings, parent, outcome_parent, finisher)
+        board, registered, refit = _results(study, prepared, parent, outcome_parent, finisher, run.status)
         epochs_total = sum(int(t.user_attrs.get(V.TRIAL_EPOCHS) or 0) for t in study.get_trials(deepcopy=False))
         return SweepOutcome(
             study_name=settings.study_name, storage=settings.storage, resumed=resumed,
@@ -230,7 +222,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
             parent_run_id=parent.run_id if parent else None,
             experiment_id=parent.experiment_id if parent else None, registered=registered,
             epochs_total=epochs_total, failures=budget.failures, worker_errors=run.worker_errors,
-            finished_parent=finisher, first_worker=first_worker, finished_by=finished_by,
+            finished_parent=finisher, first_worker=first_worker, finished_by=finished_by, refit=refit,
         )
     finally:
         if parent is not None:
@@ -314,9 +306,11 @@ def _run_trials(prepared: PreparedSweep, study, coordinator: Coordinator, parent
     return run
 
 
-def _finish_parent(study, settings: sweep_settings.SweepSettings, coordinator: Coordinator, parent: ParentRun,
+def _finish_parent(study, prepared: PreparedSweep, coordinator: Coordinator, parent: ParentRun,
                    status: str) -> tuple[dict[str, Any], bool, dict]:
-    """End the parent run if this process is its finisher: ``(what finishing gave, finisher?, who finished it)``."""
+    """End the parent run if this process is its finisher, after ``sweep.refit`` (:mod:`sweeps.study.refit`):
+    ``(what finishing gave, finisher?, who finished it)``."""
+    settings = prepared.settings
     parent.session.writer.drain()  # the trials' PNGs and model files, before the parent reads them
     census = coordinator.census()
     complete = census.counted >= settings.n_trials
@@ -333,8 +327,9 @@ def _finish_parent(study, settings: sweep_settings.SweepSettings, coordinator: C
     outcome: dict[str, Any] = {}
     if finisher:
         with coordinator.finishing():
+            refit = refit_and_log(study, prepared, parent) if status == "FINISHED" else None
             try:
-                outcome = parent.finish(study, "FINISHED" if complete else status)
+                outcome = {**parent.finish(study, "FINISHED" if complete else status, refit=refit), "refit": refit}
             except Exception as error:
                 log.warning("finishing the parent run failed: %s", error)
                 with contextlib.suppress(Exception):
@@ -342,9 +337,14 @@ def _finish_parent(study, settings: sweep_settings.SweepSettings, coordinator: C
     return outcome, finisher, finished_by
 
 
-def _results(study, settings: sweep_settings.SweepSettings, parent: ParentRun | None, outcome_parent: dict,
-             finisher: bool):
-    """The leaderboard and the registered champion: from finishing the parent run, or read now."""
+def _results(study, prepared: PreparedSweep, parent: ParentRun | None, outcome_parent: dict,
+             finisher: bool, status: str):
+    """The leaderboard, the registered champion and the refit (:mod:`sweeps.study.refit`): from
+    finishing the parent run, or made now (a sweep without tracking refits here)."""
+    settings = prepared.settings
+    refit = outcome_parent.get("refit")
+    if parent is None and status == "FINISHED":
+        refit = refit_and_log(study, prepared, None)
     board, registered = outcome_parent.get("leaderboard"), outcome_parent.get("registered")
     if board is None:
         runs = None
@@ -354,7 +354,7 @@ def _results(study, settings: sweep_settings.SweepSettings, parent: ParentRun | 
         board = leaderboard(study, settings, runs)
         if parent is not None and not finisher:
             registered = registered_champion(parent.client, settings)
-    return board, registered
+    return board, registered, refit
 
 
 def _await_finisher(coordinator, parent_status: Callable[[], str | None]) -> tuple[bool, dict]:

@@ -1,0 +1,115 @@
+"""Refit the champion on training + validation data before it is registered (``sweep.refit``).
+
+A sweep chooses its champion on the validation part; the model that then serves has no
+reason to leave those rows unused. With ``sweep.refit: true`` the sweep ends by training
+the champion's configuration once more, from scratch, on the training and validation rows
+together (``training.val_size=0``: the split of the same ``training.seed`` with no
+validation part, so the test rows are the very same), for the number of epochs the
+champion trained, without early stopping (there is nothing left to stop on). This run, a child of the parent run tagged
+``sweep.role=refit``, is what ``@champion`` points to; its test scores are logged on it, on
+the parent run (``refit/accuracy/test``, ...) and in the study's user attribute
+``sweep.refit``, next to the trial's own, so that the test score of the registered model
+can be compared with the validation score that chose it.
+
+The refit is skipped (one log line says why) when the champion has no complete trial,
+when the data set has no validation part, or when the sweep has several metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Mapping
+
+from sweeps.core import vocabulary as V
+from sweeps.core.errors import ConfigError
+from sweeps.study import optuna_study as S
+from sweeps.study.trial_spec import trial_config
+
+log = logging.getLogger(__name__)
+
+
+def refit_config(base: Mapping[str, Any], space, trial) -> tuple[dict, list[str], int]:
+    """The champion trial's training config on training + validation rows, its overrides and epochs."""
+    import optuna  # lazy: Optuna only when a sweep ends
+
+    base_layers = tuple(base["model"].get("hidden_layers") or ())
+    values = space.suggest(optuna.trial.FixedTrial(trial.params), base_layers, base)
+    cfg, overrides = trial_config(base, space, values)
+    cfg = copy.deepcopy(cfg)
+    training = cfg["training"]
+    epochs = int(trial.user_attrs.get(V.TRIAL_EPOCHS) or training.get("epochs", 100))
+    training.update(val_size=0.0, epochs=max(1, epochs), early_stopping=False)
+    overrides = [*overrides, "training.val_size=0", f"training.epochs={training['epochs']}", "training.early_stopping=false"]
+    return cfg, overrides, training["epochs"]
+
+
+def refit_champion(study, prepared, parent_run_id: str | None = None) -> dict[str, Any] | None:
+    """Train the champion on training + validation rows; its record (also the study attribute
+    :data:`sweeps.core.vocabulary.ATTR_REFIT`), or None when there is nothing to refit."""
+    from sweeps.training.run import train  # lazy: the engine and MLflow, only when a sweep ends
+
+    settings = prepared.settings
+    best = S.best_trials(study)
+    if not best or settings.multi_objective:
+        return None
+    trial = best[0]
+    if float(prepared.base["training"].get("val_size", 0.15)) == 0.0:
+        log.info("sweep.refit: no validation part to add (training.val_size=0): the champion is not refitted")
+        return None
+    cfg, overrides, epochs = refit_config(prepared.base, prepared.space, trial)
+    name = f"refit of t{trial.number:03d}"
+    tags = {V.TAG_STUDY: settings.study_name, V.TAG_TRIAL: str(trial.number), V.TAG_ROLE: V.ROLE_REFIT}
+    log.info("sweep.refit: training trial %d's configuration on training + validation rows for %d epochs",
+             trial.number, epochs)
+    result = train(cfg, parent_run_id=parent_run_id, run_name=name, tags=tags,
+                   overrides=[*prepared.overrides, *overrides])
+    trial_metrics = trial.user_attrs.get(V.TRIAL_METRICS) or {}
+    record = {
+        "trial": trial.number, "epochs": epochs, "run_id": result.get("run_id"), "model_uri": result.get("model_uri"),
+        "run_name": name,
+        **{key: float(value) for key, value in result.items()
+           if key.endswith("/test") and isinstance(value, (int, float)) and not isinstance(value, bool)},
+        **{f"trial/{key}": float(value) for key, value in trial_metrics.items() if key.endswith("/test")},
+    }
+    study.set_user_attr(V.ATTR_REFIT, record)
+    return record
+
+
+#: What a registered version retrained on training + validation rows says in its description.
+REFIT_NOTE = "(retrained on training + validation rows)"
+
+
+def champion_model(best, refit: Mapping[str, Any] | None) -> tuple[str, str, str, bool]:
+    """``(run_id, model_uri, run_name, refitted)`` of the model to register for the leaderboard's
+    ``best`` row: the refit's when ``refit`` retrained that very trial, else the trial's own."""
+    if refit and refit.get("model_uri") and int(refit["trial"]) == int(best["trial"]):
+        return refit["run_id"], str(refit["model_uri"]), str(refit["run_name"]), True
+    run_name = best["run_name"] if isinstance(best["run_name"], str) else f"trial {int(best['trial'])}"
+    return best["run_id"], str(best["model_uri"]), run_name, False
+
+
+def check_refit(settings) -> None:
+    """Refuse ``sweep.refit`` for a sweep of several metrics (it has no single champion)."""
+    if settings.refit and settings.multi_objective:
+        raise ConfigError("sweep.refit", True, "false for a sweep of several metrics (it has no single champion)")
+
+
+def refit_and_log(study, prepared, parent) -> dict[str, Any] | None:
+    """``sweep.refit`` at the end of a sweep: :func:`refit_champion`, its test scores also logged
+    on the parent run (``refit/<metric>/test``); None when off or nothing to refit. A failed
+    refit is a warning: the trial's own model is registered then."""
+    if not prepared.settings.refit:
+        return None
+    try:
+        record = refit_champion(study, prepared, parent.run_id if parent is not None else None)
+        if record is not None and parent is not None:
+            from sweeps.tracking import client as tracking  # lazy: MLflow, only when the sweep tracks
+
+            tracking.log_metrics(parent.client, parent.run_id, {
+                V.REFIT_PREFIX + key: value for key, value in record.items()
+                if key.endswith("/test") and not key.startswith("trial/")})
+        return record
+    except Exception as error:
+        log.warning("sweep.refit: the champion could not be retrained (%s); the trial's own model is kept", error)
+        return None

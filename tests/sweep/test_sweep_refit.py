@@ -1,0 +1,134 @@
+"""sweep.refit, sweep.epochs=auto, the pruner's decision epochs and the tabular space: real sweeps, small."""
+
+from __future__ import annotations
+
+import numpy as np
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from ann.data import load_dataset, split_dataset
+from sweeps.config.run_spec import to_container
+from sweeps.core.errors import ConfigError
+from sweeps.config import sweep_settings
+from sweeps.study import optuna_study as S
+from sweeps.study import pruning
+from sweeps.core.vocabulary import ATTR_REFIT, TRIAL_EPOCHS, TRIAL_RUN_ID
+from sweeps.study.data_scaled import auto_epochs
+from sweeps.study.runner import compose, prepare, run_sweep
+from sweep_helpers import cli_overrides, sweep_cfg
+
+SH = ["sweep.pruner.name=successive_halving", "+sweep.pruner.min_resource=2", "+sweep.pruner.reduction_factor=2",
+      "training.epochs=12", "sweep.n_trials=8", "sweep.sampler.n_startup_trials=4"]
+
+
+def _settings(*overrides: str) -> sweep_settings.SweepSettings:
+    return sweep_settings.parse_settings(to_container(compose(["sweep=quick", *overrides]))["sweep"])
+
+
+def test_successive_halving_and_hyperband_decide_at_their_rungs_only():
+    assert pruning.decision_epochs(_settings(*SH), 12) == {2, 4, 8, 12}
+    hyperband = _settings("sweep.pruner.name=hyperband", "+sweep.pruner.reduction_factor=3")
+    assert pruning.decision_epochs(hyperband, 90) == {10, 30, 90}   # min_resource: 90 // 9
+    assert pruning.decision_epochs(_settings(*SH, "+sweep.pruner.min_early_stopping_rate=1"), 12) == {4, 8, 12}
+    assert pruning.decision_epochs(_settings(), 30) is None         # the median pruner: every epoch
+
+
+def _sweep(uris, *overrides):
+    prepared = prepare(sweep_cfg(uris[0], None, *overrides))
+    run_sweep(prepared)
+    return optuna.load_study(study_name=prepared.settings.study_name, storage=uris[0])
+
+
+def test_reporting_at_the_rungs_makes_the_decisions_of_reporting_every_epoch(tmp_path, monkeypatch):
+    rungs = _sweep((f"sqlite:///{tmp_path}/rungs.db", None), *SH)
+    monkeypatch.setattr(pruning, "decision_epochs", lambda settings, epochs: None)
+    every = _sweep((f"sqlite:///{tmp_path}/every.db", None), *SH)
+    outcome = [(t.state.name, t.user_attrs.get(TRIAL_EPOCHS), t.params) for t in rungs.trials]
+    assert outcome == [(t.state.name, t.user_attrs.get(TRIAL_EPOCHS), t.params) for t in every.trials]
+    assert any(state == "PRUNED" for state, _, _ in outcome) and any(state == "COMPLETE" for state, _, _ in outcome)
+    for trial in rungs.trials:
+        assert set(trial.intermediate_values) <= {2, 4, 8, 12}, trial.intermediate_values
+    assert any(len(t.intermediate_values) == 12 for t in every.trials)
+
+
+def _rows(X, y) -> list:
+    return sorted(zip(map(tuple, np.asarray(X).tolist()), np.asarray(y).tolist()))
+
+
+@pytest.mark.parametrize("name", ["digits", "breast_cancer", "moons", "spiral", "diabetes"])
+def test_the_split_without_validation_keeps_the_test_rows(name):
+    data = load_dataset(name)
+    for seed in (0, 1, 2):
+        with_val = split_dataset(data, val_size=0.15, test_size=0.15, seed=seed)
+        without = split_dataset(data, val_size=0.0, test_size=0.15, seed=seed)
+        assert _rows(with_val.X_test, with_val.y_test) == _rows(without.X_test, without.y_test)  # the same rows (in another order)
+        assert len(without.X_train) == len(with_val.X_train) + len(with_val.X_val)
+
+
+@pytest.mark.slow
+def test_refit_registers_the_champion_retrained_on_training_and_validation_rows(uris, capsys):
+    from sweeps.cli.sweep import main
+
+    storage, tracking_uri = uris
+    main(cli_overrides(storage, tracking_uri, "sweep.refit=true", "sweep.n_trials=4"))  # returns: exit status 0
+    printed = capsys.readouterr().out
+    study = optuna.load_study(study_name="moons-quick", storage=storage)
+    record = study.user_attrs[ATTR_REFIT]
+    best = S.best_trials(study)[0]
+    assert record["trial"] == best.number and record["epochs"] == best.user_attrs[TRIAL_EPOCHS] == 5
+    assert f"refit: trial {best.number} retrained on training + validation rows for 5 epochs: accuracy/test" in printed
+    client = MlflowClient(tracking_uri)
+    refit_run = client.get_run(record["run_id"])
+    trial_run = client.get_run(best.user_attrs[TRIAL_RUN_ID])
+    assert refit_run.data.tags["sweep.role"] == "refit" and refit_run.info.run_name == f"refit of t{best.number:03d}"
+    assert refit_run.data.tags["mlflow.parentRunId"] == trial_run.data.tags["mlflow.parentRunId"]
+    params, trial_params = refit_run.data.params, trial_run.data.params
+    assert params["dataset.n_val"] == "0" and params["dataset.n_test"] == trial_params["dataset.n_test"]
+    assert int(params["dataset.n_train"]) == int(trial_params["dataset.n_train"]) + int(trial_params["dataset.n_val"])
+    assert params["model.hidden_layers"] == trial_params["model.hidden_layers"]
+    assert record["accuracy/test"] == pytest.approx(refit_run.data.metrics["accuracy/test"])
+    assert record["trial/accuracy/test"] == pytest.approx(trial_run.data.metrics["accuracy/test"])
+    parent = client.get_run(trial_run.data.tags["mlflow.parentRunId"])
+    assert parent.data.metrics["refit/accuracy/test"] == pytest.approx(record["accuracy/test"])
+    version = client.get_model_version_by_alias("moons-quick", "champion")
+    assert version.run_id == record["run_id"] and version.tags["sweep.refit"] == "true"
+    assert version.tags["sweep.trial_number"] == str(best.number)
+
+
+def test_refit_without_tracking_records_the_test_scores_on_the_study(uris):
+    study = _sweep(uris, "sweep.refit=true", "sweep.n_trials=3")
+    record = study.user_attrs[ATTR_REFIT]
+    assert record["run_id"] is None and 0.0 <= record["accuracy/test"] <= 1.0 and "trial/accuracy/test" in record
+    assert record["trial"] == S.best_trials(study)[0].number
+
+
+def test_refit_is_refused_for_several_metrics(uris):
+    with pytest.raises(ConfigError, match="sweep.refit=true is not allowed: expected false for a sweep of several"):
+        prepare(compose(["sweep=multiobjective", "sweep.refit=true", "dataset=moons", "tracking=off",
+                         f"sweep.storage={uris[0]}"]))
+
+
+def test_auto_epochs_grow_as_the_data_shrinks_and_are_printed(uris):
+    assert [auto_epochs(n) for n in (100, 309, 1257, 7000, 60000)] == [200, 180, 90, 40, 20]
+    prepared = prepare(sweep_cfg(uris[0], None, "sweep.epochs=auto"))
+    assert prepared.epochs == prepared.base["training"]["epochs"] == auto_epochs(prepared.n_train) == 200
+    assert prepared.chosen == [f"sweep.epochs=auto: at most 200 epochs per trial ({prepared.n_train} training rows)"]
+    assert prepare(sweep_cfg(uris[0], None, "sweep.epochs=7")).epochs == 7
+    for bad in ("many", "0"):
+        with pytest.raises(ConfigError, match="sweep.epochs"):
+            prepare(sweep_cfg(uris[0], None, f"sweep.epochs={bad}"))
+
+
+@pytest.mark.slow
+def test_the_tabular_space_runs_a_sweep_with_refit(uris):
+    prepared = prepare(compose(["sweep=tabular", "dataset=moons", "dataset.n_samples=200", f"sweep.storage={uris[0]}",
+                                "tracking=off", "sweep.n_trials=4", "sweep.epochs=6"]))
+    assert prepared.settings.pruner == "successive_halving" and prepared.settings.refit
+    assert prepared.chosen == ["sweep.params.batch_size: 256 left out (the training set has 140 rows)"]
+    assert prepared.config["sweep"]["params"]["batch_size"]["choices"] == [32, 64, 128]  # what the workers parse
+    assert set(prepared.space.dimensions) >= {"optimizer", "dropout", "optimizer.weight_decay", "training.schedule.name"}
+    run_sweep(prepared)
+    study = optuna.load_study(study_name=prepared.settings.study_name, storage=uris[0])
+    assert study.trials[0].params == prepared.enqueued[0]  # the known-good network runs first
+    assert S.finished_count(study) == 4 and study.user_attrs[ATTR_REFIT]["trial"] == S.best_trials(study)[0].number
