@@ -3,15 +3,13 @@
 * ``sweep.epochs``: a trial's most epochs, which are also the pruner's full budget: null
   keeps ``training.epochs``, a number sets it, ``auto`` scales it from the training rows
   (:func:`auto_epochs`);
-* ``sweep.params.batch_size``: choices above the training rows are left out (a space
-  written for large data sets still runs on a small one), as long as one choice is left.
+* ``sweep.params.batch_size``: a choice above the training rows is refused.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Any, Mapping
+from typing import Any
 
 from sweeps.config.space import SearchSpace
 from sweeps.core.errors import ConfigError
@@ -43,39 +41,28 @@ def trial_epochs(value: Any, n_train: int) -> int | None:
     return value
 
 
-def fit_batch_sizes(space: SearchSpace, n_train: int, chosen: list[str]) -> SearchSpace:
-    """The space with the batch sizes the training rows allow: choices above them are left
-    out (and said so in ``chosen``) as long as one is left; otherwise the sweep is refused."""
+def check_batch_sizes(space: SearchSpace, n_train: int) -> None:
+    """Refuse a batch size above the training rows (naming the choice or bound at fault)."""
     dim = space.dimensions.get("batch_size")
     if dim is None:
-        return space
+        return
     allowed = f"at most {n_train} (the training set has {n_train} samples)"
-    if dim.type != "categorical":
-        if dim.high > n_train:
-            raise ConfigError("sweep.params.batch_size.high", dim.high, allowed)
-        return space
-    fitting = tuple(choice for choice in dim.choices if choice <= n_train)
-    if not fitting:
-        raise ConfigError("sweep.params.batch_size.choices[0]", dim.choices[0], allowed)
-    if len(fitting) == len(dim.choices):
-        return space
-    dropped = ", ".join(str(c) for c in dim.choices if c > n_train)
-    chosen.append(f"sweep.params.batch_size: {dropped} left out (the training set has {n_train} rows)")
-    return SearchSpace({**space.dimensions, "batch_size": dataclasses.replace(dim, choices=fitting)})
+    if dim.type == "categorical":
+        for index, choice in enumerate(dim.choices):
+            if choice > n_train:
+                raise ConfigError(f"sweep.params.batch_size.choices[{index}]", choice, allowed)
+    elif dim.high > n_train:
+        raise ConfigError("sweep.params.batch_size.high", dim.high, allowed)
 
 
 def scale_to_data(section: dict, space: SearchSpace, base: dict, n_train: int) -> tuple[SearchSpace, list[str]]:
-    """Apply ``sweep.epochs`` and the batch sizes to the training config ``base`` and the space;
-    the sweep section (what worker processes parse again) is updated to match. Returns the
-    space and the lines that say what was chosen."""
+    """Apply ``sweep.epochs`` to the training config ``base`` and check the batch sizes against
+    the training rows. Returns the space and the lines that say what was chosen."""
     chosen: list[str] = []
     epochs = trial_epochs(section.get("epochs"), n_train)
     if epochs is not None:  # every trial's (and the pruner's) most epochs: training.epochs
         if section.get("epochs") == "auto":
             chosen.append(f"sweep.epochs=auto: at most {epochs} epochs per trial ({n_train} training rows)")
         base["training"]["epochs"] = epochs
-    fitted = fit_batch_sizes(space, n_train, chosen)
-    if fitted is not space:
-        entry, choices = section["params"].get("batch_size"), list(fitted.dimensions["batch_size"].choices)
-        section["params"]["batch_size"] = {**entry, "choices": choices} if isinstance(entry, Mapping) else choices
-    return fitted, chosen
+    check_batch_sizes(space, n_train)
+    return space, chosen

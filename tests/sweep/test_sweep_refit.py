@@ -122,11 +122,9 @@ def test_auto_epochs_grow_as_the_data_shrinks_and_are_printed(uris):
 
 @pytest.mark.slow
 def test_the_tabular_space_runs_a_sweep_with_refit(uris):
-    prepared = prepare(compose(["sweep=tabular", "dataset=moons", "dataset.n_samples=200", f"sweep.storage={uris[0]}",
+    prepared = prepare(compose(["sweep=tabular", "dataset=moons", "dataset.n_samples=400", f"sweep.storage={uris[0]}",
                                 "tracking=off", "sweep.n_trials=4", "sweep.epochs=6"]))
     assert prepared.settings.pruner == "successive_halving" and prepared.settings.refit
-    assert prepared.chosen == ["sweep.params.batch_size: 256 left out (the training set has 140 rows)"]
-    assert prepared.config["sweep"]["params"]["batch_size"]["choices"] == [32, 64, 128]  # what the workers parse
     assert set(prepared.space.dimensions) >= {"optimizer", "dropout", "optimizer.weight_decay", "training.schedule.name"}
     run_sweep(prepared)
     study = optuna.load_study(study_name=prepared.settings.study_name, storage=uris[0])
