@@ -30,10 +30,6 @@ KNOWN_LONG_FUNCTIONS: dict[str, int] = {
 }
 #: Modules whose imports inside functions are not yet commented (module: how many), likewise.
 KNOWN_LAZY_IMPORTS: dict[str, int] = {
-    "sweeps/tracking/client.py": 5,
-    "sweeps/tracking/model_logging.py": 9,
-    "sweeps/tracking/pyfunc_model.py": 1,
-    "sweeps/tracking/reproducibility.py": 1,
 }
 
 #: A function-level import is allowed when a comment on its line, or on the comment lines

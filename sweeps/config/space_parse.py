@@ -182,7 +182,7 @@ def _range(name: str, kind: str, entry: Mapping[str, Any], key: str, setting: Se
     low, high = entry.get("low"), entry.get("high")
     for bound_key, bound in (("low", low), ("high", high)):
         if bound is None:
-            raise ConfigError(f"{key}.{bound_key}", bound, f"a number (a range needs low and high; or give choices)")
+            raise ConfigError(f"{key}.{bound_key}", bound, "a number (a range needs low and high; or give choices)")
         if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
             raise ConfigError(f"{key}.{bound_key}", bound, "a finite number")
         if kind == "int" and not float(bound).is_integer():

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -21,7 +20,7 @@ from matplotlib.lines import Line2D
 
 from sweeps.core import vocabulary as V
 from sweeps.study.fit_view import FIT_COLOURS, label_counts, labels
-from sweeps.training.plots import PLOTTED_METRIC
+from sweeps.training.plots import PLOTTED_METRIC, spans_decades
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +168,7 @@ def curves_figure(histories: Callable[[str, str], list[tuple[int, float]]], boar
         ax.set_ylabel(shown)
         ax.set_title(shown)
         ax.grid(True, alpha=0.3)
-        if quantity == "loss" and _spans_decades(ax):
+        if quantity == "loss" and spans_decades(v for line in ax.get_lines() for v in line.get_ydata()):
             ax.set_yscale("log")
         if quantity != "loss":
             _clip_score_axis(ax)
@@ -179,11 +178,6 @@ def curves_figure(histories: Callable[[str, str], list[tuple[int, float]]], boar
     axes[0].legend(handles=handles, loc="best", fontsize=9)
     figure.suptitle(title or "The best trial of each fit label, then the best overall: training vs validation")
     return figure
-
-
-def _spans_decades(ax) -> bool:
-    values = [v for line in ax.get_lines() for v in line.get_ydata() if v > 0 and math.isfinite(v)]
-    return bool(values) and max(values) / min(values) > 100
 
 
 def _clip_score_axis(ax) -> None:

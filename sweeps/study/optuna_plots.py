@@ -9,6 +9,7 @@ from typing import Any
 
 from sweeps.config import sweep_settings
 from sweeps.study import optuna_study as S
+from sweeps.training.plots import spans_decades
 
 
 def optuna_plots_html(study, settings: sweep_settings.SweepSettings, title: str | None = None) -> str:
@@ -114,8 +115,7 @@ def _spans_decades(figure) -> bool:
         ys = getattr(trace, "y", None)
         if ys is not None:
             values += [float(v) for v in ys if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
-    positive = [v for v in values if v > 0]
-    return bool(positive) and len(positive) == len(values) and max(positive) / min(positive) > 10
+    return all(v > 0 for v in values) and spans_decades(values, factor=10)
 
 
 def _plotlyjs_version() -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import TYPE_CHECKING
 
 from omegaconf import OmegaConf
 
@@ -18,17 +17,15 @@ from sweeps.config.run_spec import run_params
 from sweeps.config.space import SETTINGS
 from sweeps.core import vocabulary as V
 from sweeps.study.claims import Coordinator
+from sweeps.study.prepared import PreparedSweep
 from sweeps.study.parent import ParentRun, find_or_create_parent, parent_tags
 from sweeps.tracking import client as tracking
 from sweeps.tracking import ui_views
 from sweeps.tracking.reproducibility import reproducibility_tags
 from sweeps.tracking.session import connect
 
-if TYPE_CHECKING:
-    from sweeps.study.runner import PreparedSweep
 
-
-def open_parent(prepared: "PreparedSweep", study, coordinator: Coordinator, space_change: str | None) -> ParentRun:
+def open_parent(prepared: PreparedSweep, study, coordinator: Coordinator, space_change: str | None) -> ParentRun:
     """The study's MLflow parent run, found or created under the study's lock; described; its view written."""
     settings = prepared.settings
     session = connect(prepared.spec.tracking, offload=True)  # this process's one client, shared with its trials
@@ -46,7 +43,7 @@ def open_parent(prepared: "PreparedSweep", study, coordinator: Coordinator, spac
     return parent
 
 
-def _reproducibility(prepared: "PreparedSweep") -> dict[str, str]:
+def _reproducibility(prepared: PreparedSweep) -> dict[str, str]:
 
     return {**reproducibility_tags(prepared.spec.model_kwargs.get("seed")), "dataset": prepared.spec.dataset,
             "task": prepared.task}
@@ -70,7 +67,7 @@ def searched_params(space) -> dict[str, str]:
     return params
 
 
-def _describe_parent(parent, prepared: "PreparedSweep", created: bool) -> None:
+def _describe_parent(parent, prepared: PreparedSweep, created: bool) -> None:
     """Tags, params (a new parent only: params cannot change) and the config of the sweep."""
 
 

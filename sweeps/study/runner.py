@@ -47,6 +47,7 @@ from sweeps.study.parent import ParentRun
 from sweeps.study.registry import registered_champion
 from sweeps.study.data_scaled import scale_to_data
 from sweeps.study.parent_setup import open_parent
+from sweeps.study.prepared import PreparedSweep  # noqa: F401 - public here too: prepare() returns it
 from sweeps.study.refit import check_refit, refit_and_log
 from sweeps.study.workers import POLL_SECONDS, Budget, Progress, progress_of, run_workers, work
 from sweeps.tracking import client as tracking
@@ -57,28 +58,6 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- prepare
-
-
-@dataclass
-class PreparedSweep:
-    """A sweep whose configuration was checked, ready to run."""
-
-    config: dict[str, Any]          # the whole resolved config, ``sweep`` included
-    base: dict[str, Any]            # the training config every trial starts from
-    settings: sweep_settings.SweepSettings
-    space: SearchSpace
-    spec: Any                       # sweeps.config.run_spec.RunSpec of the base config
-    data: Any                       # sweeps.training.data.PreparedData: loaded and split once
-    task: str
-    epochs: int
-    n_train: int
-    overrides: list[str] = field(default_factory=list)
-    enqueued: list[dict[str, Any]] = field(default_factory=list)  # sweep.enqueue: run first
-    chosen: list[str] = field(default_factory=list)  # settings chosen from the data (sweep.epochs=auto), printed
-
-    @property
-    def tracking(self):
-        return self.spec.tracking
 
 
 def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:

@@ -15,7 +15,7 @@ import os
 import signal
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 import optuna
 from threadpoolctl import threadpool_limits
@@ -27,11 +27,9 @@ from sweeps.core.redaction import redact, redact_logging
 from sweeps.study import optuna_study as S
 from sweeps.study import storage as ST
 from sweeps.study.claims import Coordinator
+from sweeps.study.prepared import PreparedSweep
 from sweeps.study.objective import STOP, Objective, TrackingOutage, TrialFailed
 from sweeps.training.run import Terminated
-
-if TYPE_CHECKING:
-    from sweeps.study.runner import PreparedSweep
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +241,7 @@ def _worker_main(payload: dict, index: int, budget: Budget, deadline: float | No
         coordinator.close()
 
 
-def run_workers(prepared: "PreparedSweep", parent, budget: Budget, deadline: float | None,
+def run_workers(prepared: PreparedSweep, parent, budget: Budget, deadline: float | None,
                  report: Callable[[], None], first_worker: int = 0) -> list[str]:
     """Start ``sweep.workers`` processes and watch them until they are done."""
     settings = prepared.settings

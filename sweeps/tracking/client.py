@@ -20,9 +20,13 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlparse
 
+import requests
+import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request
 
 from sweeps.core import vocabulary as V
 from sweeps.core.drivers import missing_driver
@@ -71,10 +75,6 @@ def _error(uri: str, problem: str) -> TrackingError:
 
 
 def _probe_http(uri: str, timeout: float, experiment_name: str) -> None:
-    import requests
-    from mlflow.utils.credentials import get_default_host_creds
-    from mlflow.utils.rest_utils import http_request
-
     try:
         response = http_request(
             get_default_host_creds(uri.rstrip("/")),
@@ -120,8 +120,6 @@ def _probe_sqlite(uri: str, timeout: float) -> None:
 
 
 def _probe_database(uri: str, timeout: float) -> None:
-    import sqlalchemy
-
     connect_args = {"connect_timeout": max(1, int(round(timeout)))} if uri.startswith(("postgresql", "mysql")) else {}
     try:
         engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+import mlflow
 import pandas as pd
 
 import ann
@@ -61,8 +63,6 @@ class PreparedModel:
 
 
 def pip_requirements() -> list[str]:
-    import mlflow
-
     return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
 
 
@@ -77,6 +77,7 @@ def zip_engine(path: Path) -> Path:
 
 def signature_and_example(model: ann.MLP, feature_names: Sequence[str], X_example: np.ndarray):
     """The model signature and input example for these features."""
+    # lazy: see save_pyfunc_model
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 
@@ -105,9 +106,7 @@ def save_pyfunc_model(
     metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the pyfunc model directory to ``path`` (which must not exist yet)."""
-    import tempfile
-
-    import mlflow.pyfunc
+    import mlflow.pyfunc  # lazy, as every mlflow.models/pyfunc/store import here: ~1 s of modules only a model writer needs
 
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="ann-model-") as tmp:
@@ -197,7 +196,7 @@ def write_logged_model(
     X_example: np.ndarray,
 ) -> PreparedModel:
     """Write the files of ``logged`` under ``directory``; no request to the store (a helper process may do it)."""
-    from mlflow.models import Model
+    from mlflow.models import Model  # lazy: see save_pyfunc_model
 
     mlflow_model = Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
                          run_id=logged.run_id, model_id=logged.model_id)
@@ -209,6 +208,7 @@ def write_logged_model(
 
 def upload_logged_model(client, run_id: str, prepared: PreparedModel, step: int = 0) -> str:
     """Upload the files (a few at once), link the model to the run at ``step``, mark it READY."""
+    # lazy: see save_pyfunc_model
     from mlflow.entities import LoggedModelOutput
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
@@ -257,8 +257,6 @@ def log_pyfunc_model(
     params: Mapping[str, str] | None = None,
 ) -> str:
     """Log ``model`` as a logged model of ``run_id`` (synchronously); its ``models:/`` URI."""
-    import tempfile
-
     logged = start_logged_model(client, run_id, experiment_id, name=name, params=params)
     with tempfile.TemporaryDirectory(prefix="ann-pyfunc-") as tmp:
         prepared = save_logged_model(client, logged, model, tmp, feature_names=feature_names,

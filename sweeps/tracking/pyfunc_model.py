@@ -34,7 +34,7 @@ class AnnPyfuncModel(PythonModel):
         engine = context.artifacts.get("engine")
         if engine and "ann" not in sys.modules:
             sys.path.insert(0, engine)  # the engine version that wrote the model
-        import ann
+        import ann  # lazy: from the engine zip just put on sys.path, not this project's
 
         directory = Path(context.artifacts["network"])
         self.model = ann.MLP.load(directory / "model")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import platform
 import shlex
@@ -82,8 +83,6 @@ def reproducibility_tags(seed: int | None) -> dict[str, str]:
     tags[V.TAG_SOURCE_NAME] = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"
     tags[V.TAG_SOURCE_TYPE] = "LOCAL"
     try:
-        import getpass
-
         tags[V.TAG_USER] = getpass.getuser()
     except Exception:  # no user name in this environment
         pass

@@ -6,8 +6,9 @@ with ``pyplot``, so plotting needs no GUI backend and keeps no global state.
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -52,7 +53,8 @@ def learning_curve_figure(
         ax.grid(True, alpha=0.3)
         if drawn:
             ax.legend(loc="best")
-        if quantity == "loss" and drawn and _spans_decades(history, quantity):
+        curves = [v for split in ("train", "val") for v in history.get(f"{split}_{quantity}", [])]
+        if quantity == "loss" and drawn and spans_decades(curves):
             ax.set_yscale("log")
     if title:
         figure.suptitle(title, fontsize=11)
@@ -72,6 +74,7 @@ def save_learning_curve(
     return str(path)
 
 
-def _spans_decades(history: Mapping[str, Sequence[float]], quantity: str) -> bool:
-    values = [v for split in ("train", "val") for v in history.get(f"{split}_{quantity}", []) if v > 0]
-    return bool(values) and max(values) / min(values) > 100
+def spans_decades(values: Iterable[float], factor: float = 100.0) -> bool:
+    """Whether the positive finite ``values`` span more than ``factor`` (a log axis reads them better)."""
+    positive = [v for v in values if v > 0 and math.isfinite(v)]
+    return bool(positive) and max(positive) / min(positive) > factor

@@ -62,8 +62,6 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
-from sweeps.study import storage as ST
-from sweeps.core import vocabulary as V
 
 DEFAULT_PRUNERS = ("median", "successive_halving", "hyperband")
 QUICK = ["sweep.n_trials=8", "training.epochs=8", "sweep.sampler.n_startup_trials=3",
@@ -72,7 +70,10 @@ QUICK = ["sweep.n_trials=8", "training.epochs=8", "sweep.sampler.n_startup_trial
 
 def run(overrides: list[str], tracking: bool) -> dict:
     """One sweep in a fresh folder; its figures."""
+    # Lazy, as every sweeps import here: part 3 runs this file in trees of older commits.
+    from sweeps.core import vocabulary as V
     from sweeps.study import optuna_study as S
+    from sweeps.study import storage as ST
     from sweeps.study.runner import compose, prepare, run_sweep
 
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import optuna
 import pytest
