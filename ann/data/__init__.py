@@ -1,7 +1,8 @@
 """Data for the engine: data sets, loaders, splits and preprocessing (NumPy + pandas only).
 
 ``load_dataset(name, **options)`` loads any registered data set (see ``DATASETS``);
-``split_dataset`` splits one into train / validation / test parts.  MNIST and
+``split_dataset`` splits one into train / validation / test parts, ``kfold_indices``
+rows into the folds of a cross-validation.  MNIST and
 Fashion-MNIST are read from local IDX files and never downloaded; where to get them
 is described in :mod:`ann.data.idx`:
 
@@ -32,6 +33,7 @@ from ann.data.datasets import (
 from ann.data.idx import fashion_mnist, mnist, read_idx, write_idx
 from ann.preprocessing import Standardizer, one_hot
 from ann.data.split import Splits, split_dataset, train_val_test_split
+from ann.data.folds import kfold_indices
 
 __all__ = [
     "DATASETS",
@@ -44,6 +46,7 @@ __all__ = [
     "diabetes",
     "digits",
     "fashion_mnist",
+    "kfold_indices",
     "load_csv",
     "load_dataset",
     "mnist",

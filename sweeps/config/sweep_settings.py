@@ -4,7 +4,7 @@ Everything but ``params``, which :mod:`sweeps.config.space` parses: the study's 
 storage, the metrics and directions, how many trials for how long, the sampler and the pruner
 (``sweep.sampler`` / ``sweep.pruner`` hold ``name`` and that sampler's settings; settings of
 another sampler are ignored, so that ``sweep.sampler.name=random`` needs nothing else, while a
-setting no sampler has is refused), heartbeats and re-runs, the champion's registration.
+setting no sampler has is refused), heartbeats and re-runs, the champion's registration, cross-validated trials (``cv_folds``).
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class SweepSettings:
     plotlyjs: str = "embed"
     allow_space_change: bool = False  # resume a study whose search space differs (recorded on the parent run)
     refit: bool = False               # retrain the champion on training + validation rows (sweeps.study.refit)
+    cv_folds: int | None = None       # k-fold cross-validated trials (sweeps.study.cv_folds); None: one validation split
 
     @property
     def multi_objective(self) -> bool:
@@ -119,6 +120,7 @@ _KNOWN_KEYS = (
     "study_name", "storage", "metric", "direction", "n_trials", "budget", "timeout", "workers", "max_failures",
     "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
     "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue", "allow_space_change", "refit", "epochs",
+    "cv_folds",
 )
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
@@ -160,12 +162,34 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
     if not isinstance(storage, str) or not storage.strip():
         raise ConfigError("sweep.storage", storage, "a storage URL such as sqlite:///optuna.db, or a journal file such as optuna.log")
     metrics = _metrics(section)
+    cv_folds = _cv_folds(section, metrics)
     return SweepSettings(
         study_name=study_name.strip(), storage=storage.strip(), metrics=tuple(metrics),
         directions=_directions(section, metrics), **_limits(section), **_faults(section),
         **_components(section, metrics), **_register(section),
-        allow_space_change=_flag(section, "allow_space_change"), refit=_flag(section, "refit"),
+        allow_space_change=_flag(section, "allow_space_change"),
+        refit=_flag(section, "refit") or cv_folds is not None, cv_folds=cv_folds,
     )
+
+
+#: The most folds ``sweep.cv_folds`` takes (leave-one-out is not what it is for).
+MAX_CV_FOLDS = 20
+
+
+def _cv_folds(section: Mapping[str, Any], metrics: Sequence[str]) -> int | None:
+    """``sweep.cv_folds``: null or 1 (one validation split: None), or 2..20 folds, for one metric only.
+
+    A cross-validated sweep always refits its champion (``refit`` is forced on: its trials'
+    models were each trained on a part of the rows only)."""
+    value = section.get("cv_folds")
+    if value is None or (value == 1 and not isinstance(value, bool)):
+        return None
+    folds = _integer(section, "cv_folds", 2, high=MAX_CV_FOLDS, allowed=f"an integer in [2, {MAX_CV_FOLDS}] "
+                     "(folds of the training + validation rows), or null / 1 for one validation split")
+    if len(metrics) > 1:
+        raise ConfigError("sweep.cv_folds", folds, "null for a sweep of several metrics (cross-validated trials "
+                          "are refitted on all rows, and such a sweep has no single champion to refit)")
+    return folds
 
 
 def _metrics(section: Mapping[str, Any]) -> list[str]:
@@ -309,7 +333,7 @@ def _as_list(value: Any) -> list:
 
 
 def _integer(section: Mapping[str, Any], key: str, low: int, *, default: int | None = None,
-             required: bool = False, high: int | None = None) -> int:
+             required: bool = False, high: int | None = None, allowed: str | None = None) -> int:
     value = section.get(key, default)
     ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and float(value).is_integer()
     if ok:
@@ -317,7 +341,7 @@ def _integer(section: Mapping[str, Any], key: str, low: int, *, default: int | N
         ok = value >= low and (high is None or value <= high)
     if not ok:
         bound = f"an integer >= {low}" + (f" and <= {high}" if high is not None else "")
-        raise ConfigError(f"sweep.{key}", value, bound)
+        raise ConfigError(f"sweep.{key}", value, allowed or bound)
     return value
 
 

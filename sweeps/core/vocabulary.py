@@ -36,6 +36,16 @@ BEST_PREFIX = "best/"
 FIT_PREFIX = "fit/"
 #: ``refit/<metric>/test`` on a parent run: the test scores of the refitted champion (sweep.refit).
 REFIT_PREFIX = "refit/"
+#: ``cv/<metric>/fold_<j>``, ``cv/<metric>/mean``, ``cv/<metric>/std`` and ``cv/epochs`` on the run of a
+#: cross-validated trial (sweep.cv_folds): the metric of each fold, their mean (the objective) and
+#: standard deviation, the epochs a refit of the trial trains (the folds' rounded mean).
+CV_PREFIX = "cv/"
+CV_EPOCHS = "cv/epochs"
+
+
+def cv_metric(metric: str, part: int | str) -> str:
+    """``cv_metric("loss/val", 2)`` -> ``cv/loss/val/fold_2``; ``cv_metric("loss/val", "mean")`` -> ``cv/loss/val/mean``."""
+    return f"{CV_PREFIX}{metric}/" + (f"fold_{part}" if isinstance(part, int) else part)
 
 
 def metric_name(engine_key: str) -> str:
@@ -173,6 +183,11 @@ TRIAL_FAIL_REASON = "fail_reason"
 TRIAL_INTERRUPTED = "interrupted"
 TRIAL_WORKER = "worker"
 TRIAL_METRICS = "metrics"
+#: Trial of a cross-validated sweep (sweep.cv_folds): the metric of each fold (the value is their
+#: mean), their standard deviation, and the epoch of each fold's kept weights.
+TRIAL_CV_VALUES = "cv_values"
+TRIAL_CV_STD = "cv_std"
+TRIAL_CV_EPOCHS = "cv_epochs"
 #: True on a trial that failed for a reason that is not the trial's fault (the tracking
 #: server did not answer): it does not count toward n_trials and is re-run.
 TRIAL_RETRYABLE = "retryable"

@@ -16,7 +16,9 @@
 4. returns the metric of the weights the run keeps: the last epoch's, or the best
    epoch's when ``training.early_stopping`` and ``training.restore_best_weights`` are on,
    read from the run's own result (never read back from MLflow). Metrics known only at
-   the end (``n_parameters``) come from the run's final metrics.
+   the end (``n_parameters``) come from the run's final metrics. With ``sweep.cv_folds``
+   the run trains fold 1 and the value is the mean over the folds
+   (:mod:`sweeps.study.cv_folds`).
 
 Done once, not per trial: the base run spec and the prepared data (:func:`sweeps.study.runner.prepare`,
 or built on the first trial), the tracking session (one client, one background writer
@@ -53,7 +55,6 @@ from __future__ import annotations
 import logging
 import math
 import uuid
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import optuna
@@ -66,7 +67,8 @@ from sweeps.core.errors import TrackingError, one_line
 from sweeps.core.faults import StorageOutage
 from sweeps.core.redaction import redact
 from sweeps.study import pruning
-from sweeps.study.reporter import EpochReporter, pruned_end
+from sweeps.study import cv_folds
+from sweeps.study.reporter import EpochReporter, Outcome
 from sweeps.study.trial_errors import STOP, TrackingOutage, TrialFailed, TrialLost, is_tracking_failure
 from sweeps.study.trial_records import TrialRecords
 from sweeps.study.trial_spec import apply_changes, run_name, trial_config, trial_spec
@@ -83,20 +85,6 @@ log = logging.getLogger(__name__)
 
 #: Metrics of a run's result kept on its trial (user attribute ``metrics``).
 _KEPT_METRICS = (V.BEST_PREFIX, "/test", V.N_PARAMETERS)
-
-
-@dataclass
-class Outcome:
-    """What a finished run means for its trial: values (COMPLETE), or why it is PRUNED and at which epoch."""
-
-    values: list[float] | None = None
-    prune_reason: str | None = None
-    pruned_at: int = 0
-
-    def run_end(self) -> RunEnd:
-        if self.values is None:
-            return pruned_end(self.pruned_at, self.prune_reason or "pruned")
-        return RunEnd("FINISHED", {V.TAG_STATE: "COMPLETE"}, {V.OBJECTIVE: self.values[0]})
 
 
 class Objective(TrialRecords):
@@ -176,12 +164,17 @@ class Objective(TrialRecords):
             base_spec, base_data = self.prepared()  # a bad data set fails the trial, like any error
             spec = decided["spec"] = trial_spec(base_spec, cfg, changes)
             data = base_data if same_data(spec, base_spec) else prepare_data(spec)
+            folds = cv_folds.folds_of(data, spec, self.settings)  # sweep.cv_folds: the run trains fold 1
 
             def on_result(result: dict[str, Any]) -> RunEnd:
-                decided["outcome"] = self.outcome(spec, result)
-                return decided["outcome"].run_end()
+                outcome = self.outcome(spec, result)
+                if folds and outcome.values is not None:  # folds 2..k, while the run waits for its end
+                    outcome = cv_folds.other_folds(trial, spec, folds, result, outcome, self.outcome,
+                                                   self.settings.metric, self.budget_ends)
+                decided["outcome"] = outcome
+                return outcome.run_end()
 
-            return train(spec, data=data, session=self.session(), callbacks=[reporter],
+            return train(spec, data=folds[0] if folds else data, session=self.session(), callbacks=[reporter],
                          parent_run_id=self.parent_run_id, run_name=name, tags=self._run_tags(trial.number, uid),
                          overrides=[*self.overrides, *trial_overrides], on_run=self.on_run, on_result=on_result)
 

@@ -13,6 +13,11 @@ can be compared with the validation score that chose it.
 
 The refit is skipped (one log line says why) when the champion has no complete trial,
 when the data set has no validation part, or when the sweep has several metrics.
+
+A cross-validated sweep (``sweep.cv_folds``, :mod:`sweeps.study.cv_folds`) always refits
+(``sweep.refit`` is forced on, and ``ann-sweep`` says so), also without a validation part:
+its trials' models each saw a part of the rows only. The refit trains for the rounded mean
+of the champion's folds' epochs (each fold's epoch of kept weights).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any, Mapping
 from sweeps.core import vocabulary as V
 from sweeps.core.errors import ConfigError
 from sweeps.study import optuna_study as S
+from sweeps.study.cv_folds import refit_epochs
 from sweeps.study.trial_spec import trial_config
 
 log = logging.getLogger(__name__)
@@ -38,7 +44,8 @@ def refit_config(base: Mapping[str, Any], space, trial) -> tuple[dict, list[str]
     cfg, overrides = trial_config(base, space, values)
     cfg = copy.deepcopy(cfg)
     training = cfg["training"]
-    epochs = int(trial.user_attrs.get(V.TRIAL_EPOCHS) or training.get("epochs", 100))
+    folds = trial.user_attrs.get(V.TRIAL_CV_EPOCHS)  # sweep.cv_folds: the folds' rounded mean
+    epochs = refit_epochs(folds) if folds else int(trial.user_attrs.get(V.TRIAL_EPOCHS) or training.get("epochs", 100))
     training.update(val_size=0.0, epochs=max(1, epochs), early_stopping=False)
     overrides = [*overrides, "training.val_size=0", f"training.epochs={training['epochs']}", "training.early_stopping=false"]
     return cfg, overrides, training["epochs"]
@@ -54,7 +61,7 @@ def refit_champion(study, prepared, parent_run_id: str | None = None) -> dict[st
     if not best or settings.multi_objective:
         return None
     trial = best[0]
-    if float(prepared.base["training"].get("val_size", 0.15)) == 0.0:
+    if float(prepared.base["training"].get("val_size", 0.15)) == 0.0 and settings.cv_folds is None:
         log.info("sweep.refit: no validation part to add (training.val_size=0): the champion is not refitted")
         return None
     cfg, overrides, epochs = refit_config(prepared.base, prepared.space, trial)

@@ -5,13 +5,15 @@
 signal (:class:`~sweeps.training.run.StopRun`: status KILLED and the tags of a pruned
 trial) when the pruner says so, when the metric is not finite, or when ``sweep.budget``
 is spent. It acts on a pending Ctrl-C / SIGTERM (:data:`~sweeps.study.trial_errors.STOP`)
-at the end of the epoch, and calls ``link`` once after the first epoch.
+at the end of the epoch, and calls ``link`` once after the first epoch. :class:`Outcome`
+is what a finished run means for its trial, and how its run ends.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 import optuna
@@ -20,6 +22,22 @@ from sweeps.study.storage import stored_trial
 from sweeps.study.trial_errors import STOP, TrialLost
 from sweeps.core import vocabulary as V
 from sweeps.training.run import RunEnd, StopRun
+
+@dataclass
+class Outcome:
+    """What a finished run means for its trial: values (COMPLETE), or why it is PRUNED and at which
+    epoch; ``metrics`` are written on the run with its end (a cross-validated trial's folds)."""
+
+    values: list[float] | None = None
+    prune_reason: str | None = None
+    pruned_at: int = 0
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    def run_end(self) -> RunEnd:
+        if self.values is None:
+            return pruned_end(self.pruned_at, self.prune_reason or "pruned")
+        return RunEnd("FINISHED", {V.TAG_STATE: "COMPLETE"}, {V.OBJECTIVE: self.values[0], **self.metrics})
+
 
 def pruned_end(epoch: int, reason: str) -> RunEnd:
     """How a pruned trial's run ends: KILLED, tagged ``pruned``, ``pruned_at_epoch``, ``prune_reason``."""

@@ -49,6 +49,7 @@ from sweeps.study.data_scaled import scale_to_data
 from sweeps.study.parent_setup import open_parent
 from sweeps.study.prepared import PreparedSweep  # noqa: F401 - public here too: prepare() returns it
 from sweeps.study.refit import check_refit, refit_and_log
+from sweeps.study.cv_folds import prepare_folds
 from sweeps.study.workers import POLL_SECONDS, Budget, Progress, progress_of, run_workers, work
 from sweeps.tracking import client as tracking
 from sweeps.training.data import build_model, prepare_data
@@ -75,11 +76,14 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     base = {key: value for key, value in config.items() if key != "sweep"}
     data = prepare_data(build_run_spec(base))
     task, n_train = data.task, len(data.X_train)
+    folds, refit_line = prepare_folds(settings, section, data, build_run_spec(base))
+    n_train = min(len(fold.X_train) for fold in folds) if folds else n_train  # a trial's training rows
     space, chosen = scale_to_data(section, space, base, n_train)  # sweep.epochs=auto; batch sizes checked
     spec = build_run_spec(base)
-    build_model(spec, data)  # the base config itself must be trainable on this data
-    sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None)
+    build_model(spec, folds[0] if folds else data)  # the base config itself must be trainable on this data
+    sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None or bool(folds))
     check_refit(settings)
+    chosen += refit_line
     space.check_conditions(base)
     enqueued = _enqueued(section.get("enqueue"), space)
     if settings.sampler == "grid":

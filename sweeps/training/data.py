@@ -2,7 +2,9 @@
 
 :func:`prepare_data` loads the data set and splits it into training, validation and test
 sets; a sweep calls it once per process and hands the result to every trial
-(:func:`sweeps.training.run.train` takes it as ``data``). :func:`build_model` makes the
+(:func:`sweeps.training.run.train` takes it as ``data``). :meth:`PreparedData.folds`
+splits its training + validation rows into the folds of a cross-validation
+(``sweep.cv_folds``), also once per process. :func:`build_model` makes the
 engine's estimator with the checks that need the data (task, batch size).
 """
 
@@ -15,7 +17,7 @@ import numpy as np
 
 import ann
 from ann import params as P
-from ann.data import Dataset, load_dataset, split_dataset
+from ann.data import Dataset, kfold_indices, load_dataset, split_dataset
 from ann.preprocessing import Standardizer
 from sweeps.config.run_spec import RunSpec, format_value
 from sweeps.core.errors import ConfigError, UserError
@@ -42,6 +44,7 @@ class PreparedData:
     X_test: np.ndarray | None
     y_test: np.ndarray | None
     _standardized: dict[str, Standardized] = field(default_factory=dict, repr=False)
+    _folds: dict[tuple[int, int], list["PreparedData"]] = field(default_factory=dict, repr=False)
 
     @property
     def task(self) -> str:
@@ -60,6 +63,26 @@ class PreparedData:
             Z_val = scaler.transform(X_val, dtype=dtype) if X_val is not None else None
             self._standardized[key] = Standardized(scaler, scaler.transform(X, dtype=dtype), Z_val)
         return self._standardized[key]
+
+    def folds(self, n_folds: int, seed: int) -> list["PreparedData"]:
+        """The training + validation rows in ``n_folds`` folds (stratified for classification,
+        :func:`ann.data.kfold_indices` seeded by ``seed``), made once per process: fold ``j`` is a
+        PreparedData whose validation part is the ``j``-th fold and whose training part is the rest;
+        the test rows stay those of this split. Each fold standardises its inputs with its own
+        training rows' statistics (:meth:`standardized`), never with its validation rows'.
+
+        Raises:
+            ann.InvalidParameterError: ``n_folds`` is not an integer in [2, training + validation rows].
+        """
+        key = (int(n_folds), int(seed))
+        if key not in self._folds:
+            X, y = self.X_train, self.y_train
+            if self.X_val is not None:
+                X, y = np.concatenate([X, self.X_val]), np.concatenate([y, self.y_val])
+            pairs = kfold_indices(y, n_folds, stratify=self.task != "regression", seed=seed)
+            self._folds[key] = [PreparedData(self.dataset, X[train], y[train], X[val], y[val], self.X_test, self.y_test)
+                                for train, val in pairs]
+        return self._folds[key]
 
 
 def _floating(X: np.ndarray | None) -> np.ndarray | None:
