@@ -70,7 +70,8 @@ def prepare_folds(settings: SweepSettings, section: Mapping[str, Any], data: Pre
     rows = len(folds[0].X_train) + len(folds[0].X_val)
     forced = "" if section.get("refit") else " (sweep.refit is forced on)"
     line = (f"sweep.cv_folds={k}: every trial trains {k} folds of the {rows} training + validation rows "
-            f"(fold 1 is its tracked, pruned run; its value is the mean); the champion is refitted on them{forced}")
+            "(fold 1 is the trial's run and what the pruner sees; its value is their mean); "
+            f"the champion is refitted on them{forced}")
     return folds, [line]
 
 
