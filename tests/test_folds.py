@@ -64,8 +64,9 @@ def test_bad_numbers_of_folds_are_refused(k, name):
     assert caught.value.name == name
 
 
-def test_a_sweeps_folds_are_its_training_and_validation_rows_standardised_by_their_own_training_rows():
-    spec = build_run_spec(compose(["dataset=digits", "tracking=off"]))
+@pytest.mark.parametrize("dataset", ["digits", "diabetes"])  # stratified; plain k-fold for regression
+def test_a_sweeps_folds_are_its_training_and_validation_rows_standardised_by_their_own_training_rows(dataset):
+    spec = build_run_spec(compose([f"dataset={dataset}", "tracking=off"]))
     data = prepare_data(spec)
     folds = data.folds(3, spec.split_seed)
     assert data.folds(3, spec.split_seed) is folds  # made once per process

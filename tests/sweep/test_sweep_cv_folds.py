@@ -9,6 +9,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+from ann.data import kfold_indices
 from sweeps.cli.sweep import main
 from sweeps.config import sweep_settings
 from sweeps.config.run_spec import to_container
@@ -16,6 +17,7 @@ from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.study.cv_folds import refit_epochs
 from sweeps.study.runner import compose, prepare, run_sweep
+from sweeps.training import data as data_module
 from sweep_helpers import cli_overrides, sweep_cfg
 
 #: Successive halving at epochs 2, 4, 8 and 12: some of 8 trials are pruned (as in test_sweep_refit).
@@ -33,8 +35,11 @@ def _complete(study) -> list:
     return [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
 
 
-def test_trials_are_the_mean_of_their_folds_and_fold_1_is_what_the_pruner_sees(uris):
+def test_trials_are_the_mean_of_their_folds_and_fold_1_is_what_the_pruner_sees(uris, monkeypatch):
+    splits = []
+    monkeypatch.setattr(data_module, "kfold_indices", lambda *a, **k: splits.append(a) or kfold_indices(*a, **k))
     prepared, study = _sweep(uris, *SH, "sweep.cv_folds=3")
+    assert len(splits) == 1  # the folds are made once (by prepare), not per trial
     assert prepared.settings.cv_folds == 3 and prepared.settings.refit  # refit forced on
     pruned = [t for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
     assert pruned and len(_complete(study)) >= 2
