@@ -5,7 +5,8 @@ the tests) cannot drift apart. Names only: no behaviour beyond building a name f
 
 * **Metrics** (MLflow): the engine's ``train_loss`` is logged as ``loss/train``
   (:func:`metric_name`); ``best/<metric>`` at the best epoch, ``fit/<number>`` of the diagnosis,
-  ``sweep/objective`` on a trial run, ``fit/count_<label>`` on the parent run.
+  ``sweep/objective`` on a trial run (``cv/<metric>/...`` too when cross-validated),
+  ``fit/count_<label>`` on the parent run.
 * **Run tags**: ``sweep.*`` on trial and parent runs, ``fit``/``fit_reason``/``fit_hint`` of the
   diagnosis, ``replay.*`` on a replay, ``git.*`` and MLflow's own (``mlflow.*``) system tags.
 * **Study user attributes** (``ATTR_*``) and **trial user attributes** (``TRIAL_*``) in Optuna.
