@@ -177,15 +177,18 @@ MAX_CV_FOLDS = 20
 
 
 def _cv_folds(section: Mapping[str, Any], metrics: Sequence[str]) -> int | None:
-    """``sweep.cv_folds``: null or 1 (one validation split: None), or 2..20 folds, for one metric only.
+    """``sweep.cv_folds``: null or 1 (one validation split: None), or 2..20 folds, for one metric only;
+    ``auto`` is resolved from the data before this is called (:func:`sweeps.study.data_scaled.auto_cv_folds`)
+    and is None until then.
 
     A cross-validated sweep always refits its champion (``refit`` is forced on: its trials'
     models were each trained on a part of the rows only)."""
     value = section.get("cv_folds")
-    if value is None or (value == 1 and not isinstance(value, bool)):
+    if value is None or value == "auto" or (value == 1 and not isinstance(value, bool)):
         return None
     folds = _integer(section, "cv_folds", 2, high=MAX_CV_FOLDS, allowed=f"an integer in [2, {MAX_CV_FOLDS}] "
-                     "(folds of the training + validation rows), or null / 1 for one validation split")
+                     "(folds of the training + validation rows), auto (from the rows), or null / 1 for one "
+                     "validation split")
     if len(metrics) > 1:
         raise ConfigError("sweep.cv_folds", folds, "null for a sweep of several metrics (cross-validated trials "
                           "are refitted on all rows, and such a sweep has no single champion to refit)")

@@ -45,7 +45,7 @@ from sweeps.study.objective import STOP, Objective, TrackingOutage
 from sweeps.study.leaderboard import leaderboard, trial_runs
 from sweeps.study.parent import ParentRun
 from sweeps.study.registry import registered_champion
-from sweeps.study.data_scaled import scale_to_data
+from sweeps.study.data_scaled import resolve_cv_folds, scale_to_data
 from sweeps.study.parent_setup import open_parent
 from sweeps.study.prepared import PreparedSweep  # noqa: F401 - public here too: prepare() returns it
 from sweeps.study.refit import check_refit, refit_and_log
@@ -76,6 +76,9 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     base = {key: value for key, value in config.items() if key != "sweep"}
     data = prepare_data(build_run_spec(base))
     task, n_train = data.task, len(data.X_train)
+    cv_line = resolve_cv_folds(section, n_train + (0 if data.X_val is None else len(data.X_val)), len(settings.metrics))
+    if cv_line:  # sweep.cv_folds=auto, now a number (or null) in the section: the settings again, from it
+        settings = sweep_settings.parse_settings(section)
     folds, refit_line = prepare_folds(settings, section, data, build_run_spec(base))
     n_train = min(len(fold.X_train) for fold in folds) if folds else n_train  # a trial's training rows
     space, chosen = scale_to_data(section, space, base, n_train)  # sweep.epochs=auto; batch sizes checked
@@ -83,7 +86,7 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     build_model(spec, folds[0] if folds else data)  # the base config itself must be trainable on this data
     sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None or bool(folds))
     check_refit(settings)
-    chosen += refit_line
+    chosen += cv_line + refit_line
     space.check_conditions(base)
     enqueued = _enqueued(section.get("enqueue"), space)
     if settings.sampler == "grid":

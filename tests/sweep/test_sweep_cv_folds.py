@@ -16,6 +16,7 @@ from sweeps.config.run_spec import to_container
 from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
 from sweeps.study.cv_folds import refit_epochs
+from sweeps.study.data_scaled import AUTO_CV_ROWS, auto_cv_folds
 from sweeps.study.runner import compose, prepare, run_sweep
 from sweeps.training import data as data_module
 from sweep_helpers import cli_overrides, sweep_cfg
@@ -131,3 +132,25 @@ def test_bad_numbers_of_folds_are_one_line_and_exit_2(capsys, tmp_path, monkeypa
     lines = err.strip().splitlines()
     assert caught.value.code == 2 and len(lines) == 1 and lines[0].startswith(f"ann-sweep: error: {start}"), err
     assert sorted(os.listdir(tmp_path)) == []  # nothing started
+
+
+def test_auto_cross_validates_a_small_data_set_and_says_so(uris):
+    # moons as the fast sweeps have it: 200 rows, fewer than 1,000 training + validation rows: five folds, refit on.
+    prepared = prepare(sweep_cfg(uris[0], None, "sweep.cv_folds=auto"))
+    assert prepared.settings.cv_folds == 5 and prepared.settings.refit
+    assert prepared.config["sweep"]["cv_folds"] == 5  # what worker processes read
+    assert any(line.startswith("sweep.cv_folds=auto: 5 folds (") for line in prepared.chosen), prepared.chosen
+
+
+def test_auto_keeps_one_split_on_a_larger_data_set_and_for_several_metrics(uris):
+    # digits: 1,797 images, over 1,000 training + validation rows: one validation split.
+    prepared = prepare(sweep_cfg(uris[0], None, "sweep=quick", "sweep.cv_folds=auto", fast=False))
+    assert prepared.settings.cv_folds is None and not prepared.settings.refit
+    assert any(line.startswith("sweep.cv_folds=auto: one validation split (") for line in prepared.chosen)
+    several = prepare(sweep_cfg(uris[0], None, "sweep=multiobjective", "sweep.cv_folds=auto"))
+    assert several.settings.cv_folds is None
+
+
+def test_auto_folds_follow_the_rows():
+    assert auto_cv_folds(AUTO_CV_ROWS - 1) == 5 and auto_cv_folds(AUTO_CV_ROWS) is None
+    assert auto_cv_folds(100, n_metrics=2) is None
