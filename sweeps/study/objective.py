@@ -10,8 +10,10 @@
    ``sweep.trial_number``, ``sweep.trial_uid`` and ``sweep.state``;
 3. reports the validation metric to Optuna where the pruner decides (every epoch, or the rungs
    of successive halving and hyperband: :func:`sweeps.study.pruning.report_epochs`)
-   (:class:`~sweeps.study.reporter.EpochReporter`) and stops the run when the pruner says
-   so: the run ends KILLED with its partial curves and the tags ``pruned=true``,
+   (:class:`~sweeps.study.reporter.EpochReporter`; the median pruner decides in this
+   process and the values are written from a background thread, all of them stored
+   before the trial ends however it ends: :mod:`sweeps.study.epoch_reports`) and stops
+   the run when the pruner says so: the run ends KILLED with its partial curves and the tags ``pruned=true``,
    ``pruned_at_epoch``, ``prune_reason``, and the trial is PRUNED;
 4. returns the metric of the weights the run keeps: the last epoch's, or the best
    epoch's when ``training.early_stopping`` and ``training.restore_best_weights`` are on,
@@ -167,6 +169,7 @@ class Objective(TrialRecords):
             folds = cv_folds.folds_of(data, spec, self.settings)  # sweep.cv_folds: the run trains fold 1
 
             def on_result(result: dict[str, Any]) -> RunEnd:
+                reporter.flush()  # every intermediate value stored before the run's end is decided
                 outcome = self.outcome(spec, result)
                 if folds and outcome.values is not None:  # folds 2..k, while the run waits for its end
                     outcome = cv_folds.other_folds(trial, spec, folds, result, outcome, self.outcome,
@@ -178,8 +181,12 @@ class Objective(TrialRecords):
                          parent_run_id=self.parent_run_id, run_name=name, tags=self._run_tags(trial.number, uid),
                          overrides=[*self.overrides, *trial_overrides], on_run=self.on_run, on_result=on_result)
 
-        result = self._train(trial, run, reporter, live)
-        return self._conclude(trial, result, decided.get("outcome") or self.outcome(decided["spec"], result), reporter)
+        try:
+            result = self._train(trial, run, reporter, live)
+            return self._conclude(trial, result, decided.get("outcome") or self.outcome(decided["spec"], result),
+                                  reporter)
+        finally:
+            reporter.close()
 
     def _run_tags(self, number: int, uid: str) -> dict[str, str]:
         tags = {V.TAG_STUDY: self.settings.study_name, V.TAG_TRIAL: str(number), V.TAG_TRIAL_UID: uid,
@@ -193,15 +200,7 @@ class Objective(TrialRecords):
     def _train(self, trial, run, reporter: EpochReporter, live: bool) -> dict[str, Any]:
         """Train the trial's run; every way it can end but a normal one becomes the trial's end."""
         try:
-            try:
-                return run()
-            except TrackingError:
-                # The store did not answer when the run was to be created (it went away
-                # since the check before this trial): no run exists yet, so wait for it
-                # as before a trial (sweep.outage_wait) and start again.
-                if not live or not self.wait_at_start(trial):
-                    raise
-                return run()
+            return self._run_flushed(trial, run, reporter, live)
         except StopRun as stop:  # pruned: the run ended KILLED with the pruned tags, its curves all sent
             self.mark_pruned(trial, stop.epoch or reporter.epochs, str(stop))
             raise optuna.TrialPruned(str(stop)) from None
@@ -230,6 +229,24 @@ class Objective(TrialRecords):
             trial.set_user_attr(V.TRIAL_EPOCHS, reporter.epochs)
             self.tag(self.current_run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: reason})
             raise TrialFailed(reason) from None
+
+    def _run_flushed(self, trial, run, reporter: EpochReporter, live: bool) -> dict[str, Any]:
+        """``run()``, then every intermediate value in the storage however it ended (see :meth:`_train`)."""
+        try:
+            try:
+                result = run()
+            except TrackingError:
+                # The store did not answer when the run was to be created (it went away
+                # since the check before this trial): no run exists yet, so wait for it
+                # as before a trial (sweep.outage_wait) and start again.
+                if not live or not self.wait_at_start(trial):
+                    raise
+                result = run()
+        except BaseException:
+            reporter.flush_quietly()  # a prune, an error, Ctrl-C / SIGTERM: the trial ends on what is stored
+            raise
+        reporter.flush()  # already done by on_result, before the run ended
+        return result
 
     def outcome(self, spec: RunSpec, result: Mapping[str, Any]) -> Outcome:
         """What the run's result means for the trial (see the module docstring)."""

@@ -7,10 +7,16 @@ trial) when the pruner says so, when the metric is not finite, or when ``sweep.b
 is spent. It acts on a pending Ctrl-C / SIGTERM (:data:`~sweeps.study.trial_errors.STOP`)
 at the end of the epoch, and calls ``link`` once after the first epoch. :class:`Outcome`
 is what a finished run means for its trial, and how its run ends.
+
+With the median pruner (or none) the decisions are taken here and the values are written to
+the storage from a background thread (:mod:`sweeps.study.epoch_reports`): :meth:`EpochReporter.flush`
+waits for them and raises what writing them raised; a stop flushes first. Successive halving
+and hyperband write and decide through the storage, at their rungs only.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass, field
@@ -18,10 +24,14 @@ from typing import Callable, Mapping
 
 import optuna
 
+from sweeps.study.epoch_reports import LocalDecisions, ReportWriter, local_pruner
 from sweeps.study.storage import stored_trial
 from sweeps.study.trial_errors import STOP, TrialLost
 from sweeps.core import vocabulary as V
 from sweeps.training.run import RunEnd, StopRun
+
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class Outcome:
@@ -59,6 +69,9 @@ class EpochReporter:
         self.pruner_name = pruner_name
         self.link = link
         self.epochs = 0
+        pruner = local_pruner(trial) if report else None
+        self.local = LocalDecisions(trial, pruner) if pruner is not None else None
+        self.writer = ReportWriter(self._report, f"trial {trial.number} reports") if pruner is not None else None
 
     def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
         STOP.check()
@@ -73,13 +86,39 @@ class EpochReporter:
             self._stop(epoch, f"{name} became non-finite ({value}) in epoch {epoch}")
         spent = self.budget_ends is not None and time.time() >= self.budget_ends  # sweep.budget: stop now
         if self.report and (spent or self.report_epochs is None or epoch in self.report_epochs):
-            self._report(value, epoch)
-            if not spent and self.trial.should_prune():
+            if self._report_and_decide(value, epoch, decide=not spent):
                 self._stop(epoch, f"{self.pruner_name} pruner stopped it at epoch {epoch} ({name}={value:.4g})")
         if spent:
             self._stop(epoch, f"sweep.budget ran out: stopped at epoch {epoch} ({name}={value:.4g})")
 
+    def _report_and_decide(self, value: float, epoch: int, decide: bool) -> bool:
+        """Report ``value`` at ``epoch``; whether the pruner stops the trial here (asked if ``decide``)."""
+        if self.local is None:
+            self._report(value, epoch)
+            return decide and self.trial.should_prune()
+        if self.local.report(value, epoch):
+            self.writer.put(value, epoch)
+        return decide and self.local.should_prune()
+
+    def flush(self) -> None:
+        """Wait until every reported value is in the storage; raise what writing one raised."""
+        if self.writer is not None:
+            self.writer.flush()
+
+    def flush_quietly(self) -> None:
+        """:meth:`flush` for a trial ending on another error (that error stays the trial's): a writing error is logged."""
+        try:
+            self.flush()
+        except Exception as error:  # noqa: BLE001
+            log.warning("trial %d: its intermediate values could not all be stored: %s", self.trial.number, error)
+
+    def close(self) -> None:
+        """Write what is still queued (errors: see :meth:`flush`) and stop the writer's thread."""
+        if self.writer is not None:
+            self.writer.close()
+
     def _stop(self, epoch: int, reason: str) -> None:
+        self.flush()  # the trial ends on the values in the storage
         raise StopRun(reason, pruned_end(epoch, reason), epoch)
 
     def _report(self, value: float, epoch: int) -> None:
