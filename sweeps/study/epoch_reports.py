@@ -18,7 +18,8 @@ trial's own intermediate values only -- Optuna's :class:`~optuna.pruners.MedianP
   :data:`SNAPSHOT_SECONDS` later than it would with ``should_prune()``;
 * writes the values to the storage from one background thread per trial, in order
   (:class:`ReportWriter`), through the very call used before (``trial.report`` and its
-  error handling). :meth:`ReportWriter.flush` waits for every value to be stored and
+  error handling), at most :data:`QUEUED_REPORTS` values behind the training (epochs faster than
+  the writes wait for them, as before). :meth:`ReportWriter.flush` waits for every value to be stored and
   raises what the writer raised; the objective flushes before anything that reads or ends
   the trial (Optuna's tell of a pruned trial takes its last stored intermediate value).
 
@@ -39,6 +40,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 #: Seconds a snapshot of the study's COMPLETE trials is used for before it is read again.
 SNAPSHOT_SECONDS = 5.0
+
+#: Values a trial's writer may have queued before the training thread waits for it: epochs
+#: faster than the storage's writes go at the writes' pace, as when they were written in line,
+#: and a stop waits for at most this many writes.
+QUEUED_REPORTS = 16
 
 #: Optuna's pruners whose ``prune(study, trial)`` reads only ``study.get_trials(deepcopy=False,
 #: states=(COMPLETE,))``, ``study.direction`` and the trial's ``last_step`` / ``intermediate_values``.
@@ -109,17 +115,19 @@ class LocalDecisions:
 
 
 class ReportWriter:
-    """One background thread calling ``write(value, step)`` in order (FIFO).
+    """One background thread calling ``write(value, step)`` in order (FIFO), at most
+    ``max_queued`` values behind (:meth:`put` waits beyond).
 
     The first error it raises is kept and raised by the next :meth:`put`, :meth:`check` or
     :meth:`flush` (once); the values queued after it are not written (the trial ends on
     that error, as it did when the write happened on the training thread).
     """
 
-    def __init__(self, write: Callable[[float, int], None], name: str = "trial reports") -> None:
+    def __init__(self, write: Callable[[float, int], None], name: str = "trial reports",
+                 max_queued: int = QUEUED_REPORTS) -> None:
         self._write = write
         self._name = name
-        self._queue: queue.Queue = queue.Queue()
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._failed = False

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from sweeps.core import vocabulary as V
-from sweeps.study.epoch_reports import LocalDecisions, StudyView, local_pruner
+from sweeps.study.epoch_reports import LocalDecisions, ReportWriter, StudyView, local_pruner
 from sweeps.study.objective import Objective
 from sweeps.study.reporter import EpochReporter
 from sweeps.study.runner import prepare
@@ -209,3 +209,21 @@ def test_a_seeded_sweep_gives_the_same_trials_both_ways_and_stores_every_value(t
             assert sorted(trial.intermediate_values) == list(range(1, trial.user_attrs[V.TRIAL_EPOCHS] + 1))
     assert results[0] == results[1]
     assert {state for state, *_ in results[0]} == {"COMPLETE", "PRUNED"}
+
+
+def test_the_writer_writes_in_order_and_at_most_a_few_values_behind():
+    """Epochs much faster than the storage's writes wait for them (a budget's stop, a Ctrl-C
+    wait for a few writes at most); the values are written in the order they came."""
+    written: list[int] = []
+
+    def write(value: float, step: int) -> None:
+        time.sleep(0.01)
+        written.append(step)
+
+    writer = ReportWriter(write, max_queued=3)
+    for step in range(1, 31):
+        writer.put(0.5, step)
+        assert len(written) >= step - 3 - 1  # at most 3 queued, one being written
+    writer.flush()
+    assert written == list(range(1, 31))
+    writer.close()
