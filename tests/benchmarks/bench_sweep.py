@@ -244,19 +244,19 @@ def loading_share(tree: str, trials: int, tracking: bool) -> dict:
                      "training.epochs=2", "training.batch_size=1024", "sweep.params.batch_size=null"]
         result = run_in(tree, {"overrides": overrides, "tracking": tracking, "time_loading": True})
     share = result["loading_seconds"] / result["seconds"]
-    print(f"   {tree}: {result['seconds']:.1f} s, loading {result['loading_seconds']:.1f} s = {100 * share:.1f}% "
+    print(f"   {tree} ({'tracked' if tracking else 'tracking=off'}): {result['seconds']:.1f} s, loading {result['loading_seconds']:.1f} s = {100 * share:.1f}% "
           f"({len(result['trials'])} trials)", flush=True)
     return {"seconds": result["seconds"], "loading_seconds": result["loading_seconds"], "share": share}
 
 
-def flat_cost(tree: str, n_trials: int, block: int) -> dict:
-    """Part 5: block times of a long tracked quick sweep (first vs last block)."""
+def flat_cost(tree: str, n_trials: int, block: int, tracking: bool = True) -> dict:
+    """Part 5: block times of a long quick sweep, tracked or not (first vs last block)."""
     overrides = ["sweep=quick", "dataset=moons", "training.epochs=3", f"sweep.n_trials={n_trials}"]
-    result = run_in(tree, {"overrides": overrides, "tracking": True})
+    result = run_in(tree, {"overrides": overrides, "tracking": tracking})
     ends = sorted(t["complete"] for t in result["trials"] if t["complete"] is not None)
     blocks = [ends[min(len(ends), i + block) - 1] - (ends[i - 1] if i else ends[0] - (ends[1] - ends[0]))
               for i in range(0, len(ends), block)]
-    print(f"   {tree}: {result['seconds']:.1f} s for {len(ends)} trials; per {block} trials: "
+    print(f"   {tree} ({'tracked' if tracking else 'tracking=off'}): {result['seconds']:.1f} s for {len(ends)} trials; per {block} trials: "
           + ", ".join(f"{b:.1f}" for b in blocks) + f"; last / first = {blocks[-1] / blocks[0]:.2f}", flush=True)
     return {"seconds": result["seconds"], "blocks": blocks, "ratio": blocks[-1] / blocks[0]}
 
@@ -370,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--csv-trials", type=int, default=10)
     parser.add_argument("--flat", type=int, default=0, help="part 5: trials of the long quick sweep")
     parser.add_argument("--block", type=int, default=100)
+    parser.add_argument("--flat-off", action="store_true", help="part 5 also untracked (what Optuna itself costs as the study grows)")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     _quiet()
@@ -400,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n4. loading share: {args.csv_trials} trials on a 60000 x 784 CSV (2 epochs, batch 1024, tracking off)")
         figures["csv_load"] = loading_share(".", args.csv_trials, tracking=False)
     if args.flat:
-        print(f"\n5. flat cost: {args.flat}-trial tracked sweep=quick on moons, 3 epochs")
+        print(f"\n5. flat cost: {args.flat}-trial sweep=quick on moons, 3 epochs")
         figures["flat"] = flat_cost(".", args.flat, args.block)
+        if args.flat_off:
+            figures["flat_off"] = flat_cost(".", args.flat, args.block, tracking=False)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str))
     return 0
