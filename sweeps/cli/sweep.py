@@ -1,6 +1,6 @@
 """``ann-sweep`` and ``ann-sweep-status``: Hydra command lines for sweeps.
 
-    ann-sweep                                        # digits, 30 trials, TPE + median pruner
+    ann-sweep                                        # digits, 40 trials, TPE + successive halving, refit
     ann-sweep sweep=moons sweep.n_trials=50
     ann-sweep sweep=digits dataset=breast_cancer sweep.workers=2
     ann-sweep sweep.params.lr.low=1e-4 sweep.params.lr.high=0.3

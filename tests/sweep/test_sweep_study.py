@@ -23,13 +23,21 @@ def _settings(**changes):
 
 
 def test_the_shipped_sweeps_have_valid_settings():
-    for name in ("digits", "moons", "quick", "multiobjective"):
+    for name in ("default", "tabular", "digits", "moons", "quick", "multiobjective"):
         settings = sweep_settings.parse_settings(to_container(compose([f"sweep={name}"]))["sweep"])
         assert settings.n_trials >= 6
-    default = sweep_settings.parse_settings(to_container(compose([]))["sweep"])
-    assert (default.study_name, default.sampler, default.pruner, default.metrics, default.directions) == (
-        "digits-mlp", "tpe", "median", ("loss/val",), ("minimize",))
-    assert default.n_trials >= 20 and default.seed == 0
+    # The default is the general space (conf/sweep/default.yaml); sweep=tabular is its former name.
+    default = to_container(compose([]))
+    assert default == to_container(compose(["sweep=default"])) == to_container(compose(["sweep=tabular"]))
+    settings = sweep_settings.parse_settings(default["sweep"])
+    assert (settings.study_name, settings.sampler, settings.pruner, settings.metrics, settings.directions) == (
+        "digits-tabular", "tpe", "successive_halving", ("loss/val",), ("minimize",))
+    assert settings.n_trials >= 20 and settings.seed == 0
+    assert (default["sweep"]["epochs"], default["sweep"]["refit"]) == ("auto", True)
+    assert set(default["sweep"]["params"]) >= {"optimizer", "dropout", "optimizer.weight_decay", "training.schedule.name"}
+    # sweep=digits, the former default, keeps its space and its study name (old optuna.db files resume it).
+    digits = sweep_settings.parse_settings(to_container(compose(["sweep=digits"]))["sweep"])
+    assert (digits.study_name, digits.pruner, digits.n_trials) == ("digits-mlp", "median", 30)
     multi = sweep_settings.parse_settings(to_container(compose(["sweep=multiobjective"]))["sweep"])
     assert multi.metrics == ("loss/val", "n_parameters") and multi.sampler == "nsga2" and multi.pruner == "none"
 
