@@ -25,7 +25,8 @@ What the tests change, and why (nothing else is changed):
   other tests may run at the same time. ``mlflow ui`` is started in the background and
   checked to answer; a line ending in ``&`` runs in the background until the page is done.
 * In the documentation pages (not in README.md) an ``ann-sweep`` that would run trials gets
-  ``sweep.n_trials=2 training.epochs=2`` appended (later overrides win in Hydra), except
+  ``sweep.n_trials=2 training.epochs=2 sweep.epochs=null`` appended (later overrides win in
+  Hydra; ``sweep.epochs=null`` makes the default sweep's ``auto`` epochs the two), except
   the default ``ann-sweep``, which README.md's test runs in full: its counts, epochs and
   best trial are checked against README.md and the sweep tutorial, and pages that use its
   champion run in a copy of its folder.
@@ -81,7 +82,7 @@ NOT_RUN = {
 }
 
 #: Appended to an ann-sweep of a documentation page that would run trials.
-SHORT_SWEEP = ["sweep.n_trials=2", "training.epochs=2"]
+SHORT_SWEEP = ["sweep.n_trials=2", "training.epochs=2", "sweep.epochs=null"]
 
 
 
@@ -451,7 +452,9 @@ def test_every_readme_command_runs_and_prints_what_the_readme_says(readme_sessio
     assert f"{counts[1]} complete, {counts[2]} pruned, 0 failed; {counts[3]} epochs trained" in sweep
     best = re.search(r"`(best: [^`]+)`", text).group(1)
     assert best in sweep
-    assert "models:/digits-mlp@champion" in sweep
+    refit = re.search(r"\((\d+\.\d+) % test accuracy\)", text).group(1)
+    assert f"accuracy/test {float(refit) / 100:.4f}" in next(line for line in sweep.splitlines() if line.startswith("refit:"))
+    assert "models:/digits-tabular@champion" in sweep
     train = next(result.stdout for line, result in outputs.items() if line.startswith("ann-train"))
     verdict = re.search(r"it prints `(fit: \w+)`", text).group(1)
     assert any(line.startswith(verdict + ":") for line in train.splitlines()), train[-1500:]
@@ -469,12 +472,12 @@ def test_the_sweep_tutorial_shows_the_default_sweeps_output(readme_session):
     shown = next(block.text for block in code_blocks(DOCS / "tutorials" / "sweep.md")
                  if block.lang == "text" and "trials finished in" in block.text)
     for line in shown.splitlines():
-        if line.startswith(("best:", "model:", "fit:")) or re.match(r"\s+1\s+14\s+COMPLETE", line):
+        if line.startswith(("best:", "refit:", "model:", "fit:")) or re.match(r"\s+1\s+24\s+COMPLETE", line):
             assert line.strip()[:60] in sweep, line
-        finished = re.match(r"30/30 trials finished in \d+ s: (.*)$", line)
+        finished = re.match(r"40/40 trials finished in \d+ s: (.*)$", line)
         if finished:
             assert finished.group(1) in sweep
-    assert "19 complete, 11 pruned, 625 epochs trained" in tutorial
+    assert "4 complete, 36 pruned, 1134 epochs trained" in tutorial
 
 
 @pytest.mark.slow

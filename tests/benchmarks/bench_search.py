@@ -14,7 +14,8 @@ wall-clock budget (``--budget`` seconds of search; the time to start the process
 the data is reported beside it as ``wall``):
 
 1. ``ann-sweep``: the real command (``python -m sweeps sweep``) with the default sweep
-   (or ``--overrides``), ``sweep.budget=<budget>``, ``sweep.n_trials`` out of reach, its own
+   (``conf/sweep/default.yaml`` since 2026-12-01; ``--overrides sweep=digits`` for the one
+   before) or ``--overrides``, ``sweep.budget=<budget>``, ``sweep.n_trials`` out of reach, its own
    Optuna SQLite file in a temporary folder and ``tracking=off`` (``--tracking`` adds a
    temporary MLflow SQLite store: what a user's default sweep also pays for). Its champion's
    test score is the refitted champion's when the sweep refits it (``sweep.refit``), else the

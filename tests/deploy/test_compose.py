@@ -427,6 +427,7 @@ def test_the_worker_stage_builds_a_package_with_the_configs(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (wheel,) = (tmp_path / "dist").glob("ann_sweeps-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for config in ("config.yaml", "ann_sweep.yaml", "tracking/server.yaml", "sweep/digits.yaml", "dataset/digits.yaml"):
+    for config in ("config.yaml", "ann_sweep.yaml", "tracking/server.yaml", "sweep/default.yaml", "sweep/digits.yaml",
+                   "dataset/digits.yaml"):
         assert f"sweeps/conf/{config}" in names, config
     assert "ann/__init__.py" in names and "sweeps/cli/sweep.py" in names
