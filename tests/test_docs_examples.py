@@ -189,7 +189,8 @@ class Session:
             env["MLFLOW_TRACKING_URI"] = self.server_uri
         return env
 
-    def run(self, command: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    def run(self, command: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+        # README.md's default sweep takes about 2 minutes on 2 quiet cores, over 20 on a loaded machine.
         command = self.with_free_ports(command)
         self.ran.append(command)
         return subprocess.run(["bash", "-c", command], cwd=self.workdir, env=self.env_for(command),
