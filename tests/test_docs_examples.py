@@ -190,7 +190,7 @@ class Session:
         return env
 
     def run(self, command: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-        # README.md's default sweep takes about 2 minutes on 2 quiet cores, over 20 on a loaded machine.
+        # README.md's default sweep takes about 35 s on 2 quiet cores, over 20 minutes on a loaded machine.
         command = self.with_free_ports(command)
         self.ran.append(command)
         return subprocess.run(["bash", "-c", command], cwd=self.workdir, env=self.env_for(command),
