@@ -215,6 +215,8 @@ class Objective(TrialRecords):
                      {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: str(outage)})
             raise
         except (KeyboardInterrupt, Terminated):
+            if V.TRIAL_RUN_ID not in trial.user_attrs:  # stopped before its first epoch's link
+                self.link(trial)
             trial.set_user_attr(V.TRIAL_INTERRUPTED, True)
             trial.set_user_attr(V.TRIAL_EPOCHS, reporter.epochs)
             self.tag(self.current_run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: "interrupted"})
