@@ -247,7 +247,9 @@ def test_an_ann_train_run_shows_its_dataset_and_system_metrics(page, server, tmp
     experiment = "browse-train"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     done = subprocess.run(
-        [sys.executable, "-m", "sweeps", "train", "dataset=moons", "training.epochs=30",
+        # Long enough (a few seconds) for several samples at a 1 s interval: the tab then draws curves.
+        [sys.executable, "-m", "sweeps", "train", "dataset=moons", "dataset.n_samples=2000", "training.batch_size=4",
+         "training.epochs=150",
          "tracking.system_metrics_interval=1", f"tracking.uri={server}", f"tracking.experiment_name={experiment}",
          f"hydra.run.dir={tmp_path}/outputs"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -256,6 +258,8 @@ def test_an_ann_train_run_shows_its_dataset_and_system_metrics(page, server, tmp
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
     run = client.search_runs([experiment_id])[0]
     assert any(key.startswith("system/") for key in run.data.metrics), sorted(run.data.metrics)
+    cpu = client.get_metric_history(run.info.run_id, "system/cpu_utilization_percentage")
+    assert len(cpu) >= 2, cpu  # a curve, not a single point (a bar, titled without its system/ prefix)
 
     page.open(f"{server}/#/experiments/{experiment_id}/runs?workflowType=machine_learning&compareRunsMode=TABLE")
     page.wait(lambda d: page.run_rows(), "the run in the table")
