@@ -50,7 +50,7 @@ from sweeps.study import fit_plots
 from sweeps.study import fit_view
 from sweeps.study import optuna_study as S
 from sweeps.study.leaderboard import leaderboard, quote, trial_runs
-from sweeps.study.optuna_plots import optuna_plots_html
+from sweeps.study.optuna_plots import optuna_plots_html, optuna_plots_html_of
 from sweeps.study.registry import register_champion
 from sweeps.tracking import client as tracking
 from sweeps.tracking import ui_views
@@ -159,6 +159,8 @@ class ParentRun:
     #: the runs of trials finished since the last one, so its cost does not grow with the study.
     _runs: dict = field(default_factory=dict, repr=False)
     _showcased: set = field(default_factory=set, repr=False)
+    #: plots/optuna.html was handed to the session's writer (:meth:`submit_optuna_plots`).
+    _optuna_plots_submitted: bool = field(default=False, repr=False)
 
     def _trial_runs(self, study, full: bool) -> dict[str, Any]:
         """Every trial run (``full``), or the cached ones plus those of newly finished trials."""
@@ -236,18 +238,34 @@ class ParentRun:
             except Exception as error:  # a deleted run, a server hiccup: the next refresh retries
                 log.debug("showcase tag of run %s: %s", run_id, error)
 
+    def submit_optuna_plots(self, study) -> None:
+        """``plots/optuna.html`` of the study's trials so far, drawn in the session writer's helper
+        process and logged from its thread while this one goes on (the sweep refits its champion
+        meanwhile); :meth:`finish` then leaves it out. Drain the writer before the process ends."""
+        if self.session is None:
+            return
+        trials = [trial for trial in study.get_trials(deepcopy=False) if trial.state.is_finished()]
+        self.session.writer.submit(self._log_optuna_plots, trials, list(study.directions))
+        self._optuna_plots_submitted = True
+
+    def _log_optuna_plots(self, trials, directions) -> None:
+        with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
+            html = Path(tmp) / "optuna.html"
+            try:
+                page = self.session.writer.offloaded(optuna_plots_html_of, trials, directions, self.settings)
+                html.write_text(page, encoding="utf-8")
+                self.client.log_artifact(self.run_id, str(html), "plots")
+            except Exception as error:
+                log.warning("the Optuna plots could not be made: %s", error)
+
     def finish(self, study, status: str = "FINISHED", refit=None) -> dict[str, Any]:
         """Refresh, write the plots and the curve overlay, register the champion (or its ``refit``), end the run."""
         outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
         board = self.refresh(study, full=True)
         outcome["leaderboard"] = board
         with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
-            html = Path(tmp) / "optuna.html"
-            try:
-                html.write_text(optuna_plots_html(study, self.settings), encoding="utf-8")
-                self.client.log_artifact(self.run_id, str(html), "plots")
-            except Exception as error:
-                log.warning("the Optuna plots could not be made: %s", error)
+            if not self._optuna_plots_submitted:
+                self._log_optuna_plots_here(study, Path(tmp) / "optuna.html")
             for name, draw in (("top_trials_curves.png", lambda: self._curves(board)),
                                ("fit_map.png", lambda: fit_plots.fit_map_figure(study, board))):
                 try:
@@ -275,6 +293,13 @@ class ParentRun:
             })
         tracking.terminate(self.client, self.run_id, status)
         return outcome
+
+    def _log_optuna_plots_here(self, study, html: Path) -> None:
+        try:
+            html.write_text(optuna_plots_html(study, self.settings), encoding="utf-8")
+            self.client.log_artifact(self.run_id, str(html), "plots")
+        except Exception as error:
+            log.warning("the Optuna plots could not be made: %s", error)
 
     def _curves(self, board):
         """The curve overlay: the best trial of each fit label, then the best overall."""

@@ -297,7 +297,7 @@ def _finish_parent(study, prepared: PreparedSweep, coordinator: Coordinator, par
     """End the parent run if this process is its finisher, after ``sweep.refit`` (:mod:`sweeps.study.refit`):
     ``(what finishing gave, finisher?, who finished it)``."""
     settings = prepared.settings
-    parent.session.writer.drain()  # the trials' PNGs and model files, before the parent reads them
+    writer = parent.session.writer  # the trials' PNGs and model files: written before the parent reads them
     census = coordinator.census()
     complete = census.counted >= settings.n_trials
     finished_by: dict = {}
@@ -305,15 +305,21 @@ def _finish_parent(study, prepared: PreparedSweep, coordinator: Coordinator, par
         parent_status = lambda: parent.client.get_run(parent.run_id).info.status  # noqa: E731
         finisher = coordinator.elect_finisher(parent_status)
         if not finisher:
+            writer.drain()  # this worker's runs are whole before another process finishes the parent
             finisher, finished_by = _await_finisher(coordinator, parent_status)
     else:
         # Stopped early (Ctrl-C, timeout, failures, grid): end the parent only if no
         # other worker still runs trials of this study; the last one ends it.
+        writer.drain()
         finisher = len(census.alive) == 0
     outcome: dict[str, Any] = {}
     if finisher:
         with coordinator.finishing():
+            refitting = status == "FINISHED" and settings.refit
+            if refitting:  # the Optuna plots are drawn in the writer's helper process meanwhile
+                parent.submit_optuna_plots(study)
             refit = refit_and_log(study, prepared, parent) if status == "FINISHED" else None
+            writer.drain()  # the last trials' tails, the plots and the refit's run
             try:
                 outcome = {**parent.finish(study, "FINISHED" if complete else status, refit=refit), "refit": refit}
             except Exception as error:

@@ -73,8 +73,9 @@ def main() -> None:
     while True:
         try:
             function, args = pickle.load(requests)
-        except EOFError:
-            return
+        except EOFError:  # every answer is written: skip the interpreter's teardown (about half a second)
+            sys.stderr.flush()
+            os._exit(0)
         try:
             answer = (True, function(*args))
         except BaseException as error:  # noqa: BLE001 - handed to the caller
