@@ -51,9 +51,12 @@ def refit_config(base: Mapping[str, Any], space, trial) -> tuple[dict, list[str]
     return cfg, overrides, training["epochs"]
 
 
-def refit_champion(study, prepared, parent_run_id: str | None = None) -> dict[str, Any] | None:
+def refit_champion(study, prepared, parent_run_id: str | None = None, session=None) -> dict[str, Any] | None:
     """Train the champion on training + validation rows; its record (also the study attribute
-    :data:`sweeps.core.vocabulary.ATTR_REFIT`), or None when there is nothing to refit."""
+    :data:`sweeps.core.vocabulary.ATTR_REFIT`), or None when there is nothing to refit.
+
+    ``session``: the sweep's tracking session (its client, and its writer for the run's PNG and
+    model files: drain it before reading them); default: one opened and closed for the run."""
     from sweeps.training.run import train  # lazy: the engine and MLflow, only when a sweep ends
 
     settings = prepared.settings
@@ -69,7 +72,7 @@ def refit_champion(study, prepared, parent_run_id: str | None = None) -> dict[st
     tags = {V.TAG_STUDY: settings.study_name, V.TAG_TRIAL: str(trial.number), V.TAG_ROLE: V.ROLE_REFIT}
     log.info("sweep.refit: training trial %d's configuration on training + validation rows for %d epochs",
              trial.number, epochs)
-    result = train(cfg, parent_run_id=parent_run_id, run_name=name, tags=tags,
+    result = train(cfg, session=session, parent_run_id=parent_run_id, run_name=name, tags=tags,
                    overrides=[*prepared.overrides, *overrides])
     trial_metrics = trial.user_attrs.get(V.TRIAL_METRICS) or {}
     record = {
@@ -109,7 +112,8 @@ def refit_and_log(study, prepared, parent) -> dict[str, Any] | None:
     if not prepared.settings.refit:
         return None
     try:
-        record = refit_champion(study, prepared, parent.run_id if parent is not None else None)
+        record = refit_champion(study, prepared, parent.run_id if parent is not None else None,
+                                session=parent.session if parent is not None else None)
         if record is not None and parent is not None:
             from sweeps.tracking import client as tracking  # lazy: MLflow, only when the sweep tracks
 

@@ -245,10 +245,9 @@ class _Reporter:
         if self.parent is not None and current.finished - self.refreshed_at >= refresh_interval(
                 self.refreshed_at, self.settings.refresh_every):
             self.refreshed_at = current.finished
-            try:
-                self.parent.refresh(self.study)
-            except Exception as error:  # a refresh is a courtesy; the sweep goes on
-                log.warning("refreshing the parent run failed: %s", error)
+            # From the writer's thread, after the tails queued so far, while the next trial trains
+            # (a failure is the writer's warning: a refresh is a courtesy; the sweep goes on).
+            self.parent.session.writer.submit(self.parent.refresh, self.study)
 
 
 @dataclass

@@ -168,8 +168,8 @@ def _finish(request: RunRequest, run_id: str, fitted: Fitted, logger, system, pa
                            model_uri=logged.uri if logged else None)
     end = (request.on_result(result) if request.on_result is not None else None) or RunEnd()
     logger.log({**fitted.metrics, **end.metrics}, step=final_step)
-    logger.submit(tracking.set_tags, session.client, run_id, {**final_tags, **end.tags})
-    logger.close()  # everything that decides the run is written when train() returns
+    # everything that decides the run is written when train() returns: the last metrics and tags in one batch
+    logger.close(tags={**final_tags, **end.tags})
     session.writer.submit(_tail, session, run_id, fitted, data, logged, system, end.status,
                           curve_title(spec.dataset, fitted.diagnosis))
     log.info("fit: %s", fitted.diagnosis.summary, extra=SUMMARY)
@@ -224,9 +224,7 @@ def _end_early(session, run_id: str, logger, system, error: BaseException) -> No
     sent = None
     if logger is not None:
         try:
-            if isinstance(error, StopRun):
-                logger.submit(tracking.set_tags, session.client, run_id, error.end.tags)
-            logger.close()
+            logger.close(tags=error.end.tags if isinstance(error, StopRun) else None)
         except BaseException as failure:  # noqa: BLE001
             sent = failure
     if isinstance(error, StopRun):
