@@ -123,6 +123,13 @@ def _app(cfg: DictConfig) -> None:
     except (UserError, ann.AnnError) as error:
         remove_job_output_dir()
         _fail(str(error))
+    except Exception as error:
+        interrupt = _interrupt_behind(error)
+        if interrupt is None:
+            raise
+        # A second Ctrl-C inside a library's clean-up code: raised as the interrupt it is, which
+        # Hydra lets through (it reports an Exception as "Error executing job" before we can).
+        raise interrupt from None
     finally:
         if "bar" in printer:
             printer["bar"].close()

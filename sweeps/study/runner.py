@@ -247,7 +247,14 @@ class _Reporter:
             self.refreshed_at = current.finished
             # From the writer's thread, after the tails queued so far, while the next trial trains
             # (a failure is the writer's warning: a refresh is a courtesy; the sweep goes on).
-            self.parent.session.writer.submit(self.parent.refresh, self.study)
+            self.parent.session.writer.submit(_refresh_quietly, self.parent, self.study)
+
+
+def _refresh_quietly(parent: ParentRun, study) -> None:
+    try:
+        parent.refresh(study)
+    except (Exception, StorageOutage) as error:  # a refresh is a courtesy; the sweep goes on
+        log.warning("refreshing the parent run failed: %s", error)
 
 
 @dataclass

@@ -12,6 +12,7 @@ SIGTERM -- its parent decides and drains it -- and exits when its stdin closes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -74,7 +75,9 @@ def main() -> None:
         try:
             function, args = pickle.load(requests)
         except EOFError:  # every answer is written: skip the interpreter's teardown (about half a second)
-            sys.stderr.flush()
+            for stream in (sys.stdout, sys.stderr):  # what the called code printed
+                with contextlib.suppress(Exception):
+                    stream.flush()
             os._exit(0)
         try:
             answer = (True, function(*args))

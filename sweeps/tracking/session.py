@@ -106,7 +106,11 @@ class BackgroundWriter:
             try:
                 if job is _DONE:
                     return
-                self._call(*job)
+                try:
+                    self._call(*job)
+                except BaseException as error:  # noqa: BLE001 - e.g. a StorageOutage: the jobs after it still run
+                    self.failures.append(f"{getattr(job[0], '__name__', job[0])}: {error}")
+                    log.warning("background tracking job failed: %s", error)
             finally:
                 self._queue.task_done()
 

@@ -143,8 +143,8 @@ def test_auto_cross_validates_a_small_data_set_and_says_so(uris):
 
 
 def test_auto_keeps_one_split_on_a_larger_data_set_and_for_several_metrics(uris):
-    # digits: 1,797 images, over 1,000 training + validation rows: one validation split.
-    prepared = prepare(sweep_cfg(uris[0], None, "sweep=quick", "sweep.cv_folds=auto", fast=False))
+    # 4,000 moons, 3,400 training + validation rows (over AUTO_CV_ROWS): one validation split.
+    prepared = prepare(sweep_cfg(uris[0], None, "sweep=quick", "dataset=moons", "sweep.cv_folds=auto", "dataset.n_samples=4000", fast=False))
     assert prepared.settings.cv_folds is None and not prepared.settings.refit
     assert any(line.startswith("sweep.cv_folds=auto: one validation split (") for line in prepared.chosen)
     several = prepare(sweep_cfg(uris[0], None, "sweep=multiobjective", "sweep.cv_folds=auto"))
