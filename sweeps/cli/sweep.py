@@ -266,6 +266,7 @@ def graceful_signals():
 
 def main(argv: list[str] | None = None) -> None:
     """The ``ann-sweep`` console script."""
+    quiet_mlflow()  # before graceful_signals() imports MLflow (its log level is read at import)
     with graceful_signals():
         _run(_app, PROG, argv)
 

@@ -207,3 +207,14 @@ def test_resuming_with_another_search_space_is_refused_unless_allowed(capsys, tm
     assert [c["change"] for c in loaded.user_attrs["sweep.space_changes"]] == ["lr: float [0.001, 0.1] log -> float [0.01, 0.1] log"]
     parent = MlflowClient(tracking_uri).get_run(loaded.user_attrs[V.ATTR_PARENT_RUN])
     assert parent.data.tags["sweep.space_changed"] == "lr: float [0.001, 0.1] log -> float [0.01, 0.1] log"
+
+
+def test_a_new_tracking_store_is_created_without_mlflow_info_lines(tmp_path):
+    # MLflow logs "Creating initial MLflow database tables..." at INFO when it makes a store;
+    # ann-sweep sets its level before anything imports MLflow, so the terminal shows none.
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_LOGGING_LEVEL"}
+    result = subprocess.run([*program("ann-sweep"), "sweep=quick", "dataset=moons", "sweep.n_trials=1",
+                             "training.epochs=2"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "mlflow.db").exists()  # the store was created by this run
+    assert " INFO " not in result.stderr, result.stderr
