@@ -52,6 +52,7 @@ from sweeps.study.refit import check_refit, refit_and_log
 from sweeps.study.cv_folds import prepare_folds
 from sweeps.study.workers import POLL_SECONDS, Budget, Progress, progress_of, run_workers, work
 from sweeps.tracking import client as tracking
+from sweeps.tracking import helper
 from sweeps.training.data import build_model, prepare_data
 
 log = logging.getLogger(__name__)
@@ -171,6 +172,8 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
     """
     settings, space = prepared.settings, prepared.space
     t0 = time.time()
+    if prepared.tracking.enabled:  # its imports run while the study and the parent run are opened
+        helper.prestart()
     storage = ST.open_sweep_storage(settings)
     study, resumed = S.create_or_resume(settings, storage, S.make_sampler(settings, space, worker=0),
                                         S.make_pruner(settings, prepared.epochs))

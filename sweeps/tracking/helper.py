@@ -12,7 +12,9 @@ SIGTERM -- its parent decides and drains it -- and exits when its stdin closes.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib
 import logging
 import os
 import pickle
@@ -26,6 +28,36 @@ class HelperError(RuntimeError):
     """The helper process is gone (or its answer could not be read)."""
 
 
+#: What the helper imports as it starts, before the first call arrives: the drawing and the
+#: model writing (about 2-4 s of CPU in all, paid while its parent sets the sweep up).
+WARM_MODULES = ("sweeps.training.tracked", "sweeps.training.plots", "mlflow.pyfunc", "mlflow.models")
+
+_prestarted: subprocess.Popen | None = None
+
+
+def _spawn() -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
+    return subprocess.Popen([sys.executable, "-m", "sweeps.tracking.helper"], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+
+
+def prestart() -> None:
+    """Start a helper process now, for the next :class:`Helper` to take: its imports then run
+    while this process does single-threaded work (a sweep opening its study and parent run)
+    instead of beside the training of the first trials. Unused, it exits with this process."""
+    global _prestarted
+    if _prestarted is None:
+        _prestarted = _spawn()
+        atexit.register(_close_prestarted)
+
+
+def _close_prestarted() -> None:
+    global _prestarted
+    process, _prestarted = _prestarted, None
+    if process is not None:
+        _close_process(process)
+
+
 class Helper:
     """One helper process (started on the first call); :meth:`call` blocks until it answers."""
 
@@ -34,10 +66,9 @@ class Helper:
 
     def call(self, function: Callable[..., Any], *args) -> Any:
         """``function(*args)`` in the helper; its exception is raised here."""
+        global _prestarted
         if self.process is None:
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(path for path in sys.path if path)}
-            self.process = subprocess.Popen([sys.executable, "-m", "sweeps.tracking.helper"], env=env,
-                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            self.process, _prestarted = (_prestarted or _spawn()), None
         try:
             pickle.dump((function, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
             self.process.stdin.flush()
@@ -52,13 +83,16 @@ class Helper:
     def close(self) -> None:
         """Let the helper finish and exit (idempotent)."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        try:
-            process.stdin.close()
-            process.wait(timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
-            process.kill()
+        if process is not None:
+            _close_process(process)
+
+
+def _close_process(process: subprocess.Popen) -> None:
+    try:
+        process.stdin.close()
+        process.wait(timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
 
 
 def main() -> None:
@@ -70,6 +104,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the called code prints goes to stderr, not into the answers
+    for module in WARM_MODULES:  # requests wait in the pipe meanwhile
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
     requests = sys.stdin.buffer
     while True:
         try:
