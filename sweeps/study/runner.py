@@ -172,11 +172,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
     """
     settings, space = prepared.settings, prepared.space
     t0 = time.time()
-    if prepared.tracking.enabled:  # its imports run while the study and the parent run are opened
-        helper.prestart()
-    storage = ST.open_sweep_storage(settings)
-    study, resumed = S.create_or_resume(settings, storage, S.make_sampler(settings, space, worker=0),
-                                        S.make_pruner(settings, prepared.epochs))
+    study, resumed = _open_study(prepared)
     coordinator, parent = Coordinator(settings, study), None
     try:
         space_change = check_space_unchanged(study, space, settings.allow_space_change)
@@ -217,6 +213,17 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
         if parent is not None:
             parent.session.close()
         coordinator.close()
+
+
+def _open_study(prepared: PreparedSweep):
+    """``(study, resumed)``: the study created or resumed in its storage (a tracked sweep's helper
+    process starts first, so that its imports run meanwhile)."""
+    settings = prepared.settings
+    if prepared.tracking.enabled:
+        helper.prestart()
+    storage = ST.open_sweep_storage(settings)
+    return S.create_or_resume(settings, storage, S.make_sampler(settings, prepared.space, worker=0),
+                              S.make_pruner(settings, prepared.epochs))
 
 
 def _join(prepared: PreparedSweep, study, coordinator: Coordinator) -> int:
