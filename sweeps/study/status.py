@@ -122,6 +122,8 @@ def _load_study(settings: sweep_settings.SweepSettings):
     names = sorted(optuna.study.get_all_study_names(storage))
     if settings.study_name not in names:
         held = ("one of " + ", ".join(names)) if names else "none: the storage holds no study yet"
+        if settings.study_name.endswith("-tabular") and any(name.endswith("-mlp") for name in names):
+            held += " (the studies of sweep=digits, the default sweep until 2026-12-01, are <dataset>-mlp: add sweep=digits)"
         raise UserError(
             f"sweep.study_name={settings.study_name!r} is not allowed: expected a study in "
             f"sweep.storage={redact(settings.storage)!r}: {held}"

@@ -110,6 +110,19 @@ def test_status_of_a_missing_study_names_the_ones_there(capsys, tmp_path, monkey
     assert os.listdir(tmp_path) == ["optuna.db"]
 
 
+def test_status_of_the_default_sweep_beside_a_study_of_the_former_default_says_sweep_digits(capsys, tmp_path,
+                                                                                              monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{tmp_path}/optuna.db"
+    from sweeps.study import optuna_study as S
+    S.create_or_resume(sweep_settings.parse_settings({"study_name": "digits-mlp", "storage": storage, "n_trials": 1}),
+                       ST.open_storage(storage))
+    code, _, err = _run(capsys, status_main, [f"sweep.storage={storage}", "tracking=off"])  # digits-tabular
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "one of digits-mlp" in lines[0], err
+    assert lines[0].endswith("are <dataset>-mlp: add sweep=digits)"), err
+
+
 @pytest.mark.parametrize("storage", ["sqlite:///optuna.db", "optuna.log"])
 def test_status_creates_no_storage_file(capsys, tmp_path, monkeypatch, storage):
     monkeypatch.chdir(tmp_path)
