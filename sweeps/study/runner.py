@@ -216,8 +216,7 @@ def run_sweep(prepared: PreparedSweep, *, progress: Callable[[Progress], None] |
 
 
 def _open_study(prepared: PreparedSweep):
-    """``(study, resumed)``: the study created or resumed in its storage (a tracked sweep's helper
-    process starts first, so that its imports run meanwhile)."""
+    """``(study, resumed)``, created or resumed (a tracked sweep's helper process starts first: its imports run meanwhile)."""
     settings = prepared.settings
     if prepared.tracking.enabled:
         helper.prestart()
@@ -381,6 +380,20 @@ def _await_finisher(coordinator, parent_status: Callable[[], str | None]) -> tup
         time.sleep(POLL_SECONDS)
         if coordinator.elect_finisher(parent_status):
             return True, {}
-        with contextlib.suppress(Exception):  # ended, though its record was not marked done
+        with contextlib.suppress(Exception):  # ended, though its record was not marked done (yet)
             if parent_status() not in ("RUNNING", None):
-                return False, coordinator.finish_record()
+                return False, _record_once_done(coordinator)
+
+
+#: How long a worker that saw the parent run ended waits for its finisher to record ``done`` (just after).
+RECORD_WAIT_SECONDS = 10.0
+
+
+def _record_once_done(coordinator) -> dict:
+    """The ``sweep.finished`` record once it says ``done``, or as it is after :data:`RECORD_WAIT_SECONDS`."""
+    deadline = time.monotonic() + RECORD_WAIT_SECONDS
+    record = coordinator.finish_record()
+    while not record.get("done") and time.monotonic() < deadline and STOP.signum is None:
+        time.sleep(POLL_SECONDS)
+        record = coordinator.finish_record()
+    return record
