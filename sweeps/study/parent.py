@@ -245,15 +245,17 @@ class ParentRun:
         if self.session is None:
             return
         trials = [trial for trial in study.get_trials(deepcopy=False) if trial.state.is_finished()]
-        self.session.writer.submit(self._log_optuna_plots, trials, list(study.directions))
+        directions, writer = list(study.directions), self.session.writer
+        writer.submit(self._log_optuna_plots,
+                      lambda: writer.offloaded(optuna_plots_html_of, trials, directions, self.settings))
         self._optuna_plots_submitted = True
 
-    def _log_optuna_plots(self, trials, directions) -> None:
+    def _log_optuna_plots(self, draw) -> None:
+        """The page ``draw()`` returns as the run's ``plots/optuna.html`` (a failure is a warning)."""
         with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
             html = Path(tmp) / "optuna.html"
             try:
-                page = self.session.writer.offloaded(optuna_plots_html_of, trials, directions, self.settings)
-                html.write_text(page, encoding="utf-8")
+                html.write_text(draw(), encoding="utf-8")
                 self.client.log_artifact(self.run_id, str(html), "plots")
             except Exception as error:
                 log.warning("the Optuna plots could not be made: %s", error)
@@ -263,9 +265,9 @@ class ParentRun:
         outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
         board = self.refresh(study, full=True)
         outcome["leaderboard"] = board
+        if not self._optuna_plots_submitted:
+            self._log_optuna_plots(lambda: optuna_plots_html(study, self.settings))
         with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
-            if not self._optuna_plots_submitted:
-                self._log_optuna_plots_here(study, Path(tmp) / "optuna.html")
             for name, draw in (("top_trials_curves.png", lambda: self._curves(board)),
                                ("fit_map.png", lambda: fit_plots.fit_map_figure(study, board))):
                 try:
@@ -293,13 +295,6 @@ class ParentRun:
             })
         tracking.terminate(self.client, self.run_id, status)
         return outcome
-
-    def _log_optuna_plots_here(self, study, html: Path) -> None:
-        try:
-            html.write_text(optuna_plots_html(study, self.settings), encoding="utf-8")
-            self.client.log_artifact(self.run_id, str(html), "plots")
-        except Exception as error:
-            log.warning("the Optuna plots could not be made: %s", error)
 
     def _curves(self, board):
         """The curve overlay: the best trial of each fit label, then the best overall."""

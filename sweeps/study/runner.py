@@ -254,8 +254,7 @@ class _Reporter:
         if self.parent is not None and current.finished - self.refreshed_at >= refresh_interval(
                 self.refreshed_at, self.settings.refresh_every):
             self.refreshed_at = current.finished
-            # From the writer's thread, after the tails queued so far, while the next trial trains
-            # (a failure is the writer's warning: a refresh is a courtesy; the sweep goes on).
+            # From the writer's thread, after the tails queued so far, while the next trial trains.
             self.parent.session.writer.submit(_refresh_quietly, self.parent, self.study)
 
 
