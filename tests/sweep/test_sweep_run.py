@@ -202,14 +202,16 @@ def test_two_workers_make_exactly_n_trials(uris):
 
 def test_resume_after_an_interrupted_sweep(tmp_path):
     storage, tracking_uri = f"sqlite:///{tmp_path}/optuna.db", f"sqlite:///{tmp_path}/mlflow.db"
-    argv = cli_overrides(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=40", "sweep.pruner.name=none")
+    # Trials of a few tenths of a second (tiny networks on 200 points): long enough that the sweep is
+    # still running when the test, polling every 0.2 s, has seen two of them finish and sends Ctrl-C.
+    argv = cli_overrides(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=400", "sweep.pruner.name=none")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen([sys.executable, "-m", "sweeps.cli.sweep", *argv], cwd=tmp_path, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
-            time.sleep(0.5)
+            time.sleep(0.2)
             if (tmp_path / "optuna.db").exists():
                 try:
                     done = S.finished_count(_study(storage, "moons-quick"))
@@ -232,7 +234,7 @@ def test_resume_after_an_interrupted_sweep(tmp_path):
     assert client.get_run(parent_id).info.status == "KILLED"
     numbers_before = [t.number for t in study.trials]
 
-    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=40",
+    prepared = prepare(sweep_cfg(storage, tracking_uri, "sweep.n_trials=5", "training.epochs=400",
                                  "sweep.pruner.name=none"))
     outcome = run_sweep(prepared)
     assert outcome.resumed and outcome.finished_before == before
