@@ -109,8 +109,7 @@ class BackgroundWriter:
                 try:
                     self._call(*job)
                 except BaseException as error:  # noqa: BLE001 - e.g. a StorageOutage: the jobs after it still run
-                    self.failures.append(f"{getattr(job[0], '__name__', job[0])}: {error}")
-                    log.warning("background tracking job failed: %s", error)
+                    self._failed(job[0], error)
             finally:
                 self._queue.task_done()
 
@@ -119,8 +118,11 @@ class BackgroundWriter:
             function(*args, **kwargs)
             self.jobs_done += 1
         except Exception as error:  # noqa: BLE001 - the job's owner decided the trial already
-            self.failures.append(f"{getattr(function, '__name__', function)}: {error}")
-            log.warning("background tracking job failed: %s", error)
+            self._failed(function, error)
+
+    def _failed(self, function, error: BaseException) -> None:
+        self.failures.append(f"{getattr(function, '__name__', function)}: {error}")
+        log.warning("background tracking job failed: %s", error)
 
 
 @dataclass
