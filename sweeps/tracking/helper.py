@@ -29,8 +29,11 @@ class HelperError(RuntimeError):
 
 
 #: What the helper imports as it starts, before the first call arrives: the drawing and the
-#: model writing (about 2-4 s of CPU in all, paid while its parent sets the sweep up).
-WARM_MODULES = ("sweeps.training.tracked", "sweeps.training.plots", "mlflow.pyfunc", "mlflow.models")
+#: model writing (about 2-4 s of CPU in all, paid while its parent sets the sweep up), then
+#: what the sweep's Optuna page draws with at its end (plotly, and scikit-learn's random
+#: forest behind Optuna's fANOVA importances: 1.5 s more, which the page waited for).
+WARM_MODULES = ("sweeps.training.tracked", "sweeps.training.plots", "mlflow.pyfunc", "mlflow.models",
+                "optuna.visualization", "optuna.importance")
 
 _prestarted: subprocess.Popen | None = None
 
