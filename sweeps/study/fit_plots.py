@@ -3,11 +3,14 @@
 * :func:`fit_map_figure`: every trial a point on the study's two most important searched
   parameters, coloured by fit label (:mod:`sweeps.study.fit_view`), pruned trials marked;
 * :func:`curves_figure`: chosen trials' training and validation curves, coloured by label
-  (log scale for a loss that spans decades).
+  (log scale for a loss that spans decades);
+* :func:`fit_pngs` draws both as the parent run's PNGs, :func:`fit_pngs_of` from data in
+  memory (the tracking writer's helper process, while the sweep refits its champion).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import warnings
 from typing import Any, Callable, Sequence
@@ -19,6 +22,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from sweeps.core import vocabulary as V
+from sweeps.study import optuna_study as S
 from sweeps.study.fit_view import FIT_COLOURS, label_counts, labels
 from sweeps.training.plots import PLOTTED_METRIC, spans_decades
 
@@ -138,7 +142,6 @@ def curves_figure(histories: Callable[[str, str], list[tuple[int, float]]], boar
     ``histories(run_id, metric)`` returns ``(step, value)`` pairs. Each validation curve
     ends with its trial number; the loss axis is logarithmic when it spans decades.
     """
-    score = PLOTTED_METRIC.get(task, "accuracy")
     chosen = board.iloc[list(rows)]
     if chosen.empty:
         return None
@@ -152,7 +155,7 @@ def curves_figure(histories: Callable[[str, str], list[tuple[int, float]]], boar
         colour = FIT_COLOURS.get(label, "tab:blue")
         if label not in seen:
             seen.append(label)
-        for ax, quantity in zip(axes, ("loss", score)):
+        for ax, quantity in zip(axes, _plotted(task)):
             for split, style in (("train", "-"), ("val", "--")):
                 points = histories(row["run_id"], f"{quantity}/{split}")
                 if not points:
@@ -162,7 +165,7 @@ def curves_figure(histories: Callable[[str, str], list[tuple[int, float]]], boar
                 if split == "val":
                     ax.annotate(f"t{int(row['trial'])}", (steps[-1], values[-1]), textcoords="offset points",
                                 xytext=(3, 0), fontsize=9, color=colour, va="center")
-    for ax, quantity in zip(axes, ("loss", score)):
+    for ax, quantity in zip(axes, _plotted(task)):
         shown = {"r2": "R²"}.get(quantity, quantity)
         ax.set_xlabel("epoch")
         ax.set_ylabel(shown)
@@ -178,6 +181,51 @@ def curves_figure(histories: Callable[[str, str], list[tuple[int, float]]], boar
     axes[0].legend(handles=handles, loc="best", fontsize=9)
     figure.suptitle(title or "The best trial of each fit label, then the best overall: training vs validation")
     return figure
+
+
+def _plotted(task: str) -> tuple[str, str]:
+    """The overlay's two quantities: the loss and the task's score."""
+    return "loss", PLOTTED_METRIC.get(task, "accuracy")
+
+
+def curve_metrics(task: str) -> list[str]:
+    """The metrics :func:`curves_figure` asks ``histories`` for."""
+    return [f"{quantity}/{split}" for quantity in _plotted(task) for split in ("train", "val")]
+
+
+# ------------------------------------------------------------------------ the parent run's PNGs
+
+
+#: The parent run's fit figures, ``plots/<name>``.
+CURVES_PNG, FIT_MAP_PNG = "top_trials_curves.png", "fit_map.png"
+
+
+def fit_pngs(study, board, histories: Callable[[str, str], list[tuple[int, float]]], rows: Sequence[int],
+             task: str) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The curve overlay of the leaderboard's ``rows`` and the fit map as PNG bytes, and the
+    error of each figure that could not be drawn (one with nothing to show is left out)."""
+    pngs: dict[str, bytes] = {}
+    errors: dict[str, str] = {}
+    for name, draw in ((CURVES_PNG, lambda: curves_figure(histories, board, rows, task)),
+                       (FIT_MAP_PNG, lambda: fit_map_figure(study, board))):
+        try:
+            figure = draw()
+            if figure is not None:
+                buffer = io.BytesIO()
+                figure.savefig(buffer, format="png")
+                pngs[name] = buffer.getvalue()
+        except Exception as error:  # noqa: BLE001 - one figure less is a warning, not a failed sweep
+            errors[name] = f"{type(error).__name__}: {error}"
+    return pngs, errors
+
+
+def fit_pngs_of(trials, directions, board, curves: dict[tuple[str, str], list[tuple[int, float]]],
+                rows: Sequence[int], task: str) -> tuple[dict[str, bytes], dict[str, str]]:
+    """:func:`fit_pngs` from data in memory -- finished ``FrozenTrial``s, the study's
+    ``directions``, and the ``curves`` of the chosen runs by ``(run_id, metric)`` -- so that a
+    process without the stores (:mod:`sweeps.tracking.helper`) can draw them."""
+    study = S.in_memory_study(trials, directions)
+    return fit_pngs(study, board, lambda run_id, metric: curves.get((run_id, metric), []), rows, task)
 
 
 def _clip_score_axis(ax) -> None:

@@ -69,15 +69,7 @@ def optuna_plots_html_of(trials, directions, settings: sweep_settings.SweepSetti
     """:func:`optuna_plots_html` of a study holding ``trials`` (finished ``FrozenTrial``s) and
     ``directions``: made in memory, so that a process without the storage -- the tracking
     writer's helper (:mod:`sweeps.tracking.helper`) -- can draw the page."""
-    import optuna  # lazy: plotly is loaded only when a sweep finishes
-
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
-    try:
-        study = optuna.create_study(directions=list(directions), study_name=settings.study_name)
-    finally:
-        optuna.logging.set_verbosity(verbosity)
-    study.add_trials(trials)
+    study = S.in_memory_study(trials, directions, settings.study_name)
     return optuna_plots_html(study, settings)
 
 

@@ -148,3 +148,16 @@ def best_trials(study) -> list:
         except ValueError:
             return []
     return list(study.best_trials)
+
+
+def in_memory_study(trials, directions, study_name: str | None = None) -> optuna.Study:
+    """A study in memory holding ``trials`` (finished ``FrozenTrial``s): what a process without
+    the storage -- the tracking writer's helper (:mod:`sweeps.tracking.helper`) -- draws from."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not "A new study created in memory"
+    try:
+        study = optuna.create_study(directions=list(directions), study_name=study_name)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    study.add_trials(trials)
+    return study

@@ -159,8 +159,10 @@ class ParentRun:
     #: the runs of trials finished since the last one, so its cost does not grow with the study.
     _runs: dict = field(default_factory=dict, repr=False)
     _showcased: set = field(default_factory=set, repr=False)
-    #: plots/optuna.html was handed to the session's writer (:meth:`submit_optuna_plots`).
-    _optuna_plots_submitted: bool = field(default=False, repr=False)
+    #: The end plots were handed to the session's writer (:meth:`submit_end_plots`), and the
+    #: leaderboard it made then, once it has also logged the fit figures.
+    _end_plots_submitted: bool = field(default=False, repr=False)
+    _end_board: Any = field(default=None, repr=False)
 
     def _trial_runs(self, study, full: bool) -> dict[str, Any]:
         """Every trial run (``full``), or the cached ones plus those of newly finished trials."""
@@ -238,17 +240,30 @@ class ParentRun:
             except Exception as error:  # a deleted run, a server hiccup: the next refresh retries
                 log.debug("showcase tag of run %s: %s", run_id, error)
 
-    def submit_optuna_plots(self, study) -> None:
-        """``plots/optuna.html`` of the study's trials so far, drawn in the session writer's helper
-        process and logged from its thread while this one goes on (the sweep refits its champion
-        meanwhile); :meth:`finish` then leaves it out. Drain the writer before the process ends."""
+    def submit_end_plots(self, study) -> None:
+        """The parent's end plots made by the session's writer while this thread goes on (the
+        sweep refits its champion meanwhile): ``plots/optuna.html``, then the final leaderboard
+        and the fit figures, queued after the trials' tails; the helper process draws, the
+        writer's thread reads and logs. :meth:`finish` then uses them (and makes whatever
+        failed itself). Drain the writer before :meth:`finish`."""
         if self.session is None:
             return
         trials = [trial for trial in study.get_trials(deepcopy=False) if trial.state.is_finished()]
         directions, writer = list(study.directions), self.session.writer
         writer.submit(self._log_optuna_plots,
                       lambda: writer.offloaded(optuna_plots_html_of, trials, directions, self.settings))
-        self._optuna_plots_submitted = True
+        writer.submit(self._end_board_and_fit_plots, study, trials, directions)
+        self._end_plots_submitted = True
+
+    def _end_board_and_fit_plots(self, study, trials, directions) -> None:
+        """A writer job: the full refresh, then the fit figures drawn in the helper process."""
+        board = self.refresh(study, full=True)
+        rows = fit_view.representatives(board, self.settings.top_k)
+        curves = {(run_id, metric): self._history(run_id, metric)
+                  for run_id in board["run_id"].iloc[list(rows)] for metric in fit_plots.curve_metrics(self.task)}
+        self._log_pngs(*self.session.writer.offloaded(
+            fit_plots.fit_pngs_of, trials, directions, board, curves, rows, self.task))
+        self._end_board = board
 
     def _log_optuna_plots(self, draw) -> None:
         """The page ``draw()`` returns as the run's ``plots/optuna.html`` (a failure is a warning)."""
@@ -263,21 +278,14 @@ class ParentRun:
     def finish(self, study, status: str = "FINISHED", refit=None) -> dict[str, Any]:
         """Refresh, write the plots and the curve overlay, register the champion (or its ``refit``), end the run."""
         outcome: dict[str, Any] = {"registered": None, "fit_views": {}}
-        board = self.refresh(study, full=True)
-        outcome["leaderboard"] = board
-        if not self._optuna_plots_submitted:
+        board = self._end_board
+        if not self._end_plots_submitted:
             self._log_optuna_plots(lambda: optuna_plots_html(study, self.settings))
-        with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
-            for name, draw in (("top_trials_curves.png", lambda: self._curves(board)),
-                               ("fit_map.png", lambda: fit_plots.fit_map_figure(study, board))):
-                try:
-                    figure = draw()
-                    if figure is not None:
-                        png = Path(tmp) / name
-                        figure.savefig(png, format="png")
-                        self.client.log_artifact(self.run_id, str(png), "plots")
-                except Exception as error:
-                    log.warning("plots/%s could not be drawn: %s", name, error)
+        if board is None:  # not made by the writer (or it failed there): here, now
+            board = self.refresh(study, full=True)
+            rows = fit_view.representatives(board, self.settings.top_k)
+            self._log_pngs(*fit_plots.fit_pngs(study, board, self._history, rows, self.task))
+        outcome["leaderboard"] = board
         try:
             outcome["fit_views"] = ui_views.ensure_fit_views(
                 self.client, self.experiment_id, self.run_id, self.task, fit_view.label_counts(board))
@@ -296,13 +304,21 @@ class ParentRun:
         tracking.terminate(self.client, self.run_id, status)
         return outcome
 
-    def _curves(self, board):
-        """The curve overlay: the best trial of each fit label, then the best overall."""
-        def histories(run_id: str, metric: str) -> list[tuple[int, float]]:
-            return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, metric))
+    def _history(self, run_id: str, metric: str) -> list[tuple[int, float]]:
+        """A trial run's ``(step, value)`` curve of ``metric`` (another worker's runs included)."""
+        return sorted((m.step, m.value) for m in self.client.get_metric_history(run_id, metric))
 
-        rows = fit_view.representatives(board, self.settings.top_k)
-        return fit_plots.curves_figure(histories, board, rows, self.task)
+    def _log_pngs(self, pngs: Mapping[str, bytes], errors: Mapping[str, str]) -> None:
+        """Log the fit figures under ``plots/``; a figure that could not be drawn is a warning."""
+        for name, error in errors.items():
+            log.warning("plots/%s could not be drawn: %s", name, error)
+        with tempfile.TemporaryDirectory(prefix="ann-sweep-") as tmp:
+            for name, data in pngs.items():
+                try:
+                    (Path(tmp) / name).write_bytes(data)
+                    self.client.log_artifact(self.run_id, str(Path(tmp) / name), "plots")
+                except Exception as error:
+                    log.warning("plots/%s could not be logged: %s", name, error)
 
     def reopen(self) -> None:
         """Mark a resumed sweep's parent RUNNING again."""

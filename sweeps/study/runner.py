@@ -330,8 +330,8 @@ def _finish_parent(study, prepared: PreparedSweep, coordinator: Coordinator, par
     if finisher:
         with coordinator.finishing():
             refitting = status == "FINISHED" and settings.refit
-            if refitting:  # the Optuna plots are drawn in the writer's helper process meanwhile
-                parent.submit_optuna_plots(study)
+            if refitting:  # the parent's plots are made by the writer and its helper process meanwhile
+                parent.submit_end_plots(study)
             refit = refit_and_log(study, prepared, parent) if status == "FINISHED" else None
             writer.drain()  # the last trials' tails, the plots and the refit's run
             try:

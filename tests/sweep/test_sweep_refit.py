@@ -91,6 +91,10 @@ def test_refit_registers_the_champion_retrained_on_training_and_validation_rows(
     assert record["trial/accuracy/test"] == pytest.approx(trial_run.data.metrics["accuracy/test"])
     parent = client.get_run(trial_run.data.tags["mlflow.parentRunId"])
     assert parent.data.metrics["refit/accuracy/test"] == pytest.approx(record["accuracy/test"])
+    # The parent's plots, made by the writer and its helper process while the champion was refitted.
+    plots = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/optuna.html", "plots/fit_map.png", "plots/top_trials_curves.png"} <= plots
+    assert "could not be" not in printed
     version = client.get_model_version_by_alias("moons-quick", "champion")
     assert version.run_id == record["run_id"] and version.tags["sweep.refit"] == "true"
     assert version.tags["sweep.trial_number"] == str(best.number)
