@@ -8,6 +8,7 @@ The engine imports nothing from MLflow, Optuna or Hydra.
 """
 
 from ann.estimator import MLP, History
+from ann.ensemble import Ensemble, load
 from ann.exceptions import (
     AnnError,
     DataError,
@@ -18,7 +19,9 @@ from ann.exceptions import (
 
 __all__ = [
     "MLP",
+    "Ensemble",
     "History",
+    "load",
     "AnnError",
     "DataError",
     "InvalidParameterError",

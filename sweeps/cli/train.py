@@ -30,6 +30,7 @@ import ann
 from sweeps.cli.common import EXIT_USAGE, config_error_message, exit_stopped, fail, remove_job_output_dir
 from sweeps.config import CONFIG_DIR
 from sweeps.config.compose import TRAIN_CONFIG
+from sweeps.core import vocabulary as V
 from sweeps.core.errors import UserError, one_line
 from sweeps.core.mlflow_env import quiet_mlflow
 from sweeps.core.redaction import redact, redact_logging, redacted_printing, write_hydra_output
@@ -83,6 +84,10 @@ def _print_summary(result: dict, cfg: DictConfig) -> None:
     test = {key.split("/")[0]: value for key, value in result.items() if key.endswith("/test")}
     if test:
         lines.append("test: " + "  ".join(f"{name}={value:.4g}" for name, value in test.items()))
+    if result.get(V.ENSEMBLE_MEMBERS, 1) > 1:
+        first = "  ".join(f"{name}={result[V.ENSEMBLE_FIRST_PREFIX + name]:.4g}" for name in test
+                          if V.ENSEMBLE_FIRST_PREFIX + name in result)
+        lines.append(f"  ({int(result[V.ENSEMBLE_MEMBERS])} networks averaged; the first alone: {first})")
     if result.get("run_id"):
         lines.append(f"run: {result['run_id']}  {result['run_url']}")
         if result.get("model_uri"):

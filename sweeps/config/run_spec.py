@@ -89,6 +89,8 @@ SCHEDULE_KEYS = {
 }
 #: training.<key> that configure the train / validation / test split.
 SPLIT_KEYS = ("val_size", "test_size")
+#: The most networks ``training.ensemble`` averages.
+MAX_ENSEMBLE = 20
 #: Dataset options that name files or folders (made absolute, ``~`` expanded).
 PATH_OPTIONS = ("path",)
 
@@ -125,6 +127,8 @@ class RunSpec:
         dataset: registry name of the data set.
         dataset_options: keyword options of its loader.
         val_size, test_size, split_seed: arguments of :func:`ann.data.split_dataset`.
+        ensemble: networks trained (seeds ``seed``, ``seed + 1``, ...) whose outputs are
+            averaged (:class:`ann.Ensemble`; ``training.ensemble``, 1: one network).
         tracking: the tracking settings.
         config: the composed config as plain containers (interpolations resolved).
     """
@@ -137,6 +141,7 @@ class RunSpec:
     split_seed: int
     tracking: TrackingSettings
     config: dict[str, Any] = field(repr=False)
+    ensemble: int = 1
 
 
 # --------------------------------------------------------------------------- compose
@@ -177,7 +182,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
 
     model_kwargs: dict[str, Any] = {}
     _collect(config["model"], "model", MODEL_KEYS, model_kwargs)
-    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=(*SPLIT_KEYS, "schedule"))
+    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=(*SPLIT_KEYS, "schedule", "ensemble"))
     model_kwargs.update(_schedule(config["training"].get("schedule")))
     optimizer = config["optimizer"]
     name = optimizer.get("name")
@@ -207,6 +212,9 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     test_size = _fraction("training.test_size", split.get("test_size", 0.15))
     if val_size + test_size >= 1.0:
         raise ConfigError("training.val_size", val_size, f"a fraction with val_size + test_size < 1 (test_size={test_size:g})")
+    ensemble = split.get("ensemble", 1)
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_ENSEMBLE:
+        raise ConfigError("training.ensemble", ensemble, f"an integer in [1, {MAX_ENSEMBLE}] (networks averaged)")
 
     dataset, dataset_options = _dataset(config["dataset"])
     tracking = _tracking(config["tracking"])
@@ -219,6 +227,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
         split_seed=model_kwargs.get("seed", 0) or 0,
         tracking=tracking,
         config=config,
+        ensemble=ensemble,
     )
 
 

@@ -4,7 +4,8 @@ Everything but ``params``, which :mod:`sweeps.config.space` parses: the study's 
 storage, the metrics and directions, how many trials for how long, the sampler and the pruner
 (``sweep.sampler`` / ``sweep.pruner`` hold ``name`` and that sampler's settings; settings of
 another sampler are ignored, so that ``sweep.sampler.name=random`` needs nothing else, while a
-setting no sampler has is refused), heartbeats and re-runs, the champion's registration, cross-validated trials (``cv_folds``).
+setting no sampler has is refused), heartbeats and re-runs, the champion's registration, cross-validated trials (``cv_folds``),
+the champion's refit as an ensemble (``ensemble``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from sweeps.config.run_spec import MAX_ENSEMBLE
 from sweeps.core import vocabulary as V
 from sweeps.core.errors import ConfigError
 from sweeps.core.storage import storage_kind
@@ -50,8 +52,6 @@ PRUNERS: dict[str, dict[str, str]] = {
 MULTI_OBJECTIVE_SAMPLERS = ("nsga2", "random", "grid", "tpe")
 
 
-
-
 @dataclass(frozen=True)
 class SweepSettings:
     """The checked ``sweep`` section (without ``params``)."""
@@ -82,6 +82,7 @@ class SweepSettings:
     allow_space_change: bool = False  # resume a study whose search space differs (recorded on the parent run)
     refit: bool = False               # retrain the champion on training + validation rows (sweeps.study.refit)
     cv_folds: int | None = None       # k-fold cross-validated trials (sweeps.study.cv_folds); None: one validation split
+    ensemble: int = 1                 # networks the champion's refit trains and averages (ann.Ensemble)
 
     @property
     def multi_objective(self) -> bool:
@@ -120,7 +121,7 @@ _KNOWN_KEYS = (
     "study_name", "storage", "metric", "direction", "n_trials", "budget", "timeout", "workers", "max_failures",
     "seed", "sampler", "pruner", "params", "refresh_every", "top_k", "register", "heartbeat_interval",
     "grace_period", "max_retries", "outage_wait", "plotlyjs", "enqueue", "allow_space_change", "refit", "epochs",
-    "cv_folds",
+    "cv_folds", "ensemble",
 )
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?")
 
@@ -168,7 +169,7 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
         directions=_directions(section, metrics), **_limits(section), **_faults(section),
         **_components(section, metrics), **_register(section),
         allow_space_change=_flag(section, "allow_space_change"),
-        refit=_flag(section, "refit") or cv_folds is not None, cv_folds=cv_folds,
+        refit=_flag(section, "refit") or cv_folds is not None, cv_folds=cv_folds, ensemble=_ensemble(section, cv_folds),
     )
 
 
@@ -177,12 +178,9 @@ MAX_CV_FOLDS = 20
 
 
 def _cv_folds(section: Mapping[str, Any], metrics: Sequence[str]) -> int | None:
-    """``sweep.cv_folds``: null or 1 (one validation split: None), or 2..20 folds, for one metric only;
-    ``auto`` is resolved from the data before this is called (:func:`sweeps.study.data_scaled.auto_cv_folds`)
-    and is None until then.
-
-    A cross-validated sweep always refits its champion (``refit`` is forced on: its trials'
-    models were each trained on a part of the rows only)."""
+    """``sweep.cv_folds``: null or 1 (one split: None), or 2..20 folds, for one metric only; ``auto`` is None until
+    resolved from the data (:func:`sweeps.study.data_scaled.auto_cv_folds`). Such a sweep always refits its
+    champion (``refit`` is forced on: its trials' models were each trained on a part of the rows only)."""
     value = section.get("cv_folds")
     if value is None or value == "auto" or (value == 1 and not isinstance(value, bool)):
         return None
@@ -193,6 +191,14 @@ def _cv_folds(section: Mapping[str, Any], metrics: Sequence[str]) -> int | None:
         raise ConfigError("sweep.cv_folds", folds, "null for a sweep of several metrics (cross-validated trials "
                           "are refitted on all rows, and such a sweep has no single champion to refit)")
     return folds
+
+
+def _ensemble(section: Mapping[str, Any], cv_folds: int | None) -> int:
+    """``sweep.ensemble``: 1 to 20 networks; ``auto``: as many as a cross-validated trial trains, else 1."""
+    if section.get("ensemble") == "auto":
+        return cv_folds or 1
+    return _integer(section, "ensemble", 1, default=1, high=MAX_ENSEMBLE, allowed=f"an integer in [1, {MAX_ENSEMBLE}] "
+                    "(networks the champion's refit averages), or auto (the folds of a cross-validated sweep, else 1)")
 
 
 def _metrics(section: Mapping[str, Any]) -> list[str]:

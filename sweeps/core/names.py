@@ -54,7 +54,8 @@ def describe_config(cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str
 
 def refit_line(record: Mapping[str, Any], task: str) -> str:
     """What ``sweep.refit`` did (:mod:`sweeps.study.refit`), in one line: ``refit: trial 14 retrained on
-    training + validation rows for 90 epochs: accuracy/test 0.9815 (the trial's 0.9741), loss/test ...``."""
+    training + validation rows for 90 epochs, 5 networks averaged: accuracy/test 0.9815 (the trial's 0.9741), ...``
+    (``sweep.ensemble``)."""
     scores = ("r2", "rmse") if task == "regression" else ("accuracy", "loss")
     parts = []
     for name in scores:
@@ -64,5 +65,6 @@ def refit_line(record: Mapping[str, Any], task: str) -> str:
             if f"trial/{key}" in record:
                 mine += f" (the trial's {record[f'trial/{key}']:.4g})"
             parts.append(mine)
+    networks = int(record.get("networks", 1))
     return (f"refit: trial {record['trial']} retrained on training + validation rows for {record['epochs']} epochs"
-            + (": " + ", ".join(parts) if parts else ""))
+            + (f", {networks} networks averaged" if networks > 1 else "") + (": " + ", ".join(parts) if parts else ""))

@@ -44,6 +44,13 @@ CV_PREFIX = "cv/"
 CV_EPOCHS = "cv/epochs"
 
 
+#: ``ensemble/members`` on a run of ``training.ensemble`` > 1: the networks averaged; its test
+#: scores (``accuracy/test``, ...) are the ensemble's, ``ensemble/first/<quantity>`` (``loss``,
+#: ``accuracy``, ``r2``, ...) the test scores of the first network alone (whose curves the run shows).
+ENSEMBLE_MEMBERS = "ensemble/members"
+ENSEMBLE_FIRST_PREFIX = "ensemble/first/"
+
+
 def cv_metric(metric: str, part: int | str) -> str:
     """``cv_metric("loss/val", 2)`` -> ``cv/loss/val/fold_2``; ``cv_metric("loss/val", "mean")`` -> ``cv/loss/val/mean``."""
     return f"{CV_PREFIX}{metric}/" + (f"fold_{part}" if isinstance(part, int) else part)

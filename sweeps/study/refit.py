@@ -35,8 +35,9 @@ from sweeps.study.trial_spec import trial_config
 log = logging.getLogger(__name__)
 
 
-def refit_config(base: Mapping[str, Any], space, trial) -> tuple[dict, list[str], int]:
-    """The champion trial's training config on training + validation rows, its overrides and epochs."""
+def refit_config(base: Mapping[str, Any], space, trial, ensemble: int = 1) -> tuple[dict, list[str], int]:
+    """The champion trial's training config on training + validation rows (``ensemble`` networks
+    averaged), its overrides and epochs."""
     import optuna  # lazy: Optuna only when a sweep ends
 
     base_layers = tuple(base["model"].get("hidden_layers") or ())
@@ -48,6 +49,9 @@ def refit_config(base: Mapping[str, Any], space, trial) -> tuple[dict, list[str]
     epochs = refit_epochs(folds) if folds else int(trial.user_attrs.get(V.TRIAL_EPOCHS) or training.get("epochs", 100))
     training.update(val_size=0.0, epochs=max(1, epochs), early_stopping=False)
     overrides = [*overrides, "training.val_size=0", f"training.epochs={training['epochs']}", "training.early_stopping=false"]
+    if ensemble > 1:
+        training["ensemble"] = ensemble
+        overrides.append(f"training.ensemble={ensemble}")
     return cfg, overrides, training["epochs"]
 
 
@@ -67,17 +71,17 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
     if float(prepared.base["training"].get("val_size", 0.15)) == 0.0 and settings.cv_folds is None:
         log.info("sweep.refit: no validation part to add (training.val_size=0): the champion is not refitted")
         return None
-    cfg, overrides, epochs = refit_config(prepared.base, prepared.space, trial)
+    cfg, overrides, epochs = refit_config(prepared.base, prepared.space, trial, settings.ensemble)
     name = f"refit of t{trial.number:03d}"
     tags = {V.TAG_STUDY: settings.study_name, V.TAG_TRIAL: str(trial.number), V.TAG_ROLE: V.ROLE_REFIT}
-    log.info("sweep.refit: training trial %d's configuration on training + validation rows for %d epochs",
-             trial.number, epochs)
+    log.info("sweep.refit: training trial %d's configuration on training + validation rows for %d epochs%s",
+             trial.number, epochs, f", {settings.ensemble} networks averaged" if settings.ensemble > 1 else "")
     result = train(cfg, session=session, parent_run_id=parent_run_id, run_name=name, tags=tags,
                    overrides=[*prepared.overrides, *overrides])
     trial_metrics = trial.user_attrs.get(V.TRIAL_METRICS) or {}
     record = {
         "trial": trial.number, "epochs": epochs, "run_id": result.get("run_id"), "model_uri": result.get("model_uri"),
-        "run_name": name,
+        "run_name": name, "networks": int(result.get(V.ENSEMBLE_MEMBERS, 1)),
         **{key: float(value) for key, value in result.items()
            if key.endswith("/test") and isinstance(value, (int, float)) and not isinstance(value, bool)},
         **{f"trial/{key}": float(value) for key, value in trial_metrics.items() if key.endswith("/test")},

@@ -1,4 +1,4 @@
-"""The MLflow pyfunc model of a trained :class:`ann.MLP` ("model from code").
+"""The MLflow pyfunc model of a trained :class:`ann.MLP` or :class:`ann.Ensemble` ("model from code").
 
 This file is logged with every model as its code (MLflow's models-from-code), next to
 the network's own files (``model.npz`` + ``model.json`` written by :meth:`ann.MLP.save`,
@@ -28,7 +28,7 @@ OUTPUTS = ("label", "proba")
 
 
 class AnnPyfuncModel(PythonModel):
-    """Predicts with an :class:`ann.MLP` loaded from the model's ``network`` artifact."""
+    """Predicts with the :class:`ann.MLP` (or :class:`ann.Ensemble`) of the model's ``network`` artifact."""
 
     def load_context(self, context):
         engine = context.artifacts.get("engine")
@@ -37,7 +37,7 @@ class AnnPyfuncModel(PythonModel):
         import ann  # lazy: from the engine zip just put on sys.path, not this project's
 
         directory = Path(context.artifacts["network"])
-        self.model = ann.MLP.load(directory / "model")
+        self.model = ann.load(directory / "model")  # an ann.MLP, or an ann.Ensemble (training.ensemble)
         meta = json.loads((directory / "features.json").read_text())
         self.feature_names = list(meta["feature_names"])
         self.class_names = meta.get("class_names")

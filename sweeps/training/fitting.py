@@ -14,6 +14,7 @@ The part of a training run shared by the untracked and the tracked run
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import signal
@@ -117,7 +118,7 @@ class Recorder:
 class Fitted:
     """What a fit gave: the diagnosis, the final metrics, the epoch of the kept weights."""
 
-    model: ann.MLP
+    model: ann.MLP | ann.Ensemble
     recorder: Recorder
     history: Any                     # the engine's History, None when the loss became non-finite
     non_finite: ann.NonFiniteLossError | None
@@ -139,8 +140,14 @@ class Fitted:
         return out
 
 
-def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Sequence[Callback]) -> Fitted:
-    """Run ``fit`` (a non-finite loss ends it early), then diagnose and score the network."""
+def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Sequence[Callback],
+        members: int = 1) -> Fitted:
+    """Run ``fit`` (a non-finite loss ends it early), then diagnose and score the network.
+
+    ``members`` > 1 (``training.ensemble``): then train ``members - 1`` more networks of the
+    same configuration, seeded ``seed + 1``, ``seed + 2``, ... (without callbacks: the first
+    network is the run's, its curves and diagnosis), and score their :class:`ann.Ensemble`.
+    """
     X, X_val, scaler = data.X_train, data.X_val, None
     if model.standardize:  # standardised once per data set and dtype, reused by every run of the process
         prepared = data.standardized(model.dtype)
@@ -152,7 +159,36 @@ def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Seque
                             standardized_by=scaler)
     except ann.NonFiniteLossError as error:
         non_finite = error
-    return _summaries(model, data, recorder, history, non_finite)
+    fitted = _summaries(model, data, recorder, history, non_finite)
+    if members > 1 and history is not None:
+        fitted = _ensemble(fitted, data, members, X, validation, scaler)
+    return fitted
+
+
+def _ensemble(fitted: Fitted, data: PreparedData, members: int, X, validation, scaler) -> Fitted:
+    """``fitted`` with its network as the first of ``members`` (the others trained now): the
+    ensemble's test scores, its size, and the first network's test scores beside them."""
+    first = fitted.model
+    networks = [first]
+    for index in range(1, members):
+        seed = None if first.seed is None else first.seed + index
+        member = ann.MLP(**{**first.get_params(), "seed": seed})
+        try:
+            member.fit(X, data.y_train, validation_data=validation, standardized_by=scaler)
+        except ann.NonFiniteLossError as error:
+            log.warning("ensemble member %d (seed %s) is left out: %s", index + 1, seed, error)
+            continue
+        networks.append(member)
+    ensemble = ann.Ensemble(networks)
+    metrics = dict(fitted.metrics)
+    metrics[V.ENSEMBLE_MEMBERS] = float(len(networks))
+    metrics[V.N_PARAMETERS] = float(ensemble.n_parameters_)
+    if data.X_test is not None:
+        for key, value in ensemble.evaluate(data.X_test, data.y_test).items():
+            metrics[V.ENSEMBLE_FIRST_PREFIX + key] = metrics.get(f"{key}/test", math.nan)
+            metrics[f"{key}/test"] = value
+    metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}
+    return dataclasses.replace(fitted, model=ensemble, metrics=metrics)
 
 
 def _summaries(model: ann.MLP, data: PreparedData, recorder: Recorder, history, non_finite) -> Fitted:

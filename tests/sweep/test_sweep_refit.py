@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import mlflow
 import numpy as np
 import optuna
 import pytest
 from mlflow import MlflowClient
 
+import ann
 from ann.data import load_dataset, split_dataset
 from sweeps.config.run_spec import to_container
 from sweeps.core.errors import ConfigError
@@ -98,6 +100,32 @@ def test_refit_registers_the_champion_retrained_on_training_and_validation_rows(
     version = client.get_model_version_by_alias("moons-quick", "champion")
     assert version.run_id == record["run_id"] and version.tags["sweep.refit"] == "true"
     assert version.tags["sweep.trial_number"] == str(best.number)
+
+
+def test_the_refit_as_an_ensemble_registers_the_networks_averaged(uris, capsys, global_tracking_uri):
+    from sweeps.cli.sweep import main
+
+    storage, tracking_uri = uris
+    main(cli_overrides(storage, tracking_uri, "sweep.refit=true", "sweep.ensemble=3", "sweep.n_trials=3"))
+    printed = capsys.readouterr().out
+    record = optuna.load_study(study_name="moons-quick", storage=storage).user_attrs[ATTR_REFIT]
+    assert record["networks"] == 3 and "for 5 epochs, 3 networks averaged: accuracy/test" in printed
+    client = MlflowClient(tracking_uri)
+    run = client.get_run(record["run_id"])
+    assert run.data.params["training.ensemble"] == "3" and run.data.metrics["ensemble/members"] == 3
+    assert record["accuracy/test"] == pytest.approx(run.data.metrics["accuracy/test"])
+    global_tracking_uri(tracking_uri)
+    champion = mlflow.pyfunc.load_model("models:/moons-quick@champion").unwrap_python_model().model
+    assert isinstance(champion, ann.Ensemble) and len(champion.members) == 3
+
+
+def test_sweep_ensemble_auto_is_the_folds_of_a_cross_validated_sweep():
+    assert _settings("sweep.cv_folds=4", "sweep.ensemble=auto").ensemble == 4
+    assert _settings("sweep.ensemble=auto").ensemble == 1  # one validation split: one network
+    assert _settings().ensemble == 1 and _settings("sweep.ensemble=7").ensemble == 7
+    for bad in ("0", "21", "many"):
+        with pytest.raises(ConfigError, match=r"sweep.ensemble=.* is not allowed: expected an integer in \[1, 20\]"):
+            _settings(f"sweep.ensemble={bad}")
 
 
 def test_refit_without_tracking_records_the_test_scores_on_the_study(uris):

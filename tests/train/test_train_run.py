@@ -13,6 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 import ann
+from ann.data import load_dataset, split_dataset
 from sweeps.core.errors import ConfigError, TrackingError
 from sweeps.training.run import RunEnd, StopRun, train
 from train_helpers import all_runs, history, make_cfg
@@ -156,6 +157,38 @@ def test_regression_run_logs_mae_rmse_r2_and_predicts_values(sqlite_uri, global_
     X = np.linspace(-2, 2, 20).reshape(-1, 1)
     predictions = mlflow.pyfunc.load_model(result["model_uri"]).predict(pd.DataFrame(X, columns=["x1"]))
     np.testing.assert_allclose(np.asarray(predictions, dtype=float), engine.predict(X))
+
+
+def test_an_ensemble_run_scores_and_logs_the_averaged_networks(sqlite_uri, global_tracking_uri, tmp_path):
+    """training.ensemble=3: the run's curves are the first network's (seeded as a single run);
+    its test scores, logged model and pyfunc predictions are the three networks averaged."""
+    single = train(make_cfg(sqlite_uri, "dataset=regression", "dataset.n_samples=150"))
+    result = train(make_cfg(sqlite_uri, "dataset=regression", "dataset.n_samples=150", "training.ensemble=3"))
+    client = MlflowClient(sqlite_uri)
+    assert history(client, result["run_id"], "loss/val") == history(client, single["run_id"], "loss/val")
+    metrics = client.get_run(result["run_id"]).data.metrics
+    assert metrics["ensemble/members"] == 3 and client.get_run(result["run_id"]).data.params["training.ensemble"] == "3"
+    assert metrics["ensemble/first/r2"] == pytest.approx(single["r2/test"])
+    assert metrics["n_parameters"] == 3 * single["n_parameters"]
+    global_tracking_uri(sqlite_uri)
+    local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "model"))
+    engine = ann.load(f"{local}/artifacts/network/model")
+    assert isinstance(engine, ann.Ensemble) and [m.seed for m in engine.members] == [0, 1, 2]
+    data = load_dataset("regression", n_samples=150)
+    split = split_dataset(data, val_size=0.15, test_size=0.15, seed=0)
+    assert engine.evaluate(split.X_test, split.y_test)["r2"] == pytest.approx(metrics["r2/test"])
+    assert metrics["r2/test"] != pytest.approx(metrics["ensemble/first/r2"])
+    X = np.linspace(-2, 2, 20).reshape(-1, 1)
+    predictions = mlflow.pyfunc.load_model(result["model_uri"]).predict(pd.DataFrame(X, columns=["x1"]))
+    np.testing.assert_allclose(np.asarray(predictions, dtype=float),
+                               np.mean([member.predict(X) for member in engine.members], axis=0), rtol=1e-6)
+
+
+def test_training_ensemble_takes_1_to_20_networks(sqlite_uri):
+    for bad in (0, 21, "two", True):
+        with pytest.raises(ConfigError, match=r"training.ensemble=.* is not allowed: expected an integer in \[1, 20\]"):
+            train(make_cfg(sqlite_uri, f"training.ensemble={str(bad).lower() if bad is True else bad}"))
+    assert not all_runs(MlflowClient(sqlite_uri))  # refused before any run existed
 
 
 def test_same_config_and_seed_give_identical_metrics(sqlite_uri):
