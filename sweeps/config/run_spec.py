@@ -127,8 +127,7 @@ class RunSpec:
         dataset: registry name of the data set.
         dataset_options: keyword options of its loader.
         val_size, test_size, split_seed: arguments of :func:`ann.data.split_dataset`.
-        ensemble: networks trained (seeds ``seed``, ``seed + 1``, ...) whose outputs are
-            averaged (:class:`ann.Ensemble`; ``training.ensemble``, 1: one network).
+        ensemble: networks trained (seeds ``seed``, ``seed + 1``, ...) and averaged (:class:`ann.Ensemble`).
         tracking: the tracking settings.
         config: the composed config as plain containers (interpolations resolved).
     """
@@ -397,8 +396,5 @@ def resolved_yaml(spec: RunSpec) -> str:
 def _missing_hint(key: str, dataset: str | None = None) -> str:
     if key == "dataset.path" and dataset in ("mnist", "fashion_mnist"):
         return f"dataset.path=data/{dataset}"
-    examples = {
-        "dataset.path": "dataset.path=data.csv",
-        "dataset.target": "dataset.target=label",
-    }
+    examples = {"dataset.path": "dataset.path=data.csv", "dataset.target": "dataset.target=label"}
     return examples.get(key, f"{key}=...")
