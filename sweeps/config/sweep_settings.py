@@ -164,12 +164,13 @@ def parse_settings(section: Mapping[str, Any]) -> SweepSettings:
         raise ConfigError("sweep.storage", storage, "a storage URL such as sqlite:///optuna.db, or a journal file such as optuna.log")
     metrics = _metrics(section)
     cv_folds = _cv_folds(section, metrics)
+    ensemble = _ensemble(section, cv_folds, metrics)
     return SweepSettings(
         study_name=study_name.strip(), storage=storage.strip(), metrics=tuple(metrics),
         directions=_directions(section, metrics), **_limits(section), **_faults(section),
         **_components(section, metrics), **_register(section),
         allow_space_change=_flag(section, "allow_space_change"),
-        refit=_flag(section, "refit") or cv_folds is not None, cv_folds=cv_folds, ensemble=_ensemble(section, cv_folds),
+        refit=_flag(section, "refit") or cv_folds is not None or ensemble > 1, cv_folds=cv_folds, ensemble=ensemble,
     )
 
 
@@ -193,12 +194,15 @@ def _cv_folds(section: Mapping[str, Any], metrics: Sequence[str]) -> int | None:
     return folds
 
 
-def _ensemble(section: Mapping[str, Any], cv_folds: int | None) -> int:
-    """``sweep.ensemble``: 1 to 20 networks; ``auto``: as many as a cross-validated trial trains, else 1."""
+def _ensemble(section: Mapping[str, Any], cv_folds: int | None, metrics: Sequence[str]) -> int:
+    """``sweep.ensemble``: 1-20 networks (more force ``refit``; one metric only); ``auto``: a cross-validated trial's, else 1."""
     if section.get("ensemble") == "auto":
         return cv_folds or 1
-    return _integer(section, "ensemble", 1, default=1, high=MAX_ENSEMBLE, allowed=f"an integer in [1, {MAX_ENSEMBLE}] "
-                    "(networks the champion's refit averages), or auto (the folds of a cross-validated sweep, else 1)")
+    ensemble = _integer(section, "ensemble", 1, default=1, high=MAX_ENSEMBLE, allowed=f"an integer in [1, {MAX_ENSEMBLE}] "
+                        "(networks the champion's refit averages), or auto (the folds of a cross-validated sweep, else 1)")
+    if ensemble > 1 and len(metrics) > 1:
+        raise ConfigError("sweep.ensemble", ensemble, "1 for a sweep of several metrics (it has no single champion to refit)")
+    return ensemble
 
 
 def _metrics(section: Mapping[str, Any]) -> list[str]:
@@ -247,12 +251,8 @@ def _limits(section: Mapping[str, Any]) -> dict[str, Any]:
             raise ConfigError("sweep.budget", budget, f"null when sweep.timeout={timeout:g} is set (one time limit: keep sweep.budget)")
         budget = timeout = parse_duration("sweep.budget", budget)
     workers = _integer(section, "workers", 1, default=1, high=256)
-    max_failures = section.get("max_failures", 5)
-    if max_failures is not None:
-        max_failures = _integer(section, "max_failures", 0, default=5)
-    seed = section.get("seed", 0)
-    if seed is not None:
-        seed = _integer(section, "seed", 0, default=0, high=2**31 - 1)
+    max_failures = None if section.get("max_failures", 5) is None else _integer(section, "max_failures", 0, default=5)
+    seed = None if section.get("seed", 0) is None else _integer(section, "seed", 0, default=0, high=2**31 - 1)
     return {"n_trials": n_trials, "timeout": float(timeout) if timeout is not None else None, "budget": budget,
             "workers": workers, "max_failures": max_failures, "seed": seed,
             "refresh_every": _integer(section, "refresh_every", 1, default=5),

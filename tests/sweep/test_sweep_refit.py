@@ -122,10 +122,13 @@ def test_the_refit_as_an_ensemble_registers_the_networks_averaged(uris, capsys, 
 def test_sweep_ensemble_auto_is_the_folds_of_a_cross_validated_sweep():
     assert _settings("sweep.cv_folds=4", "sweep.ensemble=auto").ensemble == 4
     assert _settings("sweep.ensemble=auto").ensemble == 1  # one validation split: one network
-    assert _settings().ensemble == 1 and _settings("sweep.ensemble=7").ensemble == 7
+    assert _settings().ensemble == 1 and not _settings().refit
+    assert _settings("sweep.ensemble=7").ensemble == 7 and _settings("sweep.ensemble=7").refit  # an ensemble is a refit
     for bad in ("0", "21", "many"):
         with pytest.raises(ConfigError, match=r"sweep.ensemble=.* is not allowed: expected an integer in \[1, 20\]"):
             _settings(f"sweep.ensemble={bad}")
+    with pytest.raises(ConfigError, match="sweep.ensemble=3 is not allowed: expected 1 for a sweep of several metrics"):
+        sweep_settings.parse_settings(to_container(compose(["sweep=multiobjective", "sweep.ensemble=3"]))["sweep"])
 
 
 def test_refit_without_tracking_records_the_test_scores_on_the_study(uris):
