@@ -7,11 +7,15 @@ different errors; the mean of their outputs has the same bias and a smaller vari
 
     a = (1 / M) sum_m a_m
 
-Classes are then ``argmax a`` (``a >= 0.5`` for a binary output), values ``a``. The loss
-of the ensemble is the members' loss taken at ``a`` through the logits that give it:
-``z = log a`` for a softmax (``softmax(log a) = a``), ``z = log a - log(1 - a)`` for a
-sigmoid, so the cross-entropies read ``-sum_c y_c log a_c`` and ``-y log a - (1 - y)
-log(1 - a)``; the other losses use ``a`` alone.
+Classes are then ``argmax a`` (``a >= 0.5`` for a binary output), values ``a`` (averaged in
+the target's units). The loss of the ensemble is the members' loss taken at ``a`` through
+the logits that give it: ``z = log a`` for a softmax (``softmax(log a) = a``),
+``z = log a - log(1 - a)`` for a sigmoid, so the cross-entropies read ``-sum_c y_c log a_c``
+and ``-y log a - (1 - y) log(1 - a)``; the other losses use ``a`` alone. ``log a`` is
+computed from the members' logits ``z_m`` in float64, never from a rounded probability:
+``log a = logsumexp_m(log a_m) - log M`` with ``log a_m = z_m - logsumexp(z_m)`` (softmax)
+or ``-softplus(-z_m)`` (sigmoid; ``log(1 - a_m) = -softplus(z_m)``), so a confident member's
+loss is neither capped nor lost to float32 saturation.
 
     >>> import numpy as np, ann
     >>> rng = np.random.default_rng(0)
@@ -41,12 +45,10 @@ import numpy as np
 from ann.checks import check_y
 from ann.estimator import MLP
 from ann.exceptions import AnnError, InvalidParameterError, ModelFileError
-from ann.scoring import RunningScore, class_codes
+from ann.scoring import RunningScore, class_codes, forward_all
 
 FORMAT = "ann-ensemble"
 VERSION = 1
-#: The smallest probability a cross-entropy's logit is taken of (log 0 would be -inf).
-TINY = 1e-12
 
 
 class Ensemble:
@@ -60,9 +62,11 @@ class Ensemble:
         for member in members[1:]:
             same_classes = (member.classes_ is None) == (first.classes_ is None) and (
                 first.classes_ is None or np.array_equal(member.classes_, first.classes_))
-            if (member.task_, member.n_features_in_, member.loss_, member.output_activation_) != (
-                    first.task_, first.n_features_in_, first.loss_, first.output_activation_) or not same_classes:
-                raise InvalidParameterError("members", members, "models of one task, classes, inputs and loss")
+            if (member.task_, member.n_features_in_, member.loss_, member.output_activation_, member._y_was_1d) != (
+                    first.task_, first.n_features_in_, first.loss_, first.output_activation_, first._y_was_1d) \
+                    or not same_classes or not _same_scaler(member.y_scaler_, first.y_scaler_):
+                raise InvalidParameterError("members", members,
+                                            "models of one task, classes, inputs, loss and target scaling")
         self.members = members
 
     # ------------------------------------------------------------------ what the members share
@@ -87,6 +91,21 @@ class Ensemble:
         """``a = mean_m a_m``: the members' output activations averaged (float64)."""
         return np.mean([member._output(X) for member in self.members], axis=0)
 
+    def _output_and_logits(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``a`` and the logits whose output it is, from the members' own logits (float64)."""
+        outputs, logits = zip(*(forward_all(member.network_, member._inputs(X)) for member in self.members))
+        a = np.mean([np.asarray(o, dtype=np.float64) for o in outputs], axis=0)
+        z = [np.asarray(z_m, dtype=np.float64) for z_m in logits]
+        log_m = np.log(len(z))
+        activation = self.members[0].output_activation_
+        if activation == "softmax":
+            return a, _logsumexp([z_m - _logsumexp(z_m, axis=1)[:, None] for z_m in z], axis=0) - log_m
+        if activation == "sigmoid":
+            log_a = _logsumexp([-np.logaddexp(0.0, -z_m) for z_m in z], axis=0) - log_m
+            log_not_a = _logsumexp([-np.logaddexp(0.0, z_m) for z_m in z], axis=0) - log_m
+            return a, log_a - log_not_a
+        return a, a
+
     def predict(self, X: Any) -> np.ndarray:
         """Class labels (classification) or values (regression) of the averaged outputs."""
         first, a = self.members[0], self._output(X)
@@ -106,9 +125,9 @@ class Ensemble:
         """Loss and metrics of the averaged outputs on ``(X, y)``, as :meth:`ann.MLP.evaluate` names them."""
         first = self.members[0]
         X = first._check_X(X)
-        a = self._output(X)
+        a, z = self._output_and_logits(X)
         targets = first._targets(check_y(y, X.shape[0])).astype(np.float64)
-        result = {"loss": first._loss.value(targets, logits_of(a, first.output_activation_), a)}
+        result = {"loss": first._loss.value(targets, z, a)}
         score = RunningScore(self.task_, first.y_scaler_)
         score.add(targets, a)
         result.update(score.result())
@@ -139,15 +158,17 @@ class Ensemble:
         return cls([MLP.load(stem.with_name(f"{stem.name}.member{index}")) for index in range(1, count + 1)])
 
 
-def logits_of(a: np.ndarray, output_activation: str) -> np.ndarray:
-    """The pre-activation whose output is ``a``: ``log a`` (softmax), ``log a - log(1 - a)``
-    (sigmoid), ``a`` itself otherwise (what the other losses read is ``a``)."""
-    if output_activation == "softmax":
-        return np.log(np.maximum(a, TINY))
-    if output_activation == "sigmoid":
-        p = np.clip(a, TINY, 1.0 - TINY)
-        return np.log(p) - np.log1p(-p)
-    return a
+def _logsumexp(x, axis: int) -> np.ndarray:
+    """``log sum exp x`` along ``axis``, shifted by the maximum (finite for any finite ``x``)."""
+    x = np.asarray(x, dtype=np.float64)
+    peak = np.max(x, axis=axis, keepdims=True)
+    return np.squeeze(peak, axis=axis) + np.log(np.sum(np.exp(x - peak), axis=axis))
+
+
+def _same_scaler(one, other) -> bool:
+    if one is None or other is None:
+        return one is other
+    return np.array_equal(one.mean, other.mean) and np.array_equal(one.scale, other.scale)
 
 
 def load(path) -> MLP | Ensemble:

@@ -74,6 +74,38 @@ def test_one_member_scores_as_that_member(task):
     np.testing.assert_array_equal(ann.Ensemble(models).predict(X), models[0].predict(X))
 
 
+@pytest.mark.parametrize("task", ["binary", "multiclass"])
+def test_confident_members_lose_what_their_logits_say_not_a_capped_or_rounded_value(task):
+    """Weights scaled 40x give logits far past float32's saturated sigmoid / softmax: the
+    ensemble's loss is still computed from the logits (one member: exactly its own loss)."""
+    models, X, y = members(task, n=2)
+    for model in models:
+        model.network_.theta *= 40.0
+    alone = models[0].evaluate(X, y)["loss"]
+    assert alone > 30.0  # far beyond -log(1e-12) = 27.6
+    assert ann.Ensemble(models[:1]).evaluate(X, y)["loss"] == pytest.approx(alone, rel=1e-4)
+    # Two members: -log of the averaged probability of the true class, from each member's log-probabilities.
+    log_p = []
+    for model in models:
+        model.network_.forward(model._inputs(X), training=False)
+        z = model.network_.output_pre_activation().astype(np.float64)
+        if task == "binary":
+            z = np.hstack([np.zeros_like(z), z])  # sigmoid(z) = softmax([0, z])[1]
+        log_p.append(z - np.log(np.sum(np.exp(z - z.max(1, keepdims=True)), 1, keepdims=True)) - z.max(1, keepdims=True))
+    codes = np.searchsorted(models[0].classes_, y)
+    picked = np.stack([lp[np.arange(len(y)), codes] for lp in log_p])
+    by_hand = -np.mean(np.logaddexp.reduce(picked, axis=0) - np.log(2))
+    assert ann.Ensemble(models).evaluate(X, y)["loss"] == pytest.approx(by_hand, rel=1e-4)
+
+
+def test_regression_members_with_other_target_scaling_are_refused():
+    models, X, y = members("regression", n=1)
+    other = ann.MLP(hidden_layers=[8], epochs=2, seed=1)
+    other.fit(X, 3.0 * y + 5.0)
+    with pytest.raises(ann.InvalidParameterError, match="target scaling"):
+        ann.Ensemble([models[0], other])
+
+
 @pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
 def test_save_and_load_round_trip_and_ann_load_reads_either_kind(tmp_path, task):
     models, X, y = members(task)

@@ -103,10 +103,16 @@ def champion_model(best, refit: Mapping[str, Any] | None) -> tuple[str, str, str
     return best["run_id"], str(best["model_uri"]), run_name, False
 
 
-def check_refit(settings) -> None:
-    """Refuse ``sweep.refit`` for a sweep of several metrics (it has no single champion)."""
+def check_refit(settings, spec=None) -> None:
+    """Refuse ``sweep.refit`` for a sweep of several metrics (it has no single champion), and
+    ``training.ensemble`` in a sweep's trials: they train one network each (their value is one
+    network's), and ``sweep.ensemble`` makes the champion's refit an ensemble."""
     if settings.refit and settings.multi_objective:
         raise ConfigError("sweep.refit", True, "false for a sweep of several metrics (it has no single champion)")
+    if spec is not None and spec.ensemble > 1:  # (the space does not search it: it is no engine argument)
+        raise ConfigError("training.ensemble", spec.ensemble,
+                          "1 in a sweep (each trial trains one network): sweep.ensemble=N makes the champion's "
+                          "refit N networks averaged")
 
 
 def refit_and_log(study, prepared, parent) -> dict[str, Any] | None:

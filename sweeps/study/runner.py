@@ -86,7 +86,7 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     spec = build_run_spec(base)
     build_model(spec, folds[0] if folds else data)  # the base config itself must be trainable on this data
     sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None or bool(folds))
-    check_refit(settings)
+    check_refit(settings, spec)
     chosen += cv_line + refit_line
     space.check_conditions(base)
     enqueued = _enqueued(section.get("enqueue"), space)

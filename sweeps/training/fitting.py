@@ -145,8 +145,9 @@ def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Seque
     """Run ``fit`` (a non-finite loss ends it early), then diagnose and score the network.
 
     ``members`` > 1 (``training.ensemble``): then train ``members - 1`` more networks of the
-    same configuration, seeded ``seed + 1``, ``seed + 2``, ... (without callbacks: the first
-    network is the run's, its curves and diagnosis), and score their :class:`ann.Ensemble`.
+    same configuration, seeded ``seed + 1``, ``seed + 2``, ... (not recorded: the first
+    network is the run's, its curves and diagnosis; ``callbacks`` still stop them), and score
+    their :class:`ann.Ensemble`.
     """
     X, X_val, scaler = data.X_train, data.X_val, None
     if model.standardize:  # standardised once per data set and dtype, reused by every run of the process
@@ -161,20 +162,20 @@ def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Seque
         non_finite = error
     fitted = _summaries(model, data, recorder, history, non_finite)
     if members > 1 and history is not None:
-        fitted = _ensemble(fitted, data, members, X, validation, scaler)
+        fitted = _ensemble(fitted, data, members, X, validation, scaler, callbacks)
     return fitted
 
 
-def _ensemble(fitted: Fitted, data: PreparedData, members: int, X, validation, scaler) -> Fitted:
+def _ensemble(fitted: Fitted, data: PreparedData, members: int, X, validation, scaler, callbacks) -> Fitted:
     """``fitted`` with its network as the first of ``members`` (the others trained now): the
     ensemble's test scores, its size, and the first network's test scores beside them."""
     first = fitted.model
     networks = [first]
     for index in range(1, members):
-        seed = None if first.seed is None else first.seed + index
+        seed = None if first.seed is None else (first.seed + index) % 2**32
         member = ann.MLP(**{**first.get_params(), "seed": seed})
         try:
-            member.fit(X, data.y_train, validation_data=validation, standardized_by=scaler)
+            member.fit(X, data.y_train, validation_data=validation, callbacks=list(callbacks), standardized_by=scaler)
         except ann.NonFiniteLossError as error:
             log.warning("ensemble member %d (seed %s) is left out: %s", index + 1, seed, error)
             continue

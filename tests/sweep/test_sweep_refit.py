@@ -131,6 +131,13 @@ def test_sweep_ensemble_auto_is_the_folds_of_a_cross_validated_sweep():
         sweep_settings.parse_settings(to_container(compose(["sweep=multiobjective", "sweep.ensemble=3"]))["sweep"])
 
 
+def test_the_trials_of_a_sweep_train_one_network_each(uris):
+    with pytest.raises(ConfigError, match="training.ensemble=3 is not allowed: expected 1 in a sweep"):
+        prepare(sweep_cfg(uris[0], None, "training.ensemble=3"))
+    with pytest.raises(ConfigError, match="sweep.params.training.ensemble=.* expected a config path of"):
+        prepare(sweep_cfg(uris[0], None, "+sweep.params.training.ensemble={low:1,high:3}"))
+
+
 def test_refit_without_tracking_records_the_test_scores_on_the_study(uris):
     study = _sweep(uris, "sweep.refit=true", "sweep.n_trials=3")
     record = study.user_attrs[ATTR_REFIT]
