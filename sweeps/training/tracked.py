@@ -265,6 +265,10 @@ def run_description(diagnosis: D.Diagnosis, metrics: Mapping[str, float], task: 
     tested = [f"{name} {metrics[f'{name}/test']:.4g}" for name in scores if f"{name}/test" in metrics]
     if tested:
         facts.append("test " + ", ".join(tested))
+    if metrics.get(V.ENSEMBLE_MEMBERS, 1) > 1:
+        first = [f"{name} {metrics[V.ENSEMBLE_FIRST_PREFIX + name]:.4g}" for name in scores
+                 if V.ENSEMBLE_FIRST_PREFIX + name in metrics]
+        facts.append(f"{int(metrics[V.ENSEMBLE_MEMBERS])} networks averaged (the first alone: " + ", ".join(first) + ")")
     if metrics.get(V.N_PARAMETERS):
         facts.append(f"{int(metrics[V.N_PARAMETERS])} parameters")
     if facts:

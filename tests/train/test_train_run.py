@@ -170,6 +170,8 @@ def test_an_ensemble_run_scores_and_logs_the_averaged_networks(sqlite_uri, globa
     assert metrics["ensemble/members"] == 3 and client.get_run(result["run_id"]).data.params["training.ensemble"] == "3"
     assert metrics["ensemble/first/r2"] == pytest.approx(single["r2/test"])
     assert metrics["n_parameters"] == 3 * single["n_parameters"]
+    note = client.get_run(result["run_id"]).data.tags["mlflow.note.content"]
+    assert f"3 networks averaged (the first alone: loss {metrics['ensemble/first/loss']:.4g}, " in note
     global_tracking_uri(sqlite_uri)
     local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "model"))
     engine = ann.load(f"{local}/artifacts/network/model")
