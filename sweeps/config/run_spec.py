@@ -143,9 +143,6 @@ class RunSpec:
     ensemble: int = 1
 
 
-# --------------------------------------------------------------------------- compose
-
-
 # -------------------------------------------------------------------------- validate
 
 
@@ -206,14 +203,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     except ann.InvalidParameterError as error:
         raise _config_error(error) from None
 
-    split = config["training"]
-    val_size = _fraction("training.val_size", split.get("val_size", 0.15))
-    test_size = _fraction("training.test_size", split.get("test_size", 0.15))
-    if val_size + test_size >= 1.0:
-        raise ConfigError("training.val_size", val_size, f"a fraction with val_size + test_size < 1 (test_size={test_size:g})")
-    ensemble = split.get("ensemble", 1)
-    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_ENSEMBLE:
-        raise ConfigError("training.ensemble", ensemble, f"an integer in [1, {MAX_ENSEMBLE}] (networks averaged)")
+    val_size, test_size, ensemble = _split_and_ensemble(config["training"])
 
     dataset, dataset_options = _dataset(config["dataset"])
     tracking = _tracking(config["tracking"])
@@ -280,6 +270,18 @@ def _config_error(error: ann.InvalidParameterError) -> ConfigError:
     return ConfigError(key + bracket + rest, error.value, error.allowed)
 
 
+def _split_and_ensemble(training: dict) -> tuple[float, float, int]:
+    """``training.val_size``, ``training.test_size`` and ``training.ensemble``, checked."""
+    val_size = _fraction("training.val_size", training.get("val_size", 0.15))
+    test_size = _fraction("training.test_size", training.get("test_size", 0.15))
+    if val_size + test_size >= 1.0:
+        raise ConfigError("training.val_size", val_size, f"a fraction with val_size + test_size < 1 (test_size={test_size:g})")
+    ensemble = training.get("ensemble", 1)
+    if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_ENSEMBLE:
+        raise ConfigError("training.ensemble", ensemble, f"an integer in [1, {MAX_ENSEMBLE}] (networks averaged)")
+    return val_size, test_size, ensemble
+
+
 def _fraction(key: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value < 1:
         raise ConfigError(key, value, "a fraction in [0, 1)")
@@ -331,10 +333,8 @@ def _tracking(section: dict) -> TrackingSettings:
         name = values["experiment_name"]
         if not isinstance(name, str) or not name.strip():
             raise ConfigError("tracking.experiment_name", name, "a non-empty experiment name")
-    for key in ("run_name", "artifact_location"):
-        value = values[key]
-        if value is not None and not isinstance(value, str):
-            values[key] = str(value)
+    for key in ("run_name", "artifact_location"):  # a number on the command line: its text
+        values[key] = None if values[key] is None else str(values[key])
     return TrackingSettings(**values)
 
 
