@@ -52,7 +52,7 @@ VERSION = 1
 
 
 class Ensemble:
-    """Fitted :class:`ann.MLP` members of one task, classes and inputs; outputs averaged."""
+    """Fitted :class:`ann.MLP` members of one task, classes, inputs and target scaling; outputs averaged."""
 
     def __init__(self, members: Sequence[MLP]) -> None:
         members = list(members)
@@ -89,10 +89,11 @@ class Ensemble:
     # ------------------------------------------------------------------ inference
     def _output(self, X: Any) -> np.ndarray:
         """``a = mean_m a_m``: the members' output activations averaged (float64)."""
-        return np.mean([member._output(X) for member in self.members], axis=0)
+        return self._output_and_logits(X)[0]
 
-    def _output_and_logits(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _output_and_logits(self, X: Any) -> tuple[np.ndarray, np.ndarray]:
         """``a`` and the logits whose output it is, from the members' own logits (float64)."""
+        X = self.members[0]._check_X(X)
         outputs, logits = zip(*(forward_all(member.network_, member._inputs(X)) for member in self.members))
         a = np.mean([np.asarray(o, dtype=np.float64) for o in outputs], axis=0)
         z = [np.asarray(z_m, dtype=np.float64) for z_m in logits]
