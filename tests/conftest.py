@@ -6,13 +6,29 @@
   of 127.0.0.1, whose backend store is that database and whose artifacts go to a
   temporary folder (proxied, as a team server serves them). Used by ``tests/train`` and
   ``tests/browser``.
+
+A SIGTERM to the test run (a CI job cancelled, ``kill``) is turned into ``KeyboardInterrupt``,
+so that pytest stops as after Ctrl-C and these fixtures' clean-up still runs: no ``mlflow
+server`` or test database is left behind.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
+
 import pytest
 
 from services import MlflowServer, create_database, database_url, drop_database, pg_admin
+
+
+def pytest_sessionstart(session):
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.fixture(scope="session")

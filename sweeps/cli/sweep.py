@@ -22,7 +22,9 @@ docs/explanation/distributed-faults.md), 2 for a mistake in the
 command line or the config (one line on stderr, nothing started), 130 after Ctrl-C and
 143 after SIGTERM. The first Ctrl-C / SIGTERM stops at the end of the running epoch (a
 second one at once): the running trials are marked interrupted, their runs and the parent
-run KILLED, and no database write is cut in half; the same command resumes the sweep.
+run KILLED, and no database write is cut in half; the same command resumes the sweep. During
+the champion's refit it stops the refit (its run KILLED): the trial's own model is registered,
+the parent run finished, and the exit status is 130 / 143 still.
 """
 
 from __future__ import annotations
@@ -138,6 +140,11 @@ def _app(cfg: DictConfig) -> None:
     if outcome.status == "FAILED":
         _fail(f"stopped after {outcome.failures} failed trials (more than sweep.max_failures={settings.max_failures}); "
               "the leaderboard above gives their reasons", EXIT_FAILED)
+    if outcome.refit and outcome.refit.get("stopped"):  # a Ctrl-C / SIGTERM during the refit: it stopped
+        signum = outcome.refit.get("signum")
+        print(f"{PROG}: {'terminated' if signum == signal.SIGTERM else 'interrupted'} during the champion's refit "
+              "(the sweep itself finished; the champion is the trial's own model)", file=sys.stderr, flush=True)
+        raise SystemExit(143 if signum == signal.SIGTERM else 130)
 
 
 def _run(app, prog: str, argv: list[str] | None) -> None:

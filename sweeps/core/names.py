@@ -55,7 +55,9 @@ def describe_config(cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str
 def refit_line(record: Mapping[str, Any], task: str) -> str:
     """What ``sweep.refit`` did (:mod:`sweeps.study.refit`), in one line: ``refit: trial 14 retrained on
     training + validation rows for 90 epochs, 5 networks averaged: accuracy/test 0.9815 (the trial's 0.9741), ...``
-    (``sweep.ensemble``)."""
+    (``sweep.ensemble``), or that a Ctrl-C stopped it (``stopped``)."""
+    if record.get("stopped"):
+        return f"refit: trial {record['trial']}'s refit {record['stopped']}; the champion is the trial's own model"
     scores = ("r2", "rmse") if task == "regression" else ("accuracy", "loss")
     parts = []
     for name in scores:

@@ -12,7 +12,9 @@ the parent run (``refit/accuracy/test``, ...) and in the study's user attribute
 can be compared with the validation score that chose it.
 
 The refit is skipped (one log line says why) when the champion has no complete trial,
-when the data set has no validation part, or when the sweep has several metrics.
+when the data set has no validation part, or when the sweep has several metrics. A Ctrl-C or
+SIGTERM during the refit (``ann-sweep``'s first: :data:`sweeps.study.trial_errors.STOP`) ends
+it at the end of the running epoch, its run KILLED: the trial's own model is registered then.
 
 A cross-validated sweep (``sweep.cv_folds``, :mod:`sweeps.study.cv_folds`) always refits
 (``sweep.refit`` is forced on, and ``ann-sweep`` says so), also without a validation part:
@@ -24,13 +26,16 @@ from __future__ import annotations
 
 import copy
 import logging
+import signal
 from typing import Any, Mapping
 
 from sweeps.core import vocabulary as V
 from sweeps.core.errors import ConfigError
 from sweeps.study import optuna_study as S
 from sweeps.study.cv_folds import refit_epochs
+from sweeps.study.trial_errors import STOP
 from sweeps.study.trial_spec import trial_config
+from sweeps.training.run import RunEnd, StopRun, train
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +65,10 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
     :data:`sweeps.core.vocabulary.ATTR_REFIT`), or None when there is nothing to refit.
 
     ``session``: the sweep's tracking session (its client, and its writer for the run's PNG and
-    model files: drain it before reading them); default: one opened and closed for the run."""
-    from sweeps.training.run import train  # lazy: the engine and MLflow, only when a sweep ends
+    model files: drain it before reading them); default: one opened and closed for the run.
 
+    Raises:
+        StopRun: a Ctrl-C / SIGTERM stopped the refit (its run is ended KILLED)."""
     settings = prepared.settings
     best = S.best_trials(study)
     if not best or settings.multi_objective:
@@ -77,7 +83,7 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
     log.info("sweep.refit: training trial %d's configuration on training + validation rows for %d epochs%s",
              trial.number, epochs, f", {settings.ensemble} networks averaged" if settings.ensemble > 1 else "")
     result = train(cfg, session=session, parent_run_id=parent_run_id, run_name=name, tags=tags,
-                   overrides=[*prepared.overrides, *overrides])
+                   overrides=[*prepared.overrides, *overrides], callbacks=[_stop_when_asked])
     trial_metrics = trial.user_attrs.get(V.TRIAL_METRICS) or {}
     record = {
         "trial": trial.number, "epochs": epochs, "run_id": result.get("run_id"), "model_uri": result.get("model_uri"),
@@ -88,6 +94,13 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
     }
     study.set_user_attr(V.ATTR_REFIT, record)
     return record
+
+
+def _stop_when_asked(epoch: int, logs: Mapping[str, float]) -> None:
+    """The refit's callback: after a Ctrl-C / SIGTERM (:data:`STOP`), end its run KILLED at this epoch."""
+    if STOP.signum is not None:
+        by = "Ctrl-C" if STOP.signum == signal.SIGINT else signal.Signals(STOP.signum).name
+        raise StopRun(f"stopped by {by} at epoch {epoch}", RunEnd("KILLED", {V.TAG_KILLED_BY: by}), epoch)
 
 
 #: What a registered version retrained on training + validation rows says in its description.
@@ -118,7 +131,8 @@ def check_refit(settings, spec=None) -> None:
 def refit_and_log(study, prepared, parent) -> dict[str, Any] | None:
     """``sweep.refit`` at the end of a sweep: :func:`refit_champion`, its test scores also logged
     on the parent run (``refit/<metric>/test``); None when off or nothing to refit. A failed
-    refit is a warning: the trial's own model is registered then."""
+    refit is a warning, a stopped one (Ctrl-C) a record that says so (``stopped``): the trial's own
+    model is registered then."""
     if not prepared.settings.refit:
         return None
     try:
@@ -131,6 +145,9 @@ def refit_and_log(study, prepared, parent) -> dict[str, Any] | None:
                 V.REFIT_PREFIX + key: value for key, value in record.items()
                 if key.endswith("/test") and not key.startswith("trial/")})
         return record
+    except StopRun as stop:
+        log.warning("sweep.refit: %s; the champion is the trial's own model", stop)
+        return {"trial": S.best_trials(study)[0].number, "stopped": str(stop), "signum": STOP.signum}
     except Exception as error:
         log.warning("sweep.refit: the champion could not be retrained (%s); the trial's own model is kept", error)
         return None

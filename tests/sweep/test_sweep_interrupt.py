@@ -136,3 +136,36 @@ def test_sigterm_loses_no_finished_runs_tail(tmp_path, workers):
     for trial in study.trials:
         if trial.state.name == "PRUNED" and trial.user_attrs.get("mlflow_run_id"):
             assert client.get_run(trial.user_attrs["mlflow_run_id"]).info.status == "KILLED"
+
+
+def test_ctrl_c_during_the_refit_stops_it_and_registers_the_trials_own_model(tmp_path):
+    """The champion's refit (here 20 networks of 1,000 epochs: a minute or more) stops at the
+    first Ctrl-C, at the end of its running epoch: its run KILLED, the trial's own model
+    registered, the parent run FINISHED (every trial ran), one line and 130."""
+    long_refit = ["sweep.n_trials=1", "training.epochs=1000", "training.early_stopping=false", "sweep.ensemble=20"]
+    sweep = Sweep(tmp_path, _overrides(tmp_path, "refit", *long_refit))
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    deadline = time.monotonic() + 300
+    while True:  # the refit's run exists: it trains
+        assert sweep.process.poll() is None and time.monotonic() < deadline, "".join(sweep.lines)
+        with contextlib.suppress(Exception):  # the store may not exist yet
+            if client.search_runs(client.get_experiment_by_name("refit").experiment_id,
+                                  "tags.`sweep.role` = 'refit'"):
+                break
+        time.sleep(0.2)
+    interrupted_at = time.monotonic()
+    sweep.process.send_signal(signal.SIGINT)
+    status, out, err = sweep.finish()
+    assert status == 130, err
+    assert time.monotonic() - interrupted_at < 60, "the refit ran on after the Ctrl-C"
+    assert "Traceback" not in err, err
+    assert err.strip().splitlines()[-1].startswith("ann-sweep: interrupted during the champion's refit"), err
+    assert "refit: trial 0's refit stopped by Ctrl-C at epoch" in out, out
+    experiment = client.get_experiment_by_name("refit").experiment_id
+    (refit,) = client.search_runs(experiment, "tags.`sweep.role` = 'refit'")
+    assert refit.info.status == "KILLED" and refit.data.tags["killed_by"] == "Ctrl-C"
+    version = client.get_model_version_by_alias("shared", "champion")
+    assert "sweep.refit" not in version.tags and "retrained" not in (version.description or "")
+    assert version.run_id != refit.info.run_id
+    (parent,) = client.search_runs(experiment, "tags.`sweep.role` = 'parent'")
+    assert parent.info.status == "FINISHED"
