@@ -83,7 +83,7 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
     log.info("sweep.refit: training trial %d's configuration on training + validation rows for %d epochs%s",
              trial.number, epochs, f", {settings.ensemble} networks averaged" if settings.ensemble > 1 else "")
     result = train(cfg, session=session, parent_run_id=parent_run_id, run_name=name, tags=tags,
-                   overrides=[*prepared.overrides, *overrides], callbacks=[_stop_when_asked])
+                   overrides=[*prepared.overrides, *overrides], callbacks=[_StopWhenAsked(settings.ensemble)])
     trial_metrics = trial.user_attrs.get(V.TRIAL_METRICS) or {}
     record = {
         "trial": trial.number, "epochs": epochs, "run_id": result.get("run_id"), "model_uri": result.get("model_uri"),
@@ -96,11 +96,21 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
     return record
 
 
-def _stop_when_asked(epoch: int, logs: Mapping[str, float]) -> None:
-    """The refit's callback: after a Ctrl-C / SIGTERM (:data:`STOP`), end its run KILLED at this epoch."""
-    if STOP.signum is not None:
-        by = "Ctrl-C" if STOP.signum == signal.SIGINT else signal.Signals(STOP.signum).name
-        raise StopRun(f"stopped by {by} at epoch {epoch}", RunEnd("KILLED", {V.TAG_KILLED_BY: by}), epoch)
+class _StopWhenAsked:
+    """The refit's callback: after a Ctrl-C / SIGTERM (:data:`STOP`), end its run KILLED at this
+    epoch (of network ``k`` of an ensemble: each network's epochs count from 1 again)."""
+
+    def __init__(self, networks: int) -> None:
+        self.networks, self.network, self.last_epoch = networks, 1, 0
+
+    def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
+        if epoch <= self.last_epoch:
+            self.network += 1
+        self.last_epoch = epoch
+        if STOP.signum is not None:
+            by = "Ctrl-C" if STOP.signum == signal.SIGINT else signal.Signals(STOP.signum).name
+            where = f"epoch {epoch}" + (f" of network {self.network} of {self.networks}" if self.networks > 1 else "")
+            raise StopRun(f"stopped by {by} at {where}", RunEnd("KILLED", {V.TAG_KILLED_BY: by}), epoch)
 
 
 #: What a registered version retrained on training + validation rows says in its description.
