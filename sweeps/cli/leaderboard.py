@@ -11,6 +11,10 @@ from sweeps.core.names import short_number
 #: Rows of the leaderboard printed at the end of a sweep.
 LEADERBOARD_ROWS = 10
 
+#: Headers of a table still too wide once the others gave way (a setting's short name or last part).
+ABBREVIATIONS = {"activation": "act", "batch_size": "batch", "optimizer": "opt", "dropout": "drop",
+                 "weight_decay": "wd", "momentum": "mom", "schedule": "sched"}
+
 
 def table_cell(value: Any) -> str:
     """A leaderboard or progress value as printed: ``""`` for none, integers without ``.0``, 4 digits."""
@@ -36,7 +40,10 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
     stopped, train longer). With ``reasons`` (``ann-sweep-status``) a last ``reason`` column
     says why a trial was pruned or failed, cut to fit. Too wide a table drops ``run_id``,
-    then ``epochs``.
+    then ``epochs``, then names a setting searched by its config path by its last part
+    (``optimizer.weight_decay`` -> ``weight_decay``, ``training.schedule.name`` -> ``schedule``),
+    then leaves out the settings that are the same in every row shown (a last line names them),
+    then abbreviates the settings' headers (:data:`ABBREVIATIONS`: ``batch_size`` -> ``batch``).
     """
     if board is None or board.empty:
         return "(no trials)"
@@ -47,12 +54,22 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     if reasons:
         cells["reason"] = [table_cell(v) for v in rows["reason"]]
         order.append("reason")
-    for optional in ("run_id", "epochs"):
-        if _table_width(cells, order) <= width or reasons:
-            break
-        order.remove(optional)
+    headers = {c: c for c in order}
+    same: list[str] = []
+    if not reasons:
+        for optional in ("run_id", "epochs"):
+            if _table_width(cells, order, headers) <= width:
+                break
+            order.remove(optional)
+        if _table_width(cells, order, headers) > width:
+            headers.update(_short_headers(params))
+        if _table_width(cells, order, headers) > width:
+            same = [c for c in params if len(rows) > 1 and len(set(cells[c])) == 1]
+            order = [c for c in order if c not in same]
+        if _table_width(cells, order, headers) > width:
+            headers.update({c: ABBREVIATIONS[headers[c]] for c in params if c in order and headers[c] in ABBREVIATIONS})
     text_columns = {"state", "fit", "run_id", "reason", "units", *params}
-    widths = {c: max(len(c), *(len(v) for v in cells[c])) for c in order}
+    widths = {c: max(len(headers[c]), *(len(v) for v in cells[c])) for c in order}
     if reasons:
         room = max(24, width - sum(widths[c] + 2 for c in order[:-1]) - 1)
         cells["reason"] = [v if len(v) <= room else v[: room - 1] + "…" for v in cells["reason"]]
@@ -62,10 +79,13 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
         return "  ".join(v.ljust(widths[c]) if c in text_columns and not _numeric(v) else v.rjust(widths[c])
                          for c, v in zip(order, values)).rstrip()
 
-    lines = [line(order), "  ".join("-" * widths[c] for c in order)]
+    lines = [line([headers[c] for c in order]), "  ".join("-" * widths[c] for c in order)]
     lines += [line([cells[c][i] for c in order]) for i in range(len(rows))]
     if any(cell.endswith("*") for cell in cells["fit"]):
         lines.append("* still improving when it stopped: train longer")
+    if same:
+        shown = (f"{headers[c]} {cells[c][0] or '(unset)'}" for c in same)
+        lines.append("the same in every row shown: " + ", ".join(shown))
     more = len(board) - len(rows)
     if more > 0:
         lines.append(f"... and {more} more (the parent run's leaderboard/leaderboard.csv has them all)")
@@ -95,8 +115,19 @@ def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dic
     return cells, order, params
 
 
-def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str]) -> int:
-    return sum(max(len(c), *(len(v) for v in cells[c])) + 2 for c in order) - 2
+def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str], headers: Mapping[str, str]) -> int:
+    return sum(max(len(headers[c]), *(len(v) for v in cells[c])) + 2 for c in order) - 2
+
+
+def _short_headers(params: Sequence[str]) -> dict[str, str]:
+    """The searched settings' short headers: a config path's last part (the one before a last
+    ``name``); a path keeps its name when two would read the same."""
+    short = {}
+    for column in params:
+        parts = column.split(".")
+        short[column] = parts[-2] if len(parts) > 1 and parts[-1] == "name" else parts[-1]
+    taken = list(short.values())
+    return {column: name for column, name in short.items() if taken.count(name) == 1 and name not in params}
 
 
 def _numeric(text: str) -> bool:
