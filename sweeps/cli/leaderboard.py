@@ -54,20 +54,9 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     if reasons:
         cells["reason"] = [table_cell(v) for v in rows["reason"]]
         order.append("reason")
-    headers = {c: c for c in order}
-    same: list[str] = []
+    headers, same = {c: c for c in order}, []
     if not reasons:
-        for optional in ("run_id", "epochs"):
-            if _table_width(cells, order, headers) <= width:
-                break
-            order.remove(optional)
-        if _table_width(cells, order, headers) > width:
-            headers.update(_short_headers(params))
-        if _table_width(cells, order, headers) > width:
-            same = [c for c in params if len(rows) > 1 and len(set(cells[c])) == 1]
-            order = [c for c in order if c not in same]
-        if _table_width(cells, order, headers) > width:
-            headers.update({c: ABBREVIATIONS[headers[c]] for c in params if c in order and headers[c] in ABBREVIATIONS})
+        order, headers, same = _narrowed(cells, order, params, width)
     text_columns = {"state", "fit", "run_id", "reason", "units", *params}
     widths = {c: max(len(headers[c]), *(len(v) for v in cells[c])) for c in order}
     if reasons:
@@ -113,6 +102,25 @@ def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dic
     cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
     order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
     return cells, order, params
+
+
+def _narrowed(cells: Mapping[str, Sequence[str]], order: list[str], params: Sequence[str],
+              width: int) -> tuple[list[str], dict[str, str], list[str]]:
+    """``(columns, headers, settings left out as the same in every row)`` of a table that fits
+    ``width``, each step taken only while it does not fit (see :func:`leaderboard_table`)."""
+    headers, same = {c: c for c in order}, []
+    for optional in ("run_id", "epochs"):
+        if _table_width(cells, order, headers) <= width:
+            return order, headers, same
+        order = [c for c in order if c != optional]
+    if _table_width(cells, order, headers) > width:
+        headers.update(_short_headers(params))
+    if _table_width(cells, order, headers) > width:
+        same = [c for c in params if len(cells[c]) > 1 and len(set(cells[c])) == 1]
+        order = [c for c in order if c not in same]
+    if _table_width(cells, order, headers) > width:
+        headers.update({c: ABBREVIATIONS[headers[c]] for c in params if c in order and headers[c] in ABBREVIATIONS})
+    return order, headers, same
 
 
 def _table_width(cells: Mapping[str, Sequence[str]], order: Sequence[str], headers: Mapping[str, str]) -> int:
