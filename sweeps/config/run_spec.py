@@ -59,20 +59,8 @@ OPTIMIZER_KEYS = {
 #: refused rather than silently ignored): the engine's own table.
 OPTIMIZER_SETTINGS = P.OPTIMIZER_SETTINGS
 #: training.<key> -> ann.MLP argument.
-TRAINING_KEYS = {
-    "epochs": "epochs",
-    "batch_size": "batch_size",
-    "l2": "l2",
-    "clip_norm": "clip_norm",
-    "early_stopping": "early_stopping",
-    "patience": "patience",
-    "min_delta": "min_delta",
-    "restore_best_weights": "restore_best_weights",
-    "standardize": "standardize",
-    "shuffle": "shuffle",
-    "seed": "seed",
-    "dtype": "dtype",
-}
+TRAINING_KEYS = {key: key for key in ("epochs", "batch_size", "l2", "clip_norm", "early_stopping", "patience",
+                                      "min_delta", "restore_best_weights", "standardize", "shuffle", "seed", "dtype")}
 #: training.schedule.<key> -> ann.MLP argument (``name`` selects the schedule).
 SCHEDULE_KEYS = {
     "name": "lr_schedule",
@@ -128,6 +116,7 @@ class RunSpec:
         dataset_options: keyword options of its loader.
         val_size, test_size, split_seed: arguments of :func:`ann.data.split_dataset`.
         ensemble: networks trained (seeds ``seed``, ``seed + 1``, ...) and averaged (:class:`ann.Ensemble`).
+        threads: ``training.threads``: BLAS threads, None for auto (:mod:`sweeps.training.threads`).
         tracking: the tracking settings.
         config: the composed config as plain containers (interpolations resolved).
     """
@@ -141,6 +130,7 @@ class RunSpec:
     tracking: TrackingSettings
     config: dict[str, Any] = field(repr=False)
     ensemble: int = 1
+    threads: int | None = None
 
 
 # -------------------------------------------------------------------------- validate
@@ -178,7 +168,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
 
     model_kwargs: dict[str, Any] = {}
     _collect(config["model"], "model", MODEL_KEYS, model_kwargs)
-    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=(*SPLIT_KEYS, "schedule", "ensemble"))
+    _collect(config["training"], "training", TRAINING_KEYS, model_kwargs, extra=(*SPLIT_KEYS, "schedule", "ensemble", "threads"))
     model_kwargs.update(_schedule(config["training"].get("schedule")))
     optimizer = config["optimizer"]
     name = optimizer.get("name")
@@ -203,7 +193,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
     except ann.InvalidParameterError as error:
         raise _config_error(error) from None
 
-    val_size, test_size, ensemble = _split_and_ensemble(config["training"])
+    val_size, test_size, ensemble, threads = _split_ensemble_threads(config["training"])
 
     dataset, dataset_options = _dataset(config["dataset"])
     tracking = _tracking(config["tracking"])
@@ -217,6 +207,7 @@ def build_run_spec(cfg: DictConfig | Mapping[str, Any]) -> RunSpec:
         tracking=tracking,
         config=config,
         ensemble=ensemble,
+        threads=threads,
     )
 
 
@@ -270,8 +261,8 @@ def _config_error(error: ann.InvalidParameterError) -> ConfigError:
     return ConfigError(key + bracket + rest, error.value, error.allowed)
 
 
-def _split_and_ensemble(training: dict) -> tuple[float, float, int]:
-    """``training.val_size``, ``training.test_size`` and ``training.ensemble``, checked."""
+def _split_ensemble_threads(training: dict) -> tuple[float, float, int, int | None]:
+    """``training.val_size``, ``test_size``, ``ensemble`` and ``threads`` (None: auto), checked."""
     val_size = _fraction("training.val_size", training.get("val_size", 0.15))
     test_size = _fraction("training.test_size", training.get("test_size", 0.15))
     if val_size + test_size >= 1.0:
@@ -279,7 +270,10 @@ def _split_and_ensemble(training: dict) -> tuple[float, float, int]:
     ensemble = training.get("ensemble", 1)
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or not 1 <= ensemble <= MAX_ENSEMBLE:
         raise ConfigError("training.ensemble", ensemble, f"an integer in [1, {MAX_ENSEMBLE}] (networks averaged)")
-    return val_size, test_size, ensemble
+    threads = training.get("threads", "auto")
+    if threads != "auto" and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError("training.threads", threads, "auto or a positive integer (BLAS threads)")
+    return val_size, test_size, ensemble, None if threads == "auto" else threads
 
 
 def _fraction(key: str, value: Any) -> float:

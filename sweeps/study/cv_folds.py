@@ -106,7 +106,7 @@ def train_fold(spec: RunSpec, fold: PreparedData, budget_ends: float | None = No
     """Train ``spec`` on one fold, untracked: the result as :func:`sweeps.training.run.train` gives it."""
     model = build_model(spec, fold)
     recorder = Recorder(None, int(spec.model_kwargs.get("epochs", 100)))
-    return fit(model, fold, recorder, [_fold_callback(budget_ends)], spec.ensemble).result()
+    return fit(model, fold, recorder, [_fold_callback(budget_ends)], spec.ensemble, spec.threads).result()
 
 
 def other_folds(trial, spec: RunSpec, folds: Sequence[PreparedData], first: Mapping[str, Any], outcome: Outcome,

@@ -26,6 +26,7 @@ import ann
 from sweeps.core import vocabulary as V
 from sweeps.training import diagnosis as D
 from sweeps.training.data import PreparedData
+from sweeps.training.threads import blas_threads, chosen_threads, largest_product
 
 log = logging.getLogger(__name__)
 
@@ -141,14 +142,26 @@ class Fitted:
 
 
 def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Sequence[Callback],
-        members: int = 1) -> Fitted:
+        members: int = 1, threads: int | None = None) -> Fitted:
     """Run ``fit`` (a non-finite loss ends it early), then diagnose and score the network.
 
     ``members`` > 1 (``training.ensemble``): then train ``members - 1`` more networks of the
     same configuration, seeded ``seed + 1``, ``seed + 2``, ... (not recorded: the first
     network is the run's, its curves and diagnosis; ``callbacks`` still stop them), and score
-    their :class:`ann.Ensemble`.
+    their :class:`ann.Ensemble`. ``threads``: ``training.threads`` (None: auto, :mod:`sweeps.training.threads`).
     """
+    with blas_threads(chosen_threads(threads, step_product(model, data))):
+        return _fit(model, data, recorder, callbacks, members)
+
+
+def step_product(model: ann.MLP, data: PreparedData) -> int:
+    """Multiply-adds of the largest matrix product of one of ``model``'s training steps on ``data``."""
+    n_rows, n_features = data.X_train.shape
+    n_outputs = data.dataset.n_classes if data.task == "multiclass" else 1
+    return largest_product(n_features, model.hidden_layers, n_outputs or 1, min(model.batch_size, n_rows))
+
+
+def _fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Sequence[Callback], members: int) -> Fitted:
     X, X_val, scaler = data.X_train, data.X_val, None
     if model.standardize:  # standardised once per data set and dtype, reused by every run of the process
         prepared = data.standardized(model.dtype)

@@ -122,7 +122,7 @@ def hydra_overrides() -> list[str]:
 def _train_untracked(spec: RunSpec, data: PreparedData, model: ann.MLP, callbacks, on_result) -> dict[str, Any]:
     recorder = Recorder(None, spec.model_kwargs.get("epochs", 100))
     with sigterm_raises():
-        fitted = fit(model, data, recorder, callbacks, spec.ensemble)
+        fitted = fit(model, data, recorder, callbacks, spec.ensemble, spec.threads)
     if fitted.non_finite is not None:
         log.warning("%s", fitted.non_finite)
     log.info("fit: %s", fitted.diagnosis.summary, extra=SUMMARY)

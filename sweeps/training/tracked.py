@@ -129,7 +129,7 @@ def train_tracked(request: RunRequest) -> dict[str, Any]:
                     logger.log({V.metric_name(k): v for k, v in logs.items()}, step=epoch)
 
             recorder = Recorder(sink, spec.model_kwargs.get("epochs", 100))
-            fitted = fit(request.model, request.data, recorder, request.callbacks, spec.ensemble)
+            fitted = fit(request.model, request.data, recorder, request.callbacks, spec.ensemble, spec.threads)
             with watch("end"):
                 return _finish(request, run_id, fitted, logger, system, params, watch)
     except BaseException as error:

@@ -120,6 +120,8 @@ def test_server_default_without_environment(monkeypatch):
     (["model.rrelu_lower=0.9"], "model.rrelu_lower=0.9"),
     (["dataset=moons", "+dataset.colour=red"], "dataset.colour='red'"),
     (["tracking.flush_interval=0"], "tracking.flush_interval=0"),
+    (["training.threads=0"], "training.threads=0"),
+    (["training.threads=many"], "training.threads='many'"),
 ])
 def test_bad_values_name_the_key_the_value_and_what_is_allowed(overrides, key):
     with pytest.raises(ConfigError) as caught:
