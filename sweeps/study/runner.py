@@ -329,9 +329,9 @@ def _finish_parent(study, prepared: PreparedSweep, coordinator: Coordinator, par
     outcome: dict[str, Any] = {}
     if finisher:
         with coordinator.finishing():
-            refitting = status == "FINISHED" and settings.refit
-            if refitting:  # the parent's plots are made by the writer and its helper process meanwhile
-                parent.submit_end_plots(study)
+            # The parent's plots are drawn by the writer's helper process (its imports are warm),
+            # while this thread refits the champion (when the sweep refits).
+            parent.submit_end_plots(study)
             refit = refit_and_log(study, prepared, parent) if status == "FINISHED" else None
             writer.drain()  # the last trials' tails, the plots and the refit's run
             try:

@@ -111,6 +111,7 @@ class TrialRecords:
     def tag(self, run_id: str | None, tags: Mapping[str, str]) -> None:
         if run_id is None or self._session is None:
             return
+        self.drain()  # the run's queued writes (its last batch, its end) must not come after these tags
         try:
             tracking.set_tags(self.client, run_id, tags)
         except Exception as error:  # noqa: BLE001

@@ -3,7 +3,7 @@
 A sweep's worker trains in its main thread; drawing a run's learning curve and writing
 its model files are pure-Python work that, in a thread, would take the interpreter lock
 from the training for about as long as they run. :class:`Helper` runs such calls in a
-process of its own, one at a time: it sends ``(function, args)`` pickled over the child's
+process of its own, one at a time (threads share it: one request and its answer at a time): it sends ``(function, args)`` pickled over the child's
 stdin and reads back ``(ok, value)`` from its stdout. A plain subprocess rather than a
 multiprocessing pool: it never re-imports the caller's ``__main__`` (a script without an
 ``if __name__ == "__main__"`` guard would run again). The child ignores Ctrl-C and
@@ -28,6 +28,7 @@ import pickle
 import signal
 import subprocess
 import sys
+import threading
 from typing import Any, Callable
 
 
@@ -76,25 +77,31 @@ class Helper:
 
     def __init__(self) -> None:
         self.process: subprocess.Popen | None = None
+        self._lock = threading.Lock()  # one request and its answer at a time: threads share the helper
 
     def call(self, function: Callable[..., Any], *args) -> Any:
         """``function(*args)`` in the helper; its exception is raised here."""
         global _prestarted
-        if self.process is None:
-            self.process, _prestarted = (_prestarted or _spawn()), None
-        try:
-            pickle.dump((function, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            self.process.stdin.flush()
-            ok, value = pickle.load(self.process.stdout)
-        except (OSError, EOFError, pickle.PickleError) as error:
-            self.close()
-            raise HelperError(f"the tracking helper process stopped: {error}") from None
+        with self._lock:
+            if self.process is None:
+                self.process, _prestarted = (_prestarted or _spawn()), None
+            try:
+                pickle.dump((function, args), self.process.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+                self.process.stdin.flush()
+                ok, value = pickle.load(self.process.stdout)
+            except (OSError, EOFError, pickle.PickleError) as error:
+                self._close()
+                raise HelperError(f"the tracking helper process stopped: {error}") from None
         if not ok:
             raise value
         return value
 
     def close(self) -> None:
         """Let the helper finish and exit (idempotent)."""
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         process, self.process = self.process, None
         if process is not None:
             _close_process(process)

@@ -8,10 +8,10 @@ up the experiment before training (about a third of a second on a busy machine).
   answer), opens one :class:`mlflow.MlflowClient` and gets or creates the experiment;
 * :class:`BackgroundWriter` does the slow tail of a finished run -- the learning-curve
   PNG, the pyfunc model's files, ending the run -- in one thread with a bounded queue, in
-  the order queued, while the next trial trains; for a sweep (``offload``) the drawing and
-  file writing, which are CPU-bound Python, go to one helper process
-  (:mod:`sweeps.tracking.helper`), so they do not take the interpreter lock from the
-  training thread. It is drained
+  the order queued, while the next trial trains; for a sweep (``offload``) the drawing,
+  file writing and the store's writes, which are CPU-bound Python, go to one helper process
+  (:mod:`sweeps.tracking.helper`; :class:`RemoteClient` is the client that writes there), so
+  they do not take the interpreter lock from the training thread. It is drained
   before the process exits (:func:`atexit`, and explicitly by whoever owns it: the sweep
   before it writes the parent run's leaderboard and champion), so a normal exit, Ctrl-C
   or SIGTERM (turned into an exception by the CLIs) loses nothing.
@@ -125,6 +125,49 @@ class BackgroundWriter:
         log.warning("background tracking job failed: %s", error)
 
 
+class RemoteClient:
+    """The session's :class:`mlflow.MlflowClient` for runs' background writes.
+
+    When the writer offloads (a sweep's worker), every method call is made in the writer's
+    helper process, by a client of its own for the same store (:func:`client_of`): a store's
+    writes are Python work (SQLAlchemy, artifact copies) that, in a thread of the training
+    process, would take the interpreter lock from the training. Pickled -- as an argument of
+    an offloaded function -- it is that helper-side client. Attributes other than methods
+    (``tracking_uri``), and every call when the writer does not offload, are the local client's.
+    """
+
+    def __init__(self, writer: BackgroundWriter, uri: str, local: MlflowClient) -> None:
+        self._writer, self._uri, self._local = writer, uri, local
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._local, name)
+        if not callable(attribute) or not self._writer.offload:
+            return attribute
+
+        def remote(*args, **kwargs):
+            return self._writer.offloaded(_call_client, self._uri, name, args, kwargs)
+        return remote
+
+    def __reduce__(self):
+        return client_of, (self._uri,)
+
+
+_clients: dict[str, MlflowClient] = {}
+_clients_lock = threading.Lock()
+
+
+def client_of(uri: str) -> MlflowClient:
+    """This process's client of the store ``uri`` (one per process and store)."""
+    with _clients_lock:
+        if uri not in _clients:
+            _clients[uri] = MlflowClient(tracking_uri=uri)
+        return _clients[uri]
+
+
+def _call_client(uri: str, name: str, args: tuple, kwargs: dict) -> Any:
+    return getattr(client_of(uri), name)(*args, **kwargs)
+
+
 @dataclass
 class Session:
     """One client and experiment for every run of a process, and the writer of their tails."""
@@ -134,6 +177,15 @@ class Session:
     experiment_id: str
     writer: BackgroundWriter = field(default_factory=BackgroundWriter)
     _views: dict = field(default_factory=dict, repr=False)
+    _writes: Any = field(default=None, repr=False)
+
+    @property
+    def writes(self) -> RemoteClient:
+        """The client of runs' background writes (:class:`RemoteClient`: in the helper process
+        when the writer offloads)."""
+        if self._writes is None:
+            self._writes = RemoteClient(self.writer, self.settings.uri, self.client)
+        return self._writes
 
     def ensure_view(self, task: str, parent_run_id: str | None = None) -> str | None:
         """The saved UI view of the experiment (or of the sweep ``parent_run_id``): written once per process."""

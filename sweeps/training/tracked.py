@@ -23,11 +23,16 @@ same MLflow chart section):
 
 Who writes what: the training thread creates the run, hands each epoch's metrics to a
 :class:`~sweeps.tracking.metric_logger.MetricLogger` (params and config files go out from its
-thread while the network trains) and, at the end, writes what decides the run in one
+thread while the network trains) and, at the end, queues what decides the run in one
 batch -- the last epochs' metrics, the final metrics and tags, the model's ``models:/``
 id. The session's :class:`~sweeps.tracking.session.BackgroundWriter` then draws the
 learning curve, writes and uploads the model's files and ends the run FINISHED, while
-the next trial already trains.
+the next trial already trains. A single run (``ann-train``) writes its last batch before
+:func:`train_tracked` returns; in a sweep's worker the last batch joins the writer's queue
+too, and every write of the logger and the writer is made by the session's helper process
+(:class:`~sweeps.tracking.session.RemoteClient`): a store's writes are Python work that, in
+a thread of this process, would slow the training down (docs/benchmarks.md, "Writes in the
+helper process").
 """
 
 from __future__ import annotations
@@ -117,7 +122,7 @@ def train_tracked(request: RunRequest) -> dict[str, Any]:
     try:
         with sigterm_raises():
             with watch("start"):
-                logger = MetricLogger(session.client, run_id, spec.tracking.flush_interval)
+                logger = MetricLogger(session.writes, run_id, spec.tracking.flush_interval)
                 if spec.tracking.system_metrics:  # CPU, memory, ... sampled by MLflow's monitor thread
                     system = start_system_metrics(spec.tracking.uri, run_id,
                                                            spec.tracking.system_metrics_interval)
@@ -139,7 +144,7 @@ def train_tracked(request: RunRequest) -> dict[str, Any]:
 
 def _submit_start(request: RunRequest, logger, run_id: str, params: Mapping[str, str]) -> None:
     """Params, the run's reproducibility tags, config files, Dataset column and UI view: from the logger's thread."""
-    session, spec, client = request.session, request.spec, request.session.client
+    session, spec, client = request.session, request.spec, request.session.writes
     tags = {**reproducibility_tags(spec.model_kwargs.get("seed")), "dataset": spec.dataset, "task": request.data.task}
     tags = {key: value for key, value in tags.items() if key not in request.tags}
     logger.submit(tracking.log_params_and_tags, client, run_id, params, tags)
@@ -168,8 +173,12 @@ def _finish(request: RunRequest, run_id: str, fitted: Fitted, logger, system, pa
                            model_uri=logged.uri if logged else None)
     end = (request.on_result(result) if request.on_result is not None else None) or RunEnd()
     logger.log({**fitted.metrics, **end.metrics}, step=final_step)
-    # everything that decides the run is written when train() returns: the last metrics and tags in one batch
-    logger.close(tags={**final_tags, **end.tags})
+    # The last metrics and tags in one batch: written when train() returns, or (a sweep's
+    # offloading writer) queued before the run's tail, so the next trial need not wait for it.
+    if session.writer.offload:
+        session.writer.submit(logger.close, {**final_tags, **end.tags})
+    else:
+        logger.close(tags={**final_tags, **end.tags})
     session.writer.submit(_tail, session, run_id, fitted, data, logged, system, end.status,
                           curve_title(spec.dataset, fitted.diagnosis))
     log.info("fit: %s", fitted.diagnosis.summary, extra=SUMMARY)
@@ -181,38 +190,39 @@ def _finish(request: RunRequest, run_id: str, fitted: Fitted, logger, system, pa
 
 
 def _tail(session, run_id: str, fitted: Fitted, data: PreparedData, logged, system, status: str, title: str) -> None:
-    """In the background: the learning curve and the model's files (drawn and written in the
-    writer's helper process for a sweep), their uploads, system metrics, then the run's end."""
+    """In the background: stop the system metrics, then write the run's files and end it
+    (:func:`write_run_files`, in the writer's helper process for a sweep)."""
     try:
-        with tempfile.TemporaryDirectory(prefix="ann-train-") as scratch:
-            model = fitted.model if logged is not None else None
-            png, local = session.writer.offloaded(
-                render_files, scratch, fitted.recorder.history, data.task, fitted.diagnosis.best_epoch or None, title,
-                model, logged, data.dataset.feature_names, data.dataset.class_names, data.X_train[:N_EXAMPLE_ROWS])
-            session.client.log_artifact(run_id, png, "plots")
-            if local is not None:
-                upload_logged_model(session.client, run_id, local, max(1, fitted.model_epoch))
-    except BaseException:
-        if logged is not None:
-            finalize_failed(session.client, logged.model_id)
-        raise
-    finally:
         if system is not None:
             system.stop()
-        tracking.terminate(session.client, run_id, status)
+    finally:
+        session.writer.offloaded(
+            write_run_files, session.writes, run_id, status, fitted.recorder.history, data.task,
+            fitted.diagnosis.best_epoch or None, title, fitted.model if logged is not None else None, logged,
+            max(1, fitted.model_epoch), data.dataset.feature_names, data.dataset.class_names,
+            data.X_train[:N_EXAMPLE_ROWS])
 
 
-def render_files(directory: str, curves, task: str, best_epoch: int | None, title: str, model, logged,
-                 feature_names, class_names, X_example):
-    """The learning-curve PNG and (with ``logged``) the model's files under ``directory``:
-    ``(png path, PreparedModel or None)``. Pure local work: it may run in a helper process."""
-    png = str(Path(directory) / "learning_curve.png")
-    save_learning_curve(png, curves, task, best_epoch, title)
-    local = None
-    if logged is not None:
-        local = write_logged_model(logged, model, directory, feature_names=feature_names,
-                                   class_names=class_names, X_example=X_example)
-    return png, local
+def write_run_files(client, run_id: str, status: str, curves, task: str, best_epoch: int | None, title: str,
+                    model, logged, model_step: int, feature_names, class_names, X_example) -> None:
+    """Draw the learning curve and write the model's files (with ``logged``), upload them, end
+    the run with ``status`` (a failed model is marked FAILED). Needs nothing of the training
+    process but what it is given: it may run in a helper process."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="ann-train-") as scratch:
+            png = str(Path(scratch) / "learning_curve.png")
+            save_learning_curve(png, curves, task, best_epoch, title)
+            client.log_artifact(run_id, png, "plots")
+            if logged is not None:
+                local = write_logged_model(logged, model, scratch, feature_names=feature_names,
+                                           class_names=class_names, X_example=X_example)
+                upload_logged_model(client, run_id, local, model_step)
+    except BaseException:
+        if logged is not None:
+            finalize_failed(client, logged.model_id)
+        raise
+    finally:
+        tracking.terminate(client, run_id, status)
 
 
 def _end_early(session, run_id: str, logger, system, error: BaseException) -> None:
@@ -221,6 +231,12 @@ def _end_early(session, run_id: str, logger, system, error: BaseException) -> No
     A :class:`StopRun` run's curves must all be in the store (a sweep decides on them): when
     they cannot be sent, the sending error replaces the stop.
     """
+    if isinstance(error, StopRun) and logger is not None and session.writer.offload:
+        # A sweep's pruned trial: its last curves, tags and end go out in order after the
+        # previous runs' tails, while the next trial trains.
+        session.writer.submit(_close_stop_and_end, logger, error.end.tags, system, session.writes, run_id,
+                              error.end.status)
+        return
     sent = None
     if logger is not None:
         try:
@@ -232,7 +248,7 @@ def _end_early(session, run_id: str, logger, system, error: BaseException) -> No
             if system is not None:
                 system.stop()
             raise sent from None
-        session.writer.submit(_stop_and_end, system, session.client, run_id, error.end.status)
+        session.writer.submit(_stop_and_end, system, session.writes, run_id, error.end.status)
         return
     if isinstance(error, (KeyboardInterrupt, Terminated, SystemExit)):
         status, tags = "KILLED", {V.TAG_KILLED_BY: one_line(error, typed=True)}
@@ -245,6 +261,13 @@ def _end_early(session, run_id: str, logger, system, error: BaseException) -> No
         tracking.set_tags(session.client, run_id, tags)
     with contextlib.suppress(Exception):
         tracking.terminate(session.client, run_id, status)
+
+
+def _close_stop_and_end(logger, tags, system, client, run_id: str, status: str) -> None:
+    try:
+        logger.close(tags=tags)
+    finally:
+        _stop_and_end(system, client, run_id, status)
 
 
 def _stop_and_end(system, client, run_id: str, status: str) -> None:
