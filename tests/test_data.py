@@ -175,6 +175,18 @@ def test_digits():
     assert ds.class_names == [str(d) for d in range(10)] and set(ds.y) == set(range(10))
 
 
+def test_digits_is_scikit_learns_set_read_without_importing_scikit_learn():
+    code = ("import sys; from ann.data.datasets import digits; ds = digits(); "
+            "print(ds.X.shape, 'sklearn' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["(1797,", "64)", "False"]
+    from sklearn.datasets import load_digits
+
+    ours, theirs = digits(), load_digits()
+    assert np.array_equal(ours.X, theirs.data) and np.array_equal(ours.y, theirs.target)
+    assert ours.feature_names == list(theirs.feature_names)
+
+
 def test_breast_cancer():
     ds = breast_cancer()
     assert ds.X.shape == (569, 30) and ds.task == "binary" and ds.n_classes == 2
