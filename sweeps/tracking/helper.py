@@ -3,8 +3,9 @@
 A sweep's worker trains in its main thread; drawing a run's learning curve and writing
 its model files are pure-Python work that, in a thread, would take the interpreter lock
 from the training for about as long as they run. :class:`Helper` runs such calls in a
-process of its own, one at a time (threads share it: one request and its answer at a time): it sends ``(function, args)`` pickled over the child's
-stdin and reads back ``(ok, value)`` from its stdout. A plain subprocess rather than a
+process of its own, one at a time (threads share it, one request and its answer at a
+time): it sends ``(function, args)`` pickled over the child's stdin and reads back
+``(ok, value)`` from its stdout. A plain subprocess rather than a
 multiprocessing pool: it never re-imports the caller's ``__main__`` (a script without an
 ``if __name__ == "__main__"`` guard would run again). The child ignores Ctrl-C and
 SIGTERM -- its parent decides and drains it -- and exits when its stdin closes.

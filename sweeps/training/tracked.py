@@ -228,12 +228,12 @@ def write_run_files(client, run_id: str, status: str, curves, task: str, best_ep
 def _end_early(session, run_id: str, logger, system, error: BaseException) -> None:
     """A run stopped by a callback, an interrupt or a failure: keep its curves, tag it, end it.
 
-    A :class:`StopRun` run's curves must all be in the store (a sweep decides on them): when
-    they cannot be sent, the sending error replaces the stop.
+    A single :class:`StopRun` run's curves must all be in the store when this returns: when
+    they cannot be sent, the sending error replaces the stop. A sweep's worker (an offloading
+    writer) queues them, with the run's end, after the earlier runs' tails.
     """
     if isinstance(error, StopRun) and logger is not None and session.writer.offload:
-        # A sweep's pruned trial: its last curves, tags and end go out in order after the
-        # previous runs' tails, while the next trial trains.
+        # A sweep's pruned trial: the next trial trains while these go out.
         session.writer.submit(_close_stop_and_end, logger, error.end.tags, system, session.writes, run_id,
                               error.end.status)
         return
