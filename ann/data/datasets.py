@@ -201,11 +201,9 @@ def digits() -> Dataset:
 def _sklearn_data_file(name: str) -> Path | None:
     """A data file of ``sklearn/datasets/data/``, found without importing scikit-learn (None: not there)."""
     spec = importlib.util.find_spec("sklearn")
-    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
-        path = Path(folder) / "datasets" / "data" / name
-        if path.is_file():
-            return path
-    return None
+    folders = (spec.submodule_search_locations or []) if spec is not None else []
+    paths = [Path(folder) / "datasets" / "data" / name for folder in folders]
+    return next((path for path in paths if path.is_file()), None)
 
 
 def breast_cancer() -> Dataset:
