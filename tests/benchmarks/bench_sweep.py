@@ -39,8 +39,8 @@ measured) unless ``--overrides`` changes it (``--overrides sweep=default``: toda
    reported: medians, the ratio to the first tree, and whether every tree gave the very same
    trials (state, values to the last digit, params; hence the same best trial and pruned set).
 
-4. **Loading share** (``--csv-load``): a sweep of ``--csv-trials`` short trials on a
-   60,000 x 784 float CSV (written once to a temporary folder); the time spent loading,
+4. **Loading share** (``--csv-load``): a sweep (``sweep=digits``' space unless ``--overrides``
+   says otherwise) of ``--csv-trials`` short trials on a 60,000 x 784 float CSV (written once to a temporary folder); the time spent loading,
    splitting and standardising the data (timed around ``ann.data.load_dataset``,
    ``split_dataset`` and ``ann.preprocessing.Standardizer``) as a share of the sweep.
 
@@ -236,13 +236,13 @@ def write_csv(path: Path, rows: int = 60_000, columns: int = 784, seed: int = 0)
             np.savetxt(out, block, delimiter=",", fmt=["%.4g"] * columns + ["%d"])
 
 
-def loading_share(tree: str, trials: int, tracking: bool) -> dict:
+def loading_share(tree: str, trials: int, tracking: bool, base: list[str]) -> dict:
     """Part 4: the share of a CSV sweep's wall time spent loading, splitting and standardising the data."""
     with tempfile.TemporaryDirectory(prefix="bench-csv-") as tmp:
         path = Path(tmp) / "wide.csv"
         write_csv(path)
-        overrides = ["dataset=csv", f"dataset.path={path}", "dataset.target=label", f"sweep.n_trials={trials}",
-                     "training.epochs=2", "training.batch_size=1024", "sweep.params.batch_size=null"]
+        overrides = [*base, "dataset=csv", f"dataset.path={path}", "dataset.target=label", f"sweep.n_trials={trials}",
+                     "training.epochs=2", "training.batch_size=1024", "sweep.params.batch_size=null", "sweep.enqueue=[]"]
         result = run_in(tree, {"overrides": overrides, "tracking": tracking, "time_loading": True})
     share = result["loading_seconds"] / result["seconds"]
     print(f"   {tree} ({'tracked' if tracking else 'tracking=off'}): {result['seconds']:.1f} s, loading {result['loading_seconds']:.1f} s = {100 * share:.1f}% "
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["trees"] = compare_trees(trees, [*base, *trials], args.repeats, modes)
     if args.csv_load:
         print(f"\n4. loading share: {args.csv_trials} trials on a 60000 x 784 CSV (2 epochs, batch 1024, tracking off)")
-        figures["csv_load"] = loading_share(".", args.csv_trials, tracking=False)
+        figures["csv_load"] = loading_share(".", args.csv_trials, tracking=False, base=base)
     if args.flat:
         print(f"\n5. flat cost: {args.flat}-trial sweep=quick on moons, 3 epochs")
         figures["flat"] = flat_cost(".", args.flat, args.block)
