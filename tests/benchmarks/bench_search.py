@@ -7,6 +7,7 @@ A script, not a test (pytest does not collect ``tests/benchmarks``)::
     python tests/benchmarks/bench_search.py --budget 30 --datasets digits spiral --seeds 0
     python tests/benchmarks/bench_search.py --overrides sweep.pruner.name=median   # another space / pruner
     python tests/benchmarks/bench_search.py --json search.json                     # the raw figures too
+    python tests/benchmarks/bench_search.py --summarise a.json b.json              # runs made side by side, together
 
 For every data set and seed, four contenders, each in a process of its own, one after the
 other in an order that rotates from one (data set, seed) to the next, each under the same
@@ -500,6 +501,39 @@ def summarise(results: list[dict], datasets: list[str], contenders: list[str]) -
     return lines, medians
 
 
+def paired(results: list[dict], datasets: list[str], rival: str) -> list[str]:
+    """Seed by seed, ``ann-sweep``'s test score against ``rival``'s on the same split: wins, ties,
+    losses and the mean difference (accuracy points or R²), per data set."""
+    lines = []
+    for name in datasets:
+        score = {(r["contender"], r["seed"]): r.get("test") for r in results if r["dataset"] == name}
+        diffs = [score[("ann-sweep", seed)] - score[(rival, seed)] for contender, seed in score
+                 if contender == "ann-sweep" and score.get((rival, seed)) is not None and score[(contender, seed)] is not None]
+        if diffs:
+            scale = 1 if name == "diabetes" else 100
+            lines.append(f"  {name}: {sum(d > 0 for d in diffs)} wins, {sum(d == 0 for d in diffs)} ties, "
+                         f"{sum(d < 0 for d in diffs)} losses over {len(diffs)} seeds; mean difference "
+                         f"{scale * statistics.fmean(diffs):+.3g}")
+    return lines
+
+
+def report(results: list[dict], datasets: list[str], contenders: list[str]) -> None:
+    """The summary table, then ann-sweep against each rival: by median and seed by seed."""
+    lines, medians = summarise(results, datasets, contenders)
+    print()
+    print("\n".join(lines))
+    if "ann-sweep" not in contenders:
+        return
+    for rival in ("optuna-sklearn", "optuna-torch", "sklearn-default"):
+        if rival not in contenders:
+            continue
+        pairs = [(medians.get((n, "ann-sweep")), medians.get((n, rival))) for n in datasets]
+        wins = sum(a is not None and b is not None and a > b for a, b in pairs)
+        ties = sum(a is not None and b is not None and a == b for a, b in pairs)
+        print(f"ann-sweep beats {rival} on {wins} of {len(pairs)} data sets (median test score; ties {ties})")
+        print("\n".join(paired(results, datasets, rival)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of search per contender (default 60)")
@@ -513,11 +547,18 @@ def main() -> None:
     parser.add_argument("--csv-rows", type=int, default=10000, help="rows of the synthetic CSV (default 10000)")
     parser.add_argument("--tracking", action="store_true", help="ann-sweep tracks to a temporary MLflow SQLite store")
     parser.add_argument("--json", help="also write every result to this file")
+    parser.add_argument("--summarise", nargs="+", metavar="JSON",
+                        help="no run: the summary of the results in these --json files together")
     parser.add_argument("--child", choices=CONTENDERS, help=argparse.SUPPRESS)
     parser.add_argument("--child-overrides", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.summarise:
+        results = [r for file in args.summarise for r in json.loads(Path(file).read_text())["results"]]
+        report(results, [n for n in args.datasets if any(r["dataset"] == n for r in results)],
+               [c for c in args.contenders if any(r["contender"] == c for r in results)])
+        return
     if args.child:
         result = run_child(args.child, json.loads(args.child_overrides), args.budget, args.threads)
         Path(args.out).write_text(json.dumps(result))
@@ -566,17 +607,7 @@ def main() -> None:
                           f"val {_pct(result['val'], task):>7s}  trials {result['trials']:4d} "
                           f"(pruned {result['pruned']:4d})  epochs {result['epochs']:6d}  wall {result['wall']:5.0f} s  "
                           f"{result.get('champion')}", flush=True)
-    lines, medians = summarise(results, args.datasets, args.contenders)
-    print()
-    print("\n".join(lines))
-    if "ann-sweep" in args.contenders:
-        for rival in ("optuna-sklearn", "optuna-torch", "sklearn-default"):
-            if rival not in args.contenders:
-                continue
-            pairs = [(medians.get((n, "ann-sweep")), medians.get((n, rival))) for n in args.datasets]
-            wins = sum(a is not None and b is not None and a > b for a, b in pairs)
-            ties = sum(a is not None and b is not None and a == b for a, b in pairs)
-            print(f"ann-sweep beats {rival} on {wins} of {len(pairs)} data sets (median test score; ties {ties})")
+    report(results, args.datasets, args.contenders)
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "commit": commit, "results": results}, indent=1))
 
