@@ -26,6 +26,8 @@ import sqlite3
 from pathlib import Path
 
 import mlflow
+import sqlalchemy
+from mlflow.exceptions import MlflowException
 
 from sweeps.core.storage import sqlite_path
 
@@ -60,7 +62,7 @@ def seed(uri: str) -> bool:
     try:
         template = _template()
         return _copy_new(template, path)
-    except (OSError, sqlite3.Error) as error:
+    except (OSError, sqlite3.Error, sqlalchemy.exc.SQLAlchemyError, MlflowException) as error:
         log.debug("MLflow creates the store %s itself: %s", path, error)
         return False
 
