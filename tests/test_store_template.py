@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
 from sweeps.tracking import client as tracking
+from sweeps.tracking import session
 from sweeps.tracking import store_template
 
 
@@ -61,15 +63,17 @@ def test_a_new_store_is_the_template_with_a_default_experiment_of_its_own(tmp_pa
     assert store_template.template_path().stat().st_mtime_ns == built  # built once, then reused
 
 
-def test_probe_seeds_a_store_that_does_not_exist_and_leaves_one_that_does(tmp_path, cache):
+def test_opening_a_new_store_seeds_it_and_the_probe_writes_nothing(tmp_path, cache):
     path = tmp_path / "mlflow.db"
     tracking.probe(f"sqlite:///{path}")
+    assert not path.exists()  # bad input found after the probe leaves nothing behind
+    client = session._client(f"sqlite:///{path}")
     assert path.exists() and store_template.template_path().exists()
-    client = MlflowClient(tracking_uri=f"sqlite:///{path}")
+    assert client.get_experiment("0").artifact_location == str(Path.cwd() / "mlruns" / "0")
     client.create_experiment("kept")
     before = path.read_bytes()
     assert store_template.seed(f"sqlite:///{path}") is False
-    tracking.probe(f"sqlite:///{path}")
+    session._client(f"sqlite:///{path}")
     assert path.read_bytes() == before
     assert [e.name for e in client.search_experiments()] == ["kept", "Default"]
 

@@ -1,9 +1,7 @@
 """A thin layer over :class:`mlflow.MlflowClient` for training runs.
 
 * :func:`probe` asks the tracking store for an answer within a few seconds, so that a
-  wrong ``tracking.uri`` fails at once instead of after the client's minutes of retries; a
-  SQLite store that does not exist yet starts as a copy of a migrated empty one
-  (:mod:`sweeps.tracking.store_template`).
+  wrong ``tracking.uri`` fails at once instead of after the client's minutes of retries.
 * :func:`get_or_create_experiment` creates the experiment tagged
   ``mlflow.experimentKind=custom_model_development`` (MLflow 3's "model training" kind).
 
@@ -35,7 +33,6 @@ from sweeps.core.drivers import missing_driver
 from sweeps.core.errors import TrackingError, one_line, root_cause
 from sweeps.core.redaction import redact
 from sweeps.core.storage import sqlite_path
-from sweeps.tracking import store_template
 from sweeps.tracking.links import HTTP_SCHEMES
 
 log = logging.getLogger(__name__)
@@ -120,8 +117,6 @@ def _probe_sqlite(uri: str, timeout: float) -> None:
             raise _error(uri, f"{path} is not a usable SQLite database ({error})") from None
     elif not os.access(path.parent, os.W_OK):
         raise _error(uri, f"the folder {path.parent} is not writable")
-    else:
-        store_template.seed(uri)
 
 
 def _probe_database(uri: str, timeout: float) -> None:

@@ -33,6 +33,7 @@ from sweeps.config.run_spec import TrackingSettings
 from sweeps.core.errors import TrackingError, one_line
 from sweeps.core.redaction import redact_optional
 from sweeps.tracking import client as tracking
+from sweeps.tracking import store_template
 from sweeps.tracking import ui_views
 from sweeps.tracking.helper import Helper, HelperError
 
@@ -233,6 +234,7 @@ def _client(uri: str) -> MlflowClient:
         from sweeps.core.locks import database_lock  # lazy: imports SQLAlchemy, for database stores only
 
         with database_lock(uri, "mlflow:store"):
+            store_template.seed(uri)  # a new SQLite store: a copy of a migrated empty one
             client = MlflowClient(tracking_uri=uri)
             client._tracking_client.store  # noqa: B018 - opens (creates, upgrades) the store now
         return client

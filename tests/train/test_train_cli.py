@@ -292,4 +292,4 @@ def test_the_terminal_shows_each_fact_once_and_no_mlflow_info_unless_asked(tmp_p
     process = _start(tmp_path / "asked", *FAST, "tracking.uri=sqlite:///mlflow.db", MLFLOW_LOGGING_LEVEL="INFO")
     out, err = process.communicate(timeout=180)
     assert process.returncode == 0, err
-    assert "INFO mlflow.store.db.utils: Creating initial MLflow database tables" in err
+    assert "INFO mlflow." in err  # e.g. mlflow.pyfunc's input example check (a new store is copied, not migrated)
