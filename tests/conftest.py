@@ -14,6 +14,7 @@ server`` or test database is left behind.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -29,6 +30,19 @@ def pytest_sessionstart(session):
 
 def _interrupt(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_cache_folder(tmp_path_factory):
+    """``$XDG_CACHE_HOME`` in a temporary folder: what the code caches (MLflow store template,
+    parsed CSV files) goes there and never into the user's home; CLI runs inherit it."""
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,116 @@
+"""ann.data.parsed_cache through ann.data.load_csv: a parsed CSV is read back while its file is unchanged."""
+
+from __future__ import annotations
+
+import os
+import stat
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ann.data import load_csv, split_dataset
+from ann.data.parsed_cache import SETTLE_SECONDS
+from ann.exceptions import InvalidParameterError
+from sweeps.config.compose import compose
+from sweeps.config.run_spec import build_run_spec
+
+
+def _settled_csv(path: Path, rows: list[str]) -> Path:
+    """A CSV file whose modification time lies well before the settling period."""
+    path.write_text("a,b,label\n" + "\n".join(rows) + "\n")
+    past = time.time() - 10 * SETTLE_SECONDS
+    os.utime(path, (past, past))
+    return path
+
+
+def _entries(cache: Path) -> list[Path]:
+    return sorted(p for p in cache.iterdir() if not p.name.startswith(".")) if cache.exists() else []
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    return _settled_csv(tmp_path / "data.csv", ["1.5,2,x", "3,4.25,y", "5,6,x", "7,8,y"])
+
+
+def test_a_second_load_reads_the_entry_not_the_file(tmp_path, csv_file):
+    cache = tmp_path / "cache"
+    first = load_csv(csv_file, "label", cache_dir=cache)
+    [entry] = _entries(cache)
+    np.save(entry / "X.npy", first.X + 100)  # only a load that reads the entry sees this
+    second = load_csv(csv_file, "label", cache_dir=cache)
+    np.testing.assert_array_equal(second.X, first.X + 100)
+    np.testing.assert_array_equal(second.y, first.y)
+    assert (second.name, second.task, second.feature_names, second.class_names) == ("data", "binary", ["a", "b"], ["x", "y"])
+
+
+def test_a_cached_load_equals_a_parse(tmp_path, csv_file):
+    for options in ({}, {"features": ["b"]}, {"task": "multiclass"}):
+        parsed = load_csv(csv_file, "label", **options)
+        load_csv(csv_file, "label", cache_dir=tmp_path / "cache", **options)
+        cached = load_csv(csv_file, "label", cache_dir=tmp_path / "cache", **options)
+        np.testing.assert_array_equal(cached.X, parsed.X)
+        np.testing.assert_array_equal(cached.y, parsed.y)
+        assert cached.y.dtype == parsed.y.dtype and cached.X.dtype == parsed.X.dtype
+        assert (cached.task, cached.feature_names, cached.class_names) == (parsed.task, parsed.feature_names, parsed.class_names)
+    assert len(_entries(tmp_path / "cache")) == 1  # one entry per path: the last options used
+
+
+def test_a_changed_file_is_parsed_again_and_replaces_its_entry(tmp_path, csv_file):
+    cache = tmp_path / "cache"
+    load_csv(csv_file, "label", cache_dir=cache)
+    [old] = _entries(cache)
+    _settled_csv(csv_file, ["9.5,2,x", "3,4.25,y", "5,6,x", "7,8,y"])  # same size, new content
+    reloaded = load_csv(csv_file, "label", cache_dir=cache)
+    assert reloaded.X[0, 0] == 9.5
+    [new] = _entries(cache)
+    assert new != old
+
+
+def test_a_file_modified_just_now_is_not_kept(tmp_path):
+    path = tmp_path / "fresh.csv"
+    path.write_text("a,label\n1,0\n2,1\n")
+    dataset = load_csv(path, "label", cache_dir=tmp_path / "cache")
+    np.testing.assert_array_equal(dataset.X, [[1.0], [2.0]])
+    assert _entries(tmp_path / "cache") == []
+
+
+def test_a_damaged_entry_is_a_miss(tmp_path, csv_file):
+    cache = tmp_path / "cache"
+    parsed = load_csv(csv_file, "label", cache_dir=cache)
+    [entry] = _entries(cache)
+    (entry / "X.npy").write_bytes(b"not an array")
+    np.testing.assert_array_equal(load_csv(csv_file, "label", cache_dir=cache).X, parsed.X)
+
+
+def test_an_unusable_cache_folder_only_costs_a_parse(tmp_path, csv_file):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    dataset = load_csv(csv_file, "label", cache_dir=blocked / "cache")
+    assert dataset.X.shape == (4, 2)
+
+
+def test_an_entry_is_readable_by_its_owner_only(tmp_path, csv_file):
+    load_csv(csv_file, "label", cache_dir=tmp_path / "cache")
+    [entry] = _entries(tmp_path / "cache")
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o700
+
+
+def test_loaded_rows_are_row_major_so_a_split_gathers_rows_fast(csv_file):
+    dataset = load_csv(csv_file, "label")
+    assert dataset.X.flags["C_CONTIGUOUS"]
+    assert split_dataset(dataset, 0.25, 0.25).X_train.flags["C_CONTIGUOUS"]
+
+
+def test_a_bad_cache_dir_is_an_invalid_parameter(csv_file):
+    with pytest.raises(InvalidParameterError, match="cache_dir"):
+        load_csv(csv_file, "label", cache_dir=3)
+
+
+def test_the_csv_config_caches_in_the_users_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    spec = build_run_spec(compose(["dataset=csv", "dataset.path=data.csv", "dataset.target=y"]))
+    assert spec.dataset_options["cache_dir"] == f"{tmp_path}/ann-sweep/datasets"
+    spec = build_run_spec(compose(["dataset=csv", "dataset.path=data.csv", "dataset.target=y", "dataset.cache_dir=null"]))
+    assert spec.dataset_options["cache_dir"] is None
