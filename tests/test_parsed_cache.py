@@ -36,8 +36,10 @@ def csv_file(tmp_path):
 
 def test_a_second_load_reads_the_entry_not_the_file(tmp_path, csv_file):
     cache = tmp_path / "cache"
-    first = load_csv(csv_file, "label", cache_dir=cache)
+    first = load_csv(csv_file, "label")
+    load_csv(csv_file, "label", cache_dir=cache)
     [entry] = _entries(cache)
+    (entry / "X.npy").unlink()  # a new file: a mapped array of the old one stays as it was
     np.save(entry / "X.npy", first.X + 100)  # only a load that reads the entry sees this
     second = load_csv(csv_file, "label", cache_dir=cache)
     np.testing.assert_array_equal(second.X, first.X + 100)
@@ -78,8 +80,10 @@ def test_a_file_modified_just_now_is_not_kept(tmp_path):
 
 def test_a_damaged_entry_is_a_miss(tmp_path, csv_file):
     cache = tmp_path / "cache"
-    parsed = load_csv(csv_file, "label", cache_dir=cache)
+    load_csv(csv_file, "label", cache_dir=cache)
+    parsed = load_csv(csv_file, "label")
     [entry] = _entries(cache)
+    (entry / "X.npy").unlink()
     (entry / "X.npy").write_bytes(b"not an array")
     np.testing.assert_array_equal(load_csv(csv_file, "label", cache_dir=cache).X, parsed.X)
 
@@ -114,3 +118,12 @@ def test_the_csv_config_caches_in_the_users_cache_folder(monkeypatch, tmp_path):
     assert spec.dataset_options["cache_dir"] == f"{tmp_path}/ann-sweep/datasets"
     spec = build_run_spec(compose(["dataset=csv", "dataset.path=data.csv", "dataset.target=y", "dataset.cache_dir=null"]))
     assert spec.dataset_options["cache_dir"] is None
+
+
+def test_a_cached_load_can_be_written_to_without_changing_the_entry(tmp_path, csv_file):
+    cache = tmp_path / "cache"
+    parsed = load_csv(csv_file, "label")
+    for _ in range(2):  # the load that writes the entry, then one that reads it
+        cached = load_csv(csv_file, "label", cache_dir=cache)
+        cached.X /= 2  # copy-on-write: the caller's array only
+        np.testing.assert_array_equal(load_csv(csv_file, "label", cache_dir=cache).X, parsed.X)

@@ -175,17 +175,31 @@ def load_csv(path: str | os.PathLike, target: str, features: list[str] | None = 
         raise InvalidParameterError("cache_dir", cache_dir, "a folder path (str) or None")
     path = Path(path)
     if cache_dir is None:
-        return _parse(path, target, features, task)
+        return _row_major(_parse(path, target, features, task))
     options = {"target": target, "features": features, "task": task}
     dataset = parsed_cache.read(cache_dir, path, options)
     if dataset is None:
-        dataset = _parse(path, target, features, task)
-        parsed_cache.write(cache_dir, path, options, dataset)
+        parsed = _parse(path, target, features, task)
+        # The entry just written is read back mapped: its rows are in the page cache already,
+        # and a row-major copy in memory is not needed.
+        if parsed_cache.write(cache_dir, path, options, parsed):
+            dataset = parsed_cache.read(cache_dir, path, options)
+        dataset = dataset or _row_major(parsed)
+    return dataset
+
+
+def _row_major(dataset: Dataset) -> Dataset:
+    """The data set with row-major features: a split gathers rows, which from pandas'
+    column-major block takes 10-20 times longer (1.5-2.3 s against 0.1 s for 60,000 x 784)."""
+    dataset.X = np.ascontiguousarray(dataset.X)
     return dataset
 
 
 def _parse(path: Path, target: str, features, task: str) -> Dataset:
-    """:func:`load_csv` without a cache: read the file with pandas, check it, encode the target."""
+    """:func:`load_csv` without a cache: read the file with pandas, check it, encode the target.
+
+    The features are a view of pandas' column-major block (see :func:`_row_major`).
+    """
     df = _read(path)
     if df.empty:
         raise DataError(f"CSV file '{path}' has no data rows (only its header: {', '.join(map(str, df.columns))})")
@@ -193,8 +207,7 @@ def _parse(path: Path, target: str, features, task: str) -> Dataset:
     columns = _columns(df, path, target, features)
     _check_missing(df, path, [target, *columns])
     _check_numeric(df, path, columns)
-    # Row-major: splitting gathers rows, which from pandas' column-major block takes 20x longer.
-    X = np.ascontiguousarray(df[columns].to_numpy(dtype=np.float64))
+    X = df[columns].to_numpy(dtype=np.float64)
     series = df[target]
 
     if task == "auto":

@@ -14,6 +14,12 @@ file, and reads that entry back for as long as the file is unchanged:
   clean" problem);
 * an entry is written in a scratch folder and renamed into place, so concurrent loaders
   never read half an entry, and it is readable by its owner only (a CSV may be private);
+* an entry's features are mapped into memory copy-on-write rather than read, also by the load
+  that has just written it: a fresh copy of them costs as much again in page faults as the
+  reading (loading, splitting and standardising that file took 1.8-3.5 s read, 0.3 s mapped,
+  on the 2-core development machine), and processes that load the same file share its pages;
+  an entry's files are never rewritten in place (a new state is a new folder), so a mapping
+  stays valid while the process lives;
 * nothing here is needed for correctness: an unwritable folder, a damaged entry or any
   other failure is a miss, and the file is parsed as without a cache.
 """
@@ -60,7 +66,10 @@ def read(cache_dir: str | os.PathLike, path: Path, options: dict) -> Dataset | N
         if not entry.is_dir():
             return None
         meta = json.loads((entry / "meta.json").read_text())
-        X, y = np.load(entry / "X.npy"), np.load(entry / "y.npy")
+        # Mapped copy-on-write, not read: the rows come from the page cache as they are used
+        # (shared by every process that loads the file), and the array stays writable.
+        X = np.asarray(np.load(entry / "X.npy", mmap_mode="c"))
+        y = np.load(entry / "y.npy")
         return Dataset(path.stem, X, y, meta["task"], meta["feature_names"], class_names=meta["class_names"])
     except Exception as error:  # a damaged or foreign entry is a miss, never a failed load
         log.debug("parsed-CSV cache entry for %s not used: %s", path, error)
@@ -68,7 +77,7 @@ def read(cache_dir: str | os.PathLike, path: Path, options: dict) -> Dataset | N
 
 
 def write(cache_dir: str | os.PathLike, path: Path, options: dict, dataset: Dataset) -> bool:
-    """Keep ``dataset`` as the entry of ``path`` with these ``options``; True when an entry was written."""
+    """Keep ``dataset`` as the entry of ``path`` with these ``options``; True when the entry exists now."""
     try:
         state, modified = _state_key(path, options)
         if time.time() - modified < SETTLE_SECONDS:
@@ -77,8 +86,8 @@ def write(cache_dir: str | os.PathLike, path: Path, options: dict, dataset: Data
         folder.mkdir(parents=True, exist_ok=True)
         source = _path_key(path)
         entry = folder / f"{source}-{state}"
-        if entry.exists():
-            return False
+        if entry.is_dir():
+            return True
         scratch = Path(tempfile.mkdtemp(prefix=f".{source}-", dir=folder))  # mode 0700
         try:
             _save(scratch, dataset)
@@ -96,7 +105,15 @@ def write(cache_dir: str | os.PathLike, path: Path, options: dict, dataset: Data
 
 
 def _save(folder: Path, dataset: Dataset) -> None:
-    np.save(folder / "X.npy", np.ascontiguousarray(dataset.X))
+    """The entry's files; the features row-major, copied a block of rows at a time (from
+    pandas' column-major block, without a second copy of them all in memory)."""
+    X = dataset.X
+    rows = np.lib.format.open_memmap(folder / "X.npy", mode="w+", dtype=X.dtype, shape=X.shape)
+    step = max(1, (1 << 24) // max(1, X.shape[1] * X.itemsize))  # 16 MB of rows
+    for start in range(0, len(X), step):
+        rows[start:start + step] = X[start:start + step]
+    rows.flush()
+    del rows
     np.save(folder / "y.npy", dataset.y)
     meta = {"task": dataset.task, "feature_names": dataset.feature_names, "class_names": dataset.class_names}
     (folder / "meta.json").write_text(json.dumps(meta))

@@ -123,6 +123,7 @@ class _Timer:
 
     def __init__(self) -> None:
         self.seconds, self.depth = 0.0, 0
+        self.calls: dict[str, list[float]] = {}
 
     def wrap(self, function):
         def timed(*args, **kwargs):
@@ -133,7 +134,9 @@ class _Timer:
             finally:
                 self.depth -= 1
                 if self.depth == 0:
-                    self.seconds += time.perf_counter() - started
+                    took = time.perf_counter() - started
+                    self.seconds += took
+                    self.calls.setdefault(function.__qualname__, []).append(round(took, 3))
         return timed
 
 
@@ -176,7 +179,8 @@ def run_one(job: dict) -> dict:
         trials = [{"number": t.number, "state": t.state.name, "values": t.values, "params": t.params,
                    "complete": t.datetime_complete.timestamp() if t.datetime_complete else None}
                   for t in study.get_trials(deepcopy=False)]
-    return {"seconds": seconds, "trials": trials, "loading_seconds": timer.seconds if timer else None}
+    return {"seconds": seconds, "trials": trials, "loading_seconds": timer.seconds if timer else None,
+            "loading_calls": timer.calls if timer else None}
 
 
 def run_in(tree: str, job: dict) -> dict:
@@ -261,6 +265,8 @@ def loading_share(tree: str, trials: int, tracking: bool, base: list[str], repea
                 runs[kind].append({"seconds": result["seconds"], "loading_seconds": result["loading_seconds"], "share": share})
                 print(f"   {kind} ({'tracked' if tracking else 'tracking=off'}): {result['seconds']:.1f} s, loading "
                       f"{result['loading_seconds']:.1f} s = {100 * share:.1f}% ({len(result['trials'])} trials)", flush=True)
+                calls = {name: f"{sum(times):.2f} s in {len(times)}" for name, times in result["loading_calls"].items()}
+                print(f"      {calls}", flush=True)
     medians = {kind: {key: statistics.median(r[key] for r in rs) for key in rs[0]} for kind, rs in runs.items()}
     for kind, m in medians.items():
         print(f"   median {kind}: {m['seconds']:.1f} s, loading {m['loading_seconds']:.1f} s = {100 * m['share']:.1f}%")
