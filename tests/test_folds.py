@@ -80,3 +80,15 @@ def test_a_sweeps_folds_are_its_training_and_validation_rows_standardised_by_the
         expected = Standardizer().fit(fold.X_train.astype(np.float64))
         assert np.allclose(scaler.mean, expected.mean) and np.allclose(scaler.scale, expected.scale)
         assert not np.allclose(scaler.mean, Standardizer().fit(pooled.astype(np.float64)).mean)
+
+
+@pytest.mark.parametrize("dataset", ["digits", "diabetes"])
+def test_prepared_data_keeps_the_rows_once_in_its_splits_and_the_description_whole(dataset):
+    spec = build_run_spec(compose([f"dataset={dataset}", "tracking=off"]))
+    data = prepare_data(spec)
+    loaded = ann.data.load_dataset(spec.dataset, **spec.dataset_options)
+    assert len(data.dataset.X) == 0 and len(data.dataset.y) == 0  # not held beside the splits
+    assert data.dataset.X.shape[1] == loaded.X.shape[1]
+    described = (data.dataset.name, data.task, data.dataset.feature_names, data.dataset.class_names, data.dataset.n_classes)
+    assert described == (loaded.name, loaded.task, loaded.feature_names, loaded.class_names, loaded.n_classes)
+    assert len(data.X_train) + len(data.X_val) + len(data.X_test) == len(loaded.X)

@@ -10,7 +10,7 @@ engine's estimator with the checks that need the data (task, batch size).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,10 @@ class Standardized:
 
 @dataclass
 class PreparedData:
-    """A data set split for training; the arrays are shared, never written to."""
+    """A data set split for training; the arrays are shared, never written to.
+
+    ``dataset`` describes the data (name, task, feature and class names) without its rows.
+    """
 
     dataset: Dataset
     X_train: np.ndarray
@@ -107,7 +110,7 @@ def prepare_data(spec: RunSpec) -> PreparedData:
     X_val = splits.X_val if len(splits.X_val) else None
     X_test = splits.X_test if len(splits.X_test) else None
     return PreparedData(
-        dataset=dataset,
+        dataset=_description(dataset),
         X_train=splits.X_train,
         y_train=splits.y_train,
         X_val=X_val,
@@ -115,6 +118,14 @@ def prepare_data(spec: RunSpec) -> PreparedData:
         X_test=X_test,
         y_test=splits.y_test if X_test is not None else None,
     )
+
+
+def _description(dataset: Dataset) -> Dataset:
+    """The data set without its rows, which the splits now hold: a process keeps them once
+    (376 MB less for 60,000 x 784). Kept whole only where its class count is read off its labels."""
+    if dataset.task != "regression" and dataset.class_names is None:
+        return dataset
+    return replace(dataset, X=dataset.X[:0], y=dataset.y[:0], X_test=None, y_test=None)
 
 
 def same_data(spec: RunSpec, other: RunSpec) -> bool:
