@@ -109,7 +109,8 @@ def write_synthetic(path: Path, rows: int, seed: int = 12345) -> dict:
 
 def dataset_overrides(name: str, csv_path: Path | None) -> list[str]:
     if name == "synthetic":
-        return ["dataset=csv", f"dataset.path={csv_path}", "dataset.target=label"]
+        # A temporary file: no parsed copy of it left in the user's cache folder.
+        return ["dataset=csv", f"dataset.path={csv_path}", "dataset.target=label", "dataset.cache_dir=null"]
     return [f"dataset={name}"]
 
 
