@@ -151,10 +151,8 @@ class MLP:
         return values
 
     def __repr__(self) -> str:
-        changed = {
-            k: v for k, v in self.get_params().items()
-            if v != P.PARAMETERS_DEFAULTS[k] and not (k == "hidden_layers" and tuple(v) == (32,))
-        }
+        changed = {k: v for k, v in self.get_params().items()
+                   if v != P.PARAMETERS_DEFAULTS[k] and not (k == "hidden_layers" and tuple(v) == (32,))}
         return "MLP(" + ", ".join(f"{k}={v!r}" for k, v in changed.items()) + ")"
 
     @property
@@ -211,6 +209,8 @@ class MLP:
     def _inputs(self, X: np.ndarray, standardized_by: Standardizer | None = None, name: str = "X") -> np.ndarray:
         """The network's input rows: ``X`` standardised (unless it already is) in the model's dtype."""
         if standardized_by is not None:
+            if standardized_by is not self.x_scaler_:  # fit has made it the model's: evaluate is given it
+                raise InvalidParameterError("standardized_by", standardized_by, "None or the model's own scaler (x_scaler_)")
             return np.ascontiguousarray(check_standardized(X, name, self.dtype))
         if self.x_scaler_ is not None:
             return self.x_scaler_.transform(X, dtype=self.dtype)
@@ -338,12 +338,14 @@ class MLP:
         y = np.asarray(y)
         return self._loss.constant_value(self._targets(check_y(y, y.shape[0] if y.ndim else 1)))
 
-    def evaluate(self, X: Any, y: Any) -> dict[str, float]:
-        """Loss and metrics on ``(X, y)``: ``loss`` + ``accuracy``, or ``loss``, ``mae``, ``rmse``, ``r2``."""
+    def evaluate(self, X: Any, y: Any, standardized_by: Standardizer | None = None) -> dict[str, float]:
+        """Loss and metrics on ``(X, y)``: ``loss`` + ``accuracy``, or ``loss``, ``mae``, ``rmse``, ``r2``.
+        ``standardized_by``: ``X`` is ``scaler.transform(X_raw, dtype=model.dtype)`` by the model's
+        own scaler (``x_scaler_``): the same scores, one standardised test set for many models."""
         net = self._network()
         X = self._check_X(X)
         y = check_y(y, X.shape[0])
-        return evaluate(net, self._loss, self.task_, self.y_scaler_, self._inputs(X), self._targets(y))
+        return evaluate(net, self._loss, self.task_, self.y_scaler_, self._inputs(X, standardized_by), self._targets(y))
 
     def _output(self, X: Any) -> np.ndarray:
         net = self._network()

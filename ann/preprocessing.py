@@ -49,49 +49,58 @@ class Standardizer:
         """The number of columns the statistics describe (the scaler must be fitted)."""
         return len(self.mean)
 
-    def fit(self, X: np.ndarray) -> "Standardizer":
-        """Column means and population standard deviations of ``X``, in float64."""
+    def fit(self, X: np.ndarray, rows: np.ndarray | None = None) -> "Standardizer":
+        """Column means and population standard deviations of ``X``, in float64.
+
+        ``rows``: integer indices of the rows of ``X`` to fit on: the statistics of ``X[rows]``
+        to the last bit, gathered a block at a time (never the whole copy).
+        """
         X = np.asarray(X)
         if X.dtype.kind != "f":
             X = X.astype(np.float64)
         if X.ndim == 2 and X.shape[1] > 1 and X.flags.c_contiguous:
-            self.mean, std = _column_mean_and_std(X)
+            self.mean, std = _column_mean_and_std(X, rows)
         else:  # small or odd layouts (a target column, a view): NumPy's own reductions
-            X = np.asarray(X, dtype=np.float64)
+            X = np.asarray(X if rows is None else X[rows], dtype=np.float64)
             self.mean, std = X.mean(axis=0), X.std(axis=0)
         std[std < 1e-12] = 1.0
         self.scale = std
         return self
 
-    def transform(self, X: np.ndarray, dtype=np.float64) -> np.ndarray:
-        """A new C-contiguous array of ``dtype``: ``X`` cast to ``dtype``, then the arithmetic in ``dtype``."""
+    def transform(self, X: np.ndarray, dtype=np.float64, rows: np.ndarray | None = None) -> np.ndarray:
+        """A new C-contiguous array of ``dtype``: ``X`` cast to ``dtype``, then the arithmetic in ``dtype``.
+
+        ``rows``: integer indices of the rows of ``X`` to transform, in that order: the result
+        is ``transform(X[rows])`` to the last bit, without that copy of ``X``'s rows.
+        """
         dtype = np.dtype(dtype)
         X = np.asarray(X)
         mean, scale = self.mean.astype(dtype), self.scale.astype(dtype)
         if X.ndim != 2:
-            out = np.array(X, dtype=dtype, order="C", copy=True)
+            out = np.array(X if rows is None else X[rows], dtype=dtype, order="C", copy=True)
             out -= mean
             out /= scale
             return out
-        out = np.empty(X.shape, dtype=dtype)
+        out = np.empty((X.shape[0] if rows is None else len(rows), X.shape[1]), dtype=dtype)
 
         def standardize(part: slice) -> None:
-            for rows in _row_blocks(X, part):
-                block = out[rows]
-                np.subtract(X[rows], mean, out=block, dtype=dtype)  # casts X first, as astype would
-                block /= scale
+            for block in _row_blocks(out.shape[0], out.shape[1], part):
+                result = out[block]
+                np.subtract(_rows_of(X, rows, block), mean, out=result, dtype=dtype)  # casts X first, as astype would
+                result /= scale
 
-        _in_parallel(standardize, _split(X.shape[0], _workers(X, X.shape[0])))
+        _in_parallel(standardize, _split(out.shape[0], _workers(out, out.shape[0])))
         return out
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(X, dtype=np.float64) * self.scale + self.mean
 
 
-def _row_blocks(X: np.ndarray, part: slice = slice(None)):
-    """Slices of about ``_BLOCK_ELEMENTS`` elements' worth of rows, covering rows ``part`` of ``X``."""
-    start, stop, _ = part.indices(X.shape[0])
-    step = max(1, _BLOCK_ELEMENTS // max(1, X.shape[1]))
+def _row_blocks(n_rows: int, width: int, part: slice = slice(None)) -> list[slice]:
+    """Slices of about ``_BLOCK_ELEMENTS`` elements' worth of rows ``width`` wide, covering rows
+    ``part`` of ``range(n_rows)``."""
+    start, stop, _ = part.indices(n_rows)
+    step = max(1, _BLOCK_ELEMENTS // max(1, width))
     return [slice(first, min(first + step, stop)) for first in range(start, stop, step)]
 
 
@@ -123,39 +132,51 @@ def _in_parallel(function, parts: list) -> list:
         return list(pool.map(function, parts))
 
 
-def _column_mean_and_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``mean = sum(x) / n`` and ``std = sqrt(sum((x - mean)^2) / n)`` per column, in float64.
+def _rows_of(X: np.ndarray, rows: np.ndarray | None, block: slice, columns: slice = slice(None)) -> np.ndarray:
+    """Rows ``block`` of ``X[rows]`` (of ``X`` when ``rows`` is None), restricted to ``columns``."""
+    return X[block, columns] if rows is None else X[rows[block], columns]
 
-    The mean is NumPy's, accumulated in float64 straight from ``X`` (NumPy casts in small
-    buffers). The squared deviations are formed block by block in a small float64 buffer
-    whose first row carries the running sum, so ``np.add.reduce`` over the buffer adds the
-    rows to it one after the other: the order in which NumPy reduces a C-ordered array
-    over its rows, hence the very bits of ``X.astype(float64).std(axis=0)`` (which is
-    ``sqrt(mean(abs(x - x.mean(axis=0))**2, axis=0))``) without its two float64 copies of ``X``.
+
+def _column_mean_and_std(X: np.ndarray, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``mean = sum(x) / n`` and ``std = sqrt(sum((x - mean)^2) / n)`` per column of ``X[rows]``, in float64.
+
+    Both sums are formed block by block of rows in a small float64 buffer whose first row
+    carries the running sum, so ``np.add.reduce`` over the buffer adds the rows to it one
+    after the other: the order in which NumPy reduces a C-ordered array over its rows, hence
+    the very bits of ``X.astype(float64).mean(axis=0)`` and ``.std(axis=0)`` (which is
+    ``sqrt(mean(abs(x - x.mean(axis=0))**2, axis=0))``) without a float64 copy of ``X``.
     """
     # Columns are independent: each thread takes a slice of at least 2 of them (a single
     # column would be summed pairwise by NumPy, not row after row).
     parts = _split(X.shape[1], _workers(X, X.shape[1] // 2))
-    results = _in_parallel(lambda columns: _mean_and_std(X[:, columns]), parts)
+    results = _in_parallel(lambda columns: _mean_and_std(X, rows, columns), parts)
     return np.concatenate([m for m, _ in results]), np.concatenate([s for _, s in results])
 
 
-def _mean_and_std(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _mean_and_std(X: np.ndarray, rows: np.ndarray | None, columns: slice) -> tuple[np.ndarray, np.ndarray]:
     """:func:`_column_mean_and_std` of some columns, on one thread."""
-    n, d = X.shape
-    mean = X.mean(axis=0, dtype=np.float64)
-    blocks = _row_blocks(X)
-    buffer = np.empty((blocks[0].stop - blocks[0].start + 1, d))
-    total = np.zeros(d)
-    for rows in blocks:
-        block = X[rows]
-        deviation = buffer[1 : len(block) + 1]
-        deviation[...] = block
-        deviation -= mean
-        deviation *= deviation
-        buffer[0] = total
-        np.add.reduce(buffer[: len(block) + 1], axis=0, out=total)
-    return mean, np.sqrt(total / n)
+    n, width = X.shape[0] if rows is None else len(rows), len(range(*columns.indices(X.shape[1])))
+    blocks = _row_blocks(n, width)
+    buffer = np.empty((max((b.stop - b.start for b in blocks), default=0) + 1, width))
+
+    def sum_of(transform=None) -> np.ndarray:
+        total = np.zeros(buffer.shape[1])
+        for block in blocks:
+            values = buffer[1 : block.stop - block.start + 1]
+            values[...] = _rows_of(X, rows, block, columns)
+            if transform is not None:
+                transform(values)
+            buffer[0] = total
+            np.add.reduce(buffer[: len(values) + 1], axis=0, out=total)
+        return total
+
+    mean = sum_of() / n
+
+    def squared_deviation(values: np.ndarray) -> None:
+        values -= mean
+        values *= values
+
+    return mean, np.sqrt(sum_of(squared_deviation) / n)
 
 
 def one_hot(codes: np.ndarray, n_classes: int, dtype=np.float64) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import gzip
 import subprocess
 import sys
@@ -31,10 +32,12 @@ from ann.data import (
     regression_target,
     spiral,
     split_dataset,
+    split_rows,
     train_val_test_split,
     write_idx,
     xor,
 )
+import ann.data.split
 from ann.exceptions import DataError, InvalidParameterError
 
 FAST = settings(max_examples=40, deadline=None)
@@ -569,3 +572,24 @@ def test_split_dataset_regression_and_predefined_test(tmp_path):
     splits = split_dataset(ds, val_size=0.25, test_size=0.5)
     assert splits.X_test is ds.X_test and splits.y_test is ds.y_test
     assert len(splits.X_train) + len(splits.X_val) == 20 and len(splits.X_val) == 5
+
+
+@pytest.mark.parametrize("ds", [spiral(n_samples=300, n_classes=3), regression(n_samples=40)], ids=["classes", "regression"])
+def test_split_rows_index_the_parts_split_dataset_copies(ds):
+    rows = split_rows(ds, val_size=0.2, test_size=0.25, seed=3)
+    splits = split_dataset(ds, val_size=0.2, test_size=0.25, seed=3)
+    for part, X, y in zip(rows, splits[0::2], splits[1::2]):
+        np.testing.assert_array_equal(ds.X[part], X)
+        np.testing.assert_array_equal(ds.y[part], y)
+    assert sorted(np.concatenate(rows).tolist()) == list(range(len(ds.y)))
+
+
+def test_split_rows_leave_a_predefined_test_part_to_the_data_set(tmp_path):
+    make_mnist_folder(tmp_path, gz=False)
+    rows = split_rows(mnist(tmp_path), val_size=0.25, test_size=0.5)
+    assert rows.test is None and len(rows.train) == 15 and len(rows.val) == 5
+
+
+def test_the_split_docstring_examples_run():
+    result = doctest.testmod(ann.data.split, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0

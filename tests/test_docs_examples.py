@@ -444,13 +444,27 @@ def test_every_config_key_is_in_the_configuration_reference():
     assert missing == [], f"document these keys in docs/reference/configuration.md: {missing}"
 
 
+#: How far a shown count of epochs trained may be from a run's: another CPU's floating-point
+#: kernels can tip a close pruning decision (a trial pruned a rung earlier or later: 18 epochs).
+EPOCHS_TOLERANCE = 0.05
+
+
+def assert_sweep_counts(shown: str, printed: str) -> None:
+    """``printed`` (ann-sweep's output) finished the trials ``shown`` says, ``"7 complete, 33 pruned,
+    0 failed; 1359 epochs trained"``: the same states, and as many epochs within EPOCHS_TOLERANCE."""
+    pattern = r"(\d+ complete, \d+ pruned, \d+ failed); (\d+) epochs trained"
+    expected, actual = re.search(pattern, shown), re.search(pattern, printed)
+    assert actual is not None and actual[1] == expected[1], (shown, printed[-1500:])
+    assert abs(int(actual[2]) - int(expected[2])) <= EPOCHS_TOLERANCE * int(expected[2]), (shown, actual[0])
+
+
 @pytest.mark.slow
 def test_every_readme_command_runs_and_prints_what_the_readme_says(readme_session):
     session, outputs = readme_session
     text = README.read_text()
     sweep = outputs["pip install -e . && ann-sweep"].stdout
-    counts = re.search(r"\((\d+) complete, (\d+) pruned, (\d+) epochs\)", text)
-    assert f"{counts[1]} complete, {counts[2]} pruned, 0 failed; {counts[3]} epochs trained" in sweep
+    counts = re.search(r"\((\d+) complete, (\d+) pruned, about ([\d,]+) epochs", text)
+    assert_sweep_counts(f"{counts[1]} complete, {counts[2]} pruned, 0 failed; {counts[3].replace(',', '')} epochs trained", sweep)
     best = re.search(r"`(best: [^`]+)`", text).group(1)
     assert best in sweep
     refit = re.search(r"\((\d+\.\d+) % test accuracy\)", text).group(1)
@@ -479,7 +493,7 @@ def test_the_sweep_tutorial_shows_the_default_sweeps_output(readme_session):
             checked.append(line)
         finished = re.match(r"40/40 trials finished in \d+ s: (.*)$", line)
         if finished:
-            assert finished.group(1) in sweep
+            assert_sweep_counts(finished.group(1), sweep)
             counts = re.match(r"(\d+ complete, \d+ pruned), 0 failed; (\d+ epochs trained)", finished.group(1))
             assert f"{counts[1]}, {counts[2]}" in tutorial  # the prose above the output says the same
             checked.append(line)

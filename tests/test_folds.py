@@ -74,7 +74,8 @@ def test_a_sweeps_folds_are_its_training_and_validation_rows_standardised_by_the
     assert sum(len(f.X_val) for f in folds) == len(pooled)
     assert sorted(map(tuple, np.concatenate([f.X_val for f in folds]).tolist())) == sorted(map(tuple, pooled.tolist()))
     for fold in folds:
-        assert fold.X_test is data.X_test and fold.task == data.task
+        assert fold.test is data.test and fold.task == data.task
+        assert fold.train.inputs is data.train.inputs  # rows of the one array, not copies
         assert len(fold.X_train) + len(fold.X_val) == len(pooled)
         scaler = fold.standardized("float64").scaler
         expected = Standardizer().fit(fold.X_train.astype(np.float64))
@@ -92,3 +93,14 @@ def test_prepared_data_keeps_the_rows_once_in_its_splits_and_the_description_who
     described = (data.dataset.name, data.task, data.dataset.feature_names, data.dataset.class_names, data.dataset.n_classes)
     assert described == (loaded.name, loaded.task, loaded.feature_names, loaded.class_names, loaded.n_classes)
     assert len(data.X_train) + len(data.X_val) + len(data.X_test) == len(loaded.X)
+
+
+def test_standardising_reads_the_parts_in_place_and_never_gathers_their_raw_rows():
+    # 60,000 x 784 float64 is 376 MB: a sweep that standardises keeps only its float32 copy.
+    spec = build_run_spec(compose(["dataset=digits", "tracking=off"]))
+    data = prepare_data(spec)
+    assert data.train.inputs is data.val.inputs is data.test.inputs
+    standardized = data.standardized("float32")
+    assert not {"X_train", "X_val", "X_test"} & set(vars(data))  # nothing gathered
+    for part, Z in [(data.train, standardized.X_train), (data.val, standardized.X_val), (data.test, standardized.X_test)]:
+        np.testing.assert_array_equal(Z, standardized.scaler.transform(part.gather(), dtype="float32"))

@@ -52,6 +52,24 @@ def test_statistics_and_transform_are_numpys_to_the_last_bit(dtype, shape, order
         np.testing.assert_array_equal(Z, numpy_transform(X, mean, scale, out_dtype))
 
 
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+@pytest.mark.parametrize("shape", [(1, 3), (7, 2), (1000, 1), (2500, 37), (300, 784), (40000, 3)])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_some_rows_give_the_bits_of_those_rows_gathered(dtype, shape, order):
+    # A sweep fits and standardises its training rows straight from the whole data set.
+    rng = np.random.default_rng(sum(shape) + 1)
+    X = np.asarray((rng.normal(50.0, 20.0, size=shape) * rng.uniform(1e-2, 1e2, size=shape[1])).astype(dtype), order=order)
+    rows = rng.permutation(shape[0])[: max(1, 2 * shape[0] // 3)]
+    scaler, gathered = Standardizer().fit(X, rows=rows), Standardizer().fit(X[rows])
+    np.testing.assert_array_equal(scaler.mean, gathered.mean)
+    np.testing.assert_array_equal(scaler.scale, gathered.scale)
+    for out_dtype in (np.float32, np.float64):
+        Z = scaler.transform(X, dtype=out_dtype, rows=rows)
+        assert Z.dtype == out_dtype and Z.flags.c_contiguous and Z.shape == (len(rows), shape[1])
+        np.testing.assert_array_equal(Z, gathered.transform(X[rows], dtype=out_dtype))
+
+
 def test_fit_does_not_copy_a_large_float32_array_to_float64():
     # 20,000 x 200 float32 is 16 MB; a float64 copy (the old path) would add 32 MB at once.
     tracemalloc = pytest.importorskip("tracemalloc")
@@ -93,6 +111,7 @@ def test_fit_on_data_standardised_once_is_the_standardize_true_run(tmp_path, nam
         assert model.x_scaler_ is scaler
         np.testing.assert_array_equal(model.predict(X_val), plain.predict(X_val))  # raw inputs
         assert model.evaluate(X_val, y_val) == plain.evaluate(X_val, y_val)
+        assert model.evaluate(Z_val, y_val, standardized_by=scaler) == plain.evaluate(X_val, y_val)  # scored once standardised
     np.testing.assert_array_equal(Z, scaler.transform(X, dtype=dtype))  # fit left Z as it was
 
     model.save(tmp_path / "model")
@@ -105,6 +124,10 @@ def test_standardized_by_is_refused_where_it_cannot_hold():
     X, y, _, _ = split("moons", n_samples=100)
     scaler = Standardizer().fit(X)
     Z = scaler.transform(X, dtype="float32")
+    fitted = ann.MLP(hidden_layers=[4], epochs=1)
+    fitted.fit(Z, y, standardized_by=scaler)
+    with pytest.raises(ann.InvalidParameterError, match="the model.s own scaler"):
+        fitted.evaluate(Z, y, standardized_by=Standardizer().fit(X))  # equal statistics, another scaler
     with pytest.raises(ann.InvalidParameterError, match="standardized_by=.*None when standardize=False"):
         ann.MLP(standardize=False).fit(Z, y, standardized_by=scaler)
     with pytest.raises(ann.InvalidParameterError, match="a fitted ann.preprocessing.Standardizer"):

@@ -32,7 +32,7 @@ from ann.data.datasets import (
 )
 from ann.data.idx import fashion_mnist, mnist, read_idx, write_idx
 from ann.preprocessing import Standardizer, one_hot
-from ann.data.split import Splits, split_dataset, train_val_test_split
+from ann.data.split import SplitRows, Splits, split_dataset, split_rows, train_val_test_split
 from ann.data.folds import kfold_indices
 
 __all__ = [
@@ -57,6 +57,8 @@ __all__ = [
     "regression_target",
     "spiral",
     "split_dataset",
+    "split_rows",
+    "SplitRows",
     "train_val_test_split",
     "write_idx",
     "xor",

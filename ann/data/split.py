@@ -98,23 +98,59 @@ def train_val_test_split(X, y, val_size: float = 0.15, test_size: float = 0.15,
         InvalidParameterError: a size outside [0, 1), sizes summing to 1 or more, bad seed.
         DataError: ``X`` and ``y`` differ in length, or there are no rows.
     """
+    X, y = np.asarray(X), np.asarray(y)
+    if X.ndim == 0 or y.ndim == 0 or len(X) != len(y):
+        raise DataError(f"X and y must have the same number of rows: shapes {X.shape} and {y.shape}")
+    train, val, test = _rows(y, val_size, test_size, stratify, seed)
+    return X[train], X[val], X[test], y[train], y[val], y[test]
+
+
+def _rows(y: np.ndarray, val_size: float, test_size: float, stratify: bool, seed: int):
+    """:func:`train_val_test_split`'s parts as row indices (checked as it documents)."""
     val_size = _check_fraction("val_size", val_size)
     test_size = _check_fraction("test_size", test_size)
     if val_size + test_size >= 1.0:
         raise InvalidParameterError("val_size + test_size", val_size + test_size, "a sum < 1")
     rng = np.random.default_rng(check_int("seed", seed, 0))
-    X, y = np.asarray(X), np.asarray(y)
-    if X.ndim == 0 or y.ndim == 0 or len(X) != len(y):
-        raise DataError(f"X and y must have the same number of rows: shapes {X.shape} and {y.shape}")
-    if len(X) == 0:
+    if len(y) == 0:
         raise DataError("cannot split an empty data set (0 rows)")
     if stratify:
         _, codes = np.unique(y, return_inverse=True)
         groups = [np.flatnonzero(codes.reshape(-1) == c) for c in range(codes.max() + 1)]
     else:
-        groups = [np.arange(len(X))]
-    train, val, test = _split_indices(groups, val_size, test_size, rng)
-    return X[train], X[val], X[test], y[train], y[val], y[test]
+        groups = [np.arange(len(y))]
+    return _split_indices(groups, val_size, test_size, rng)
+
+
+class SplitRows(NamedTuple):
+    """Row indices of a data set's three parts, each shuffled: ``ds.X[train]`` is the training part.
+
+    ``test`` indexes ``ds.X`` too, or is None when the data set brings its own test part (``ds.X_test``).
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray | None
+
+
+def split_rows(ds: Dataset, val_size: float = 0.15, test_size: float = 0.15, seed: int = 0) -> SplitRows:
+    """The rows of :func:`split_dataset`'s parts, without copying them: a large data set can
+    then be read part by part straight from where it lies (a mapped file, say).
+
+    >>> from ann.data import load_dataset
+    >>> ds = load_dataset("digits")
+    >>> rows = split_rows(ds, seed=0)
+    >>> len(rows.train), len(rows.val), len(rows.test)
+    (1257, 270, 270)
+    >>> (ds.X[rows.train] == split_dataset(ds, seed=0).X_train).all()
+    np.True_
+    """
+    stratify = ds.task != "regression"
+    if ds.X_test is not None:
+        _check_fraction("test_size", test_size)
+        train, val, _ = _rows(ds.y, val_size, 0.0, stratify, seed)
+        return SplitRows(train, val, None)
+    return SplitRows(*_rows(ds.y, val_size, test_size, stratify, seed))
 
 
 def split_dataset(ds: Dataset, val_size: float = 0.15, test_size: float = 0.15,
@@ -125,12 +161,6 @@ def split_dataset(ds: Dataset, val_size: float = 0.15, test_size: float = 0.15,
     MNIST) that is the test part, ``test_size`` is ignored, and only the validation
     part (``val_size`` of ``ds.X``) is split off ``ds.X``.
     """
-    stratify = ds.task != "regression"
-    if ds.X_test is not None:
-        _check_fraction("test_size", test_size)
-        X_train, X_val, _, y_train, y_val, _ = train_val_test_split(
-            ds.X, ds.y, val_size=val_size, test_size=0.0, stratify=stratify, seed=seed)
-        return Splits(X_train, y_train, X_val, y_val, ds.X_test, ds.y_test)
-    X_train, X_val, X_test, y_train, y_val, y_test = train_val_test_split(
-        ds.X, ds.y, val_size=val_size, test_size=test_size, stratify=stratify, seed=seed)
-    return Splits(X_train, y_train, X_val, y_val, X_test, y_test)
+    train, val, test = split_rows(ds, val_size, test_size, seed)
+    X_test, y_test = (ds.X_test, ds.y_test) if test is None else (ds.X[test], ds.y[test])
+    return Splits(ds.X[train], ds.y[train], ds.X[val], ds.y[val], X_test, y_test)

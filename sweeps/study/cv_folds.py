@@ -67,7 +67,7 @@ def prepare_folds(settings: SweepSettings, section: Mapping[str, Any], data: Pre
         folds = data.folds(k, spec.split_seed)
     except ann.InvalidParameterError as error:
         raise ConfigError("sweep.cv_folds", k, error.allowed) from None
-    rows = len(folds[0].X_train) + len(folds[0].X_val)
+    rows = len(folds[0].train) + folds[0].n_val
     forced = "" if section.get("refit") else " (sweep.refit is forced on)"
     line = (f"sweep.cv_folds={k}: every trial trains {k} folds of the {rows} training + validation rows "
             "(fold 1 is the trial's run and what the pruner sees; its value is their mean); "

@@ -76,16 +76,16 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     space = parse_space(section.get("params"))
     base = {key: value for key, value in config.items() if key != "sweep"}
     data = prepare_data(build_run_spec(base))
-    task, n_train = data.task, len(data.X_train)
-    cv_line = resolve_cv_folds(section, n_train + (0 if data.X_val is None else len(data.X_val)), len(settings.metrics))
+    task, n_train = data.task, len(data.train)
+    cv_line = resolve_cv_folds(section, n_train + data.n_val, len(settings.metrics))
     if cv_line:  # sweep.cv_folds=auto, now a number (or null) in the section: the settings again, from it
         settings = sweep_settings.parse_settings(section)
     folds, refit_line = prepare_folds(settings, section, data, build_run_spec(base))
-    n_train = min(len(fold.X_train) for fold in folds) if folds else n_train  # a trial's training rows
+    n_train = min(len(fold.train) for fold in folds) if folds else n_train  # a trial's training rows
     space, chosen = scale_to_data(section, space, base, n_train)  # sweep.epochs=auto; batch sizes checked
     spec = build_run_spec(base)
     build_model(spec, folds[0] if folds else data)  # the base config itself must be trainable on this data
-    sweep_settings.check_metrics_for_task(settings, task, data.X_val is not None or bool(folds))
+    sweep_settings.check_metrics_for_task(settings, task, data.val is not None or bool(folds))
     check_refit(settings, spec)
     chosen += cv_line + refit_line
     space.check_conditions(base)

@@ -11,13 +11,14 @@ engine's estimator with the checks that need the data (task, batch size).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
 import ann
 from ann import params as P
-from ann.data import Dataset, kfold_indices, load_dataset, split_dataset
+from ann.data import Dataset, kfold_indices, load_dataset, split_rows
 from ann.preprocessing import Standardizer
 from sweeps.config.run_spec import RunSpec, format_value
 from sweeps.core.errors import ConfigError, UserError
@@ -25,26 +26,58 @@ from sweeps.core.errors import ConfigError, UserError
 
 @dataclass(frozen=True)
 class Standardized:
-    """The training and validation inputs standardised once, in one dtype, and their scaler."""
+    """The inputs standardised once, in one dtype, and their scaler (None where a part is empty)."""
 
     scaler: Standardizer
     X_train: np.ndarray
     X_val: np.ndarray | None
+    X_test: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Part:
+    """Some rows of a data set's inputs (all of them when ``rows`` is None), gathered only when
+    asked for: the parts of a large data set are read from the one array they share (often a
+    mapped file, :mod:`ann.data.parsed_cache`), not each held as a copy."""
+
+    inputs: np.ndarray
+    rows: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.inputs) if self.rows is None else len(self.rows)
+
+    def gather(self, count: int | None = None) -> np.ndarray:
+        """The part's rows as an array of their own (its first ``count`` rows, if given)."""
+        if self.rows is None:
+            return self.inputs[:count]
+        return self.inputs[self.rows[:count]]
+
+
+def joined(first: Part, second: Part | None) -> Part:
+    """The rows of ``first`` then ``second``; still rows of the shared inputs where they share them."""
+    if second is None:
+        return first
+    if first.inputs is second.inputs and first.rows is not None and second.rows is not None:
+        return Part(first.inputs, np.concatenate([first.rows, second.rows]))
+    return Part(np.concatenate([first.gather(), second.gather()]))
 
 
 @dataclass
 class PreparedData:
     """A data set split for training; the arrays are shared, never written to.
 
-    ``dataset`` describes the data (name, task, feature and class names) without its rows.
+    ``dataset`` describes the data (name, task, feature and class names) without its rows;
+    ``train``, ``val`` and ``test`` are the parts' rows (None where a part is empty), and
+    ``X_train``, ``X_val`` and ``X_test`` those rows gathered, on first use. A model that
+    standardises its inputs never needs them: :meth:`standardized` reads the rows in place.
     """
 
     dataset: Dataset
-    X_train: np.ndarray
+    train: Part
     y_train: np.ndarray
-    X_val: np.ndarray | None
+    val: Part | None
     y_val: np.ndarray | None
-    X_test: np.ndarray | None
+    test: Part | None
     y_test: np.ndarray | None
     _standardized: dict[str, Standardized] = field(default_factory=dict, repr=False)
     _folds: dict[tuple[int, int], list["PreparedData"]] = field(default_factory=dict, repr=False)
@@ -53,18 +86,42 @@ class PreparedData:
     def task(self) -> str:
         return self.dataset.task
 
+    @property
+    def n_features(self) -> int:
+        return self.train.inputs.shape[1]
+
+    @property
+    def n_val(self) -> int:
+        return 0 if self.val is None else len(self.val)
+
+    @cached_property
+    def X_train(self) -> np.ndarray:
+        return self.train.gather()
+
+    @cached_property
+    def X_val(self) -> np.ndarray | None:
+        return None if self.val is None else self.val.gather()
+
+    @cached_property
+    def X_test(self) -> np.ndarray | None:
+        return None if self.test is None else self.test.gather()
+
     def standardized(self, dtype: str) -> Standardized:
         """The inputs standardised with the training set's statistics, computed once per dtype.
 
         ``MLP.fit(Z, y, standardized_by=scaler)`` on them is bit for bit ``fit(X, y)`` with
-        ``standardize=True``, without each trial repeating the work (0.2-0.5 s on 60,000 x 784).
+        ``standardize=True``, without each trial repeating the work (0.2-0.5 s on 60,000 x 784);
+        the rows are read where they lie, never gathered into a float64 copy first.
         """
         key = str(np.dtype(dtype))
         if key not in self._standardized:
-            X, X_val = _floating(self.X_train), _floating(self.X_val)
-            scaler = Standardizer().fit(X)
-            Z_val = scaler.transform(X_val, dtype=dtype) if X_val is not None else None
-            self._standardized[key] = Standardized(scaler, scaler.transform(X, dtype=dtype), Z_val)
+            floating = _floating_inputs()
+            scaler = Standardizer().fit(floating(self.train.inputs), rows=self.train.rows)
+
+            def standardize(part: Part | None) -> np.ndarray | None:
+                return None if part is None else scaler.transform(floating(part.inputs), dtype=dtype, rows=part.rows)
+
+            self._standardized[key] = Standardized(scaler, standardize(self.train), standardize(self.val), standardize(self.test))
         return self._standardized[key]
 
     def folds(self, n_folds: int, seed: int) -> list["PreparedData"]:
@@ -79,27 +136,36 @@ class PreparedData:
         """
         key = (int(n_folds), int(seed))
         if key not in self._folds:
-            X, y = self.X_train, self.y_train
-            if self.X_val is not None:
-                X, y = np.concatenate([X, self.X_val]), np.concatenate([y, self.y_val])
+            rows = joined(self.train, self.val)
+            indices = np.arange(len(rows)) if rows.rows is None else rows.rows
+            y = self.y_train if self.val is None else np.concatenate([self.y_train, self.y_val])
             pairs = kfold_indices(y, n_folds, stratify=self.task != "regression", seed=seed)
-            self._folds[key] = [PreparedData(self.dataset, X[train], y[train], X[val], y[val], self.X_test, self.y_test)
+            self._folds[key] = [PreparedData(self.dataset, Part(rows.inputs, indices[train]), y[train],
+                                             Part(rows.inputs, indices[val]), y[val], self.test, self.y_test)
                                 for train, val in pairs]
         return self._folds[key]
 
 
-def _floating(X: np.ndarray | None) -> np.ndarray | None:
-    """``X`` as the engine takes it: floating-point kept as it is, anything else as float64."""
-    if X is None or X.dtype.kind == "f":
-        return X
-    return X.astype(np.float64)
+def _floating_inputs():
+    """``inputs`` as the engine takes them, converted at most once per array: floating-point kept
+    as it is, anything else as float64."""
+    converted: dict[int, np.ndarray] = {}
+
+    def floating(inputs: np.ndarray) -> np.ndarray:
+        if inputs.dtype.kind == "f":
+            return inputs
+        if id(inputs) not in converted:
+            converted[id(inputs)] = inputs.astype(np.float64)
+        return converted[id(inputs)]
+
+    return floating
 
 
 def prepare_data(spec: RunSpec) -> PreparedData:
     """Load and split the data set; problems are one-line :class:`UserError`s."""
     try:
         dataset = load_dataset(spec.dataset, **spec.dataset_options)
-        splits = split_dataset(dataset, val_size=spec.val_size, test_size=spec.test_size, seed=spec.split_seed)
+        rows = split_rows(dataset, val_size=spec.val_size, test_size=spec.test_size, seed=spec.split_seed)
     except ann.InvalidParameterError as error:
         key = error.name if error.name in ("val_size", "test_size", "val_size + test_size") else None
         if key is not None:
@@ -107,22 +173,22 @@ def prepare_data(spec: RunSpec) -> PreparedData:
         raise ConfigError(f"dataset.{error.name}", error.value, error.allowed) from None
     except ann.DataError as error:
         raise UserError(_data_error(spec, str(error))) from None
-    X_val = splits.X_val if len(splits.X_val) else None
-    X_test = splits.X_test if len(splits.X_test) else None
+    X, y = dataset.X, dataset.y
+    test, y_test = (Part(X, rows.test), y[rows.test]) if rows.test is not None else (Part(dataset.X_test), dataset.y_test)
     return PreparedData(
         dataset=_description(dataset),
-        X_train=splits.X_train,
-        y_train=splits.y_train,
-        X_val=X_val,
-        y_val=splits.y_val if X_val is not None else None,
-        X_test=X_test,
-        y_test=splits.y_test if X_test is not None else None,
+        train=Part(X, rows.train),
+        y_train=y[rows.train],
+        val=Part(X, rows.val) if len(rows.val) else None,
+        y_val=y[rows.val] if len(rows.val) else None,
+        test=test if len(test) else None,
+        y_test=y_test if len(test) else None,
     )
 
 
 def _description(dataset: Dataset) -> Dataset:
-    """The data set without its rows, which the splits now hold: a process keeps them once
-    (376 MB less for 60,000 x 784). Kept whole only where its class count is read off its labels."""
+    """The data set without its rows, which the parts now hold. Kept whole only where its class
+    count is read off its labels."""
     if dataset.task != "regression" and dataset.class_names is None:
         return dataset
     return replace(dataset, X=dataset.X[:0], y=dataset.y[:0], X_test=None, y_test=None)
@@ -153,7 +219,7 @@ def build_model(spec: RunSpec, data: PreparedData) -> ann.MLP:
         P.check_task_fit(task, kwargs.get("loss"), kwargs.get("output_activation"))
     except ann.InvalidParameterError as error:
         raise ConfigError(f"model.{error.name}", error.value, error.allowed) from None
-    n_train = len(data.X_train)
+    n_train = len(data.train)
     if kwargs.get("batch_size", 32) > n_train:
         raise ConfigError(
             "training.batch_size", kwargs["batch_size"],
@@ -170,10 +236,10 @@ def resolved_params(spec: RunSpec, data: PreparedData) -> dict[str, Any]:
         "model.output_activation": model.get("output_activation") or P.OUTPUT_ACTIVATIONS_FOR_TASK[task][0],
         "model.loss": model.get("loss") or P.LOSSES_FOR_TASK[task][0],
         "dataset.task": task,
-        "dataset.n_features": data.X_train.shape[1],
-        "dataset.n_train": len(data.X_train),
-        "dataset.n_val": 0 if data.X_val is None else len(data.X_val),
-        "dataset.n_test": 0 if data.X_test is None else len(data.X_test),
+        "dataset.n_features": data.n_features,
+        "dataset.n_train": len(data.train),
+        "dataset.n_val": data.n_val,
+        "dataset.n_test": 0 if data.test is None else len(data.test),
     }
     if task != "regression":
         values["dataset.n_classes"] = data.dataset.n_classes

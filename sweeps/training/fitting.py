@@ -156,16 +156,17 @@ def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Seque
 
 def step_product(model: ann.MLP, data: PreparedData) -> int:
     """Multiply-adds of the largest matrix product of one of ``model``'s training steps on ``data``."""
-    n_rows, n_features = data.X_train.shape
+    n_rows, n_features = len(data.train), data.n_features
     n_outputs = data.dataset.n_classes if data.task == "multiclass" else 1
     return largest_product(n_features, model.hidden_layers, n_outputs or 1, min(model.batch_size, n_rows))
 
 
 def _fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Sequence[Callback], members: int) -> Fitted:
-    X, X_val, scaler = data.X_train, data.X_val, None
     if model.standardize:  # standardised once per data set and dtype, reused by every run of the process
         prepared = data.standardized(model.dtype)
-        X, X_val, scaler = prepared.X_train, prepared.X_val, prepared.scaler
+        X, X_val, X_test, scaler = prepared.X_train, prepared.X_val, prepared.X_test, prepared.scaler
+    else:
+        X, X_val, X_test, scaler = data.X_train, data.X_val, data.X_test, None
     validation = (X_val, data.y_val) if X_val is not None else None
     history = non_finite = None
     try:
@@ -173,7 +174,7 @@ def _fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Sequ
                             standardized_by=scaler)
     except ann.NonFiniteLossError as error:
         non_finite = error
-    fitted = _summaries(model, data, recorder, history, non_finite)
+    fitted = _summaries(model, data, recorder, history, non_finite, (X_test, scaler))
     if members > 1 and history is not None:
         fitted = _ensemble(fitted, data, members, X, validation, scaler, callbacks)
     return fitted
@@ -205,8 +206,9 @@ def _ensemble(fitted: Fitted, data: PreparedData, members: int, X, validation, s
     return dataclasses.replace(fitted, model=ensemble, metrics=metrics)
 
 
-def _summaries(model: ann.MLP, data: PreparedData, recorder: Recorder, history, non_finite) -> Fitted:
-    """Diagnosis, final metrics and the epoch the final weights belong to."""
+def _summaries(model: ann.MLP, data: PreparedData, recorder: Recorder, history, non_finite, test) -> Fitted:
+    """Diagnosis, final metrics and the epoch the final weights belong to. ``test``: the test
+    inputs as the model takes them and the scaler they are standardised by (None: raw)."""
     curves = recorder.history
     epochs_run, best = (history.epochs, history.best_epoch) if history is not None else (recorder.epochs_seen, 0)
     restored = model.early_stopping and model.restore_best_weights and history is not None
@@ -228,8 +230,9 @@ def _summaries(model: ann.MLP, data: PreparedData, recorder: Recorder, history, 
         for key, values in curves.items():
             if key.startswith("val_") and len(values) >= best:
                 metrics[V.best_metric(V.metric_name(key))] = values[best - 1]
-    if history is not None and data.X_test is not None:
-        for key, value in model.evaluate(data.X_test, data.y_test).items():
+    X_test, scaler = test
+    if history is not None and X_test is not None:
+        for key, value in model.evaluate(X_test, data.y_test, standardized_by=scaler).items():
             metrics[f"{key}/test"] = value
     metrics.update(diagnosis.metrics())
     metrics = {k: v for k, v in metrics.items() if math.isfinite(v)}

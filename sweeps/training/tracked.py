@@ -200,7 +200,7 @@ def _tail(session, run_id: str, fitted: Fitted, data: PreparedData, logged, syst
             write_run_files, session.writes, run_id, status, fitted.recorder.history, data.task,
             fitted.diagnosis.best_epoch or None, title, fitted.model if logged is not None else None, logged,
             max(1, fitted.model_epoch), data.dataset.feature_names, data.dataset.class_names,
-            data.X_train[:N_EXAMPLE_ROWS])
+            data.train.gather(N_EXAMPLE_ROWS))
 
 
 def write_run_files(client, run_id: str, status: str, curves, task: str, best_epoch: int | None, title: str,

@@ -141,7 +141,8 @@ class _Timer:
 
 
 def _time_loading() -> _Timer:
-    """Time data loading: ``load_dataset``, ``split_dataset`` and ``Standardizer`` wherever they are used."""
+    """Time data loading: ``load_dataset``, ``split_dataset`` (or ``split_rows`` and the parts'
+    ``gather``) and ``Standardizer`` wherever they are used."""
     import ann.data
 
     try:
@@ -152,7 +153,13 @@ def _time_loading() -> _Timer:
     timer = _Timer()
     for name in ("fit", "transform"):
         setattr(preprocessing.Standardizer, name, timer.wrap(getattr(preprocessing.Standardizer, name)))
-    wrapped = {name: timer.wrap(getattr(ann.data, name)) for name in ("load_dataset", "split_dataset")}
+    try:
+        from sweeps.training.data import Part
+        Part.gather = timer.wrap(Part.gather)
+    except ImportError:  # before the parts were rows of the loaded data set
+        pass
+    wrapped = {name: timer.wrap(getattr(ann.data, name)) for name in ("load_dataset", "split_dataset", "split_rows")
+               if hasattr(ann.data, name)}
     for name, function in wrapped.items():
         setattr(ann.data, name, function)
     for module in list(sys.modules.values()):
