@@ -98,6 +98,9 @@ TAG_FIT = "fit"
 TAG_FIT_REASON = "fit_reason"
 TAG_FIT_HINT = "fit_hint"
 
+#: The BLAS threads the run trained with (``training.threads`` resolved: its last bits depend on it).
+TAG_BLAS_THREADS = "blas_threads"
+
 #: A sweep's trial and parent runs.
 TAG_STUDY = "sweep.study_name"
 TAG_TRIAL = "sweep.trial_number"

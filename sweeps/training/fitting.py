@@ -26,7 +26,7 @@ import ann
 from sweeps.core import vocabulary as V
 from sweeps.training import diagnosis as D
 from sweeps.training.data import PreparedData
-from sweeps.training.threads import blas_threads, chosen_threads, largest_product
+from sweeps.training.threads import blas_threads, chosen_threads, current_threads, largest_product
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,7 @@ class Fitted:
     diagnosis: D.Diagnosis
     metrics: dict[str, float]
     model_epoch: int
+    blas_threads: int | None = None  # the BLAS threads it trained with (None: no BLAS library found)
 
     @property
     def stop_reason(self) -> str | None:
@@ -151,7 +152,7 @@ def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Seque
     their :class:`ann.Ensemble`. ``threads``: ``training.threads`` (None: auto, :mod:`sweeps.training.threads`).
     """
     with blas_threads(chosen_threads(threads, step_product(model, data))):
-        return _fit(model, data, recorder, callbacks, members)
+        return dataclasses.replace(_fit(model, data, recorder, callbacks, members), blas_threads=current_threads())
 
 
 def step_product(model: ann.MLP, data: PreparedData) -> int:

@@ -55,6 +55,12 @@ def blas_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
+def current_threads() -> int | None:
+    """The BLAS threads in effect now (the most of the loaded BLAS libraries'); None: no BLAS found."""
+    counts = [lib["num_threads"] for lib in _controller().select(user_api="blas").info()]
+    return max(counts) if counts else None
+
+
 @functools.lru_cache(maxsize=1)
 def _controller() -> ThreadpoolController:
     """The loaded BLAS libraries, found once per process (it takes a few ms)."""

@@ -13,7 +13,8 @@ same MLflow chart section):
   and the best epoch's other validation metrics, ``best_epoch``, ``epochs_run``,
   ``n_parameters``, ``time/fit_seconds``, the diagnosis numbers ``fit/*``;
 * tags: ``fit`` (good / overfit / underfit / unstable / diverged), ``fit_reason``, ``fit_hint``
-  (``train longer`` when the loss was still falling), ``seed``, ``versions.*``,
+  (``train longer`` when the loss was still falling), ``blas_threads`` (``training.threads``
+  resolved: the last bits of a run depend on it), ``seed``, ``versions.*``,
   ``git.commit``, ``command``, ``dataset``, ``task``, and the run's description
   (``mlflow.note.content``: the fit verdict, best epoch, test scores);
 * artifacts: ``config/config.yaml`` (resolved), ``config/overrides.yaml``,
@@ -162,6 +163,8 @@ def _finish(request: RunRequest, run_id: str, fitted: Fitted, logger, system, pa
     final_tags = {**fit_tags(fitted.diagnosis), V.TAG_NOTE: run_description(fitted.diagnosis, fitted.metrics, data.task)}
     if fitted.stop_reason:
         final_tags["stop_reason"] = fitted.stop_reason
+    if fitted.blas_threads is not None:
+        final_tags[V.TAG_BLAS_THREADS] = str(fitted.blas_threads)
     if fitted.non_finite is not None:
         log.warning("%s", fitted.non_finite)
     logged = None

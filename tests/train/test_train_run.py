@@ -85,6 +85,7 @@ def test_reproducibility_tags(finished):
     assert tags["dataset"] == "moons" and tags["task"] == "binary"
     assert len(tags["git.commit"]) == 40  # the tests run from a checkout
     assert tags["mlflow.source.git.commit"] == tags["git.commit"]
+    assert tags["blas_threads"] == "1"  # a network this small trains on one BLAS thread (training.threads=auto)
 
 
 def test_experiment_is_a_model_training_experiment(finished):
