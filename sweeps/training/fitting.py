@@ -126,7 +126,6 @@ class Fitted:
     diagnosis: D.Diagnosis
     metrics: dict[str, float]
     model_epoch: int
-    blas_threads: int | None = None  # the BLAS threads it trained with (None: no BLAS library found)
 
     @property
     def stop_reason(self) -> str | None:
@@ -152,7 +151,12 @@ def fit(model: ann.MLP, data: PreparedData, recorder: Recorder, callbacks: Seque
     their :class:`ann.Ensemble`. ``threads``: ``training.threads`` (None: auto, :mod:`sweeps.training.threads`).
     """
     with blas_threads(chosen_threads(threads, step_product(model, data))):
-        return dataclasses.replace(_fit(model, data, recorder, callbacks, members), blas_threads=current_threads())
+        return _fit(model, data, recorder, callbacks, members)
+
+
+def training_threads(model: ann.MLP, data: PreparedData, threads: int | None) -> int | None:
+    """The BLAS threads :func:`fit` trains ``model`` on ``data`` with (None: no BLAS library found)."""
+    return chosen_threads(threads, step_product(model, data)) or current_threads()
 
 
 def step_product(model: ann.MLP, data: PreparedData) -> int:

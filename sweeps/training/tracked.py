@@ -65,7 +65,7 @@ from sweeps.training import diagnosis as D
 from sweeps.training.data import PreparedData, resolved_params
 from sweeps.training.plots import save_learning_curve
 from sweeps.training.fitting import (
-    SUMMARY, Fitted, Recorder, RunEnd, StopRun, Terminated, fit, fit_tags, sigterm_raises,
+    SUMMARY, Fitted, Recorder, RunEnd, StopRun, Terminated, fit, fit_tags, sigterm_raises, training_threads,
 )
 from sweeps.training.run_inputs import log_dataset_inputs
 
@@ -147,6 +147,9 @@ def _submit_start(request: RunRequest, logger, run_id: str, params: Mapping[str,
     """Params, the run's reproducibility tags, config files, Dataset column and UI view: from the logger's thread."""
     session, spec, client = request.session, request.spec, request.session.writes
     tags = {**reproducibility_tags(spec.model_kwargs.get("seed")), "dataset": spec.dataset, "task": request.data.task}
+    threads = training_threads(request.model, request.data, spec.threads)
+    if threads is not None:  # every run, pruned ones too: their last bits depend on it
+        tags[V.TAG_BLAS_THREADS] = str(threads)
     tags = {key: value for key, value in tags.items() if key not in request.tags}
     logger.submit(tracking.log_params_and_tags, client, run_id, params, tags)
     logger.submit(lambda: tracking.log_text(client, run_id, resolved_yaml(spec), "config/config.yaml"))
@@ -163,8 +166,6 @@ def _finish(request: RunRequest, run_id: str, fitted: Fitted, logger, system, pa
     final_tags = {**fit_tags(fitted.diagnosis), V.TAG_NOTE: run_description(fitted.diagnosis, fitted.metrics, data.task)}
     if fitted.stop_reason:
         final_tags["stop_reason"] = fitted.stop_reason
-    if fitted.blas_threads is not None:
-        final_tags[V.TAG_BLAS_THREADS] = str(fitted.blas_threads)
     if fitted.non_finite is not None:
         log.warning("%s", fitted.non_finite)
     logged = None

@@ -66,10 +66,11 @@ def test_fit_trains_a_small_network_on_one_thread(monkeypatch):
 
     monkeypatch.setattr(ann.MLP, "fit", spying_fit)
     with threadpool_limits(limits=2, user_api="blas"):
-        assert fitting.fit(model, data, Recorder(lambda epoch, logs: None, 2), []).blas_threads == 1  # what the run records
+        assert fitting.training_threads(model, data, None) == 1  # what a tracked run records
+        fitting.fit(model, data, Recorder(lambda epoch, logs: None, 2), [])
         assert seen and set(seen[0]) == {1}
         assert set(_blas_threads()) == {2}  # restored
-        fitted = fitting.fit(ann.MLP(**{**spec.model_kwargs, "task": data.task}), data,
-                             Recorder(lambda epoch, logs: None, 2), [], threads=2)
-        assert set(seen[1]) == {2} and fitted.blas_threads == 2
+        fitting.fit(ann.MLP(**{**spec.model_kwargs, "task": data.task}), data,
+                    Recorder(lambda epoch, logs: None, 2), [], threads=2)
+        assert set(seen[1]) == {2} and fitting.training_threads(model, data, 2) == 2
     assert np.isfinite(model.evaluate(data.X_test, data.y_test)["loss"])
