@@ -4,10 +4,12 @@ process, at a lower scheduling priority than the training beside it."""
 from __future__ import annotations
 
 import os
+import sys
+import time
 
 import pytest
 
-from sweeps.tracking.helper import NICENESS, Helper
+from sweeps.tracking.helper import IDLE_MODULES, NICENESS, WARM_MODULES, Helper
 
 
 @pytest.fixture
@@ -39,3 +41,17 @@ def test_close_ends_the_process(helper):
     process = helper.process
     helper.close()
     assert process.poll() is not None and helper.process is None
+
+
+def _loaded(names):
+    return [name in sys.modules for name in names]
+
+
+@pytest.mark.skipif(os.name == "nt", reason="select() on a pipe is POSIX only")
+def test_the_sweep_end_modules_are_imported_while_no_call_waits(helper):
+    # The run tails' modules are imported as the helper starts; the Optuna page's while it idles.
+    assert all(helper.call(_loaded, WARM_MODULES))
+    deadline = time.monotonic() + 120
+    while not all(helper.call(_loaded, IDLE_MODULES)):
+        assert time.monotonic() < deadline, "the idle helper never imported " + ", ".join(IDLE_MODULES)
+        time.sleep(0.5)

@@ -26,6 +26,7 @@ import importlib
 import logging
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
@@ -38,11 +39,14 @@ class HelperError(RuntimeError):
 
 
 #: What the helper imports as it starts, before the first call arrives: the drawing and the
-#: model writing (about 2-4 s of CPU in all, paid while its parent sets the sweep up), then
-#: what the sweep's Optuna page draws with at its end (plotly, and scikit-learn's random
-#: forest behind Optuna's fANOVA importances: 1.5 s more, which the page waited for).
-WARM_MODULES = ("sweeps.training.tracked", "sweeps.training.plots", "mlflow.pyfunc", "mlflow.models",
-                "optuna.visualization", "optuna.importance")
+#: model writing (about 2-4 s of CPU in all, paid while its parent sets the sweep up).
+WARM_MODULES = ("sweeps.training.tracked", "sweeps.training.plots", "mlflow.pyfunc", "mlflow.models")
+
+#: What the sweep's Optuna page draws with at its end (plotly, and scikit-learn's random
+#: forest behind Optuna's fANOVA importances: about 1.5 s, which the page would wait for),
+#: imported only while no call waits: at the start they delayed the first runs' tails, and
+#: the training thread waited for the writer's queue.
+IDLE_MODULES = ("optuna.visualization", "optuna.importance")
 
 #: How much lower the helper's scheduling priority is than its parent's (``nice``; Unix only).
 NICENESS = 10
@@ -129,10 +133,12 @@ def main() -> None:
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # whatever the called code prints goes to stderr, not into the answers
     for module in WARM_MODULES:  # requests wait in the pipe meanwhile
-        with contextlib.suppress(Exception):
-            importlib.import_module(module)
+        _import_quietly(module)
     requests = sys.stdin.buffer
+    idle_modules = list(IDLE_MODULES)
     while True:
+        while idle_modules and not _call_waiting(requests):
+            _import_quietly(idle_modules.pop(0))
         try:
             function, args = pickle.load(requests)
         except EOFError:  # every answer is written: skip the interpreter's teardown (about half a second)
@@ -150,6 +156,19 @@ def main() -> None:
             data = pickle.dumps((False, RuntimeError(f"{type(error).__name__}: {error}")))
         answers.write(data)
         answers.flush()
+
+
+def _call_waiting(requests) -> bool:
+    """Whether a call waits in the pipe. A caller sends one request and waits for its answer,
+    so nothing of the next request is buffered here yet: the pipe's readiness tells."""
+    if os.name == "nt":  # select() takes sockets only there: never idle, import when a call needs it
+        return True
+    return bool(select.select([requests], [], [], 0)[0])
+
+
+def _import_quietly(module: str) -> None:
+    with contextlib.suppress(Exception):  # a module that fails here fails again where it is used, with its error
+        importlib.import_module(module)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,11 @@ caller can hand the last two to a background thread.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 import tempfile
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -64,6 +66,25 @@ class PreparedModel:
 
 def pip_requirements() -> list[str]:
     return [f"mlflow=={mlflow.__version__}", f"numpy=={np.__version__}", f"pandas=={pd.__version__}"]
+
+
+@contextlib.contextmanager
+def _requirements_taken_as_met():
+    """Skip MLflow's check of :func:`pip_requirements` against the installed packages while
+    a model is saved: they name this process's own versions, so it cannot find a mismatch,
+    and its first call in a process scans every installed distribution (1.2-1.7 s, in each
+    sweep worker's helper). Only the module attribute MLflow calls is swapped, and back."""
+    environment = sys.modules.get("mlflow.utils.environment")
+    name = "warn_dependency_requirement_mismatches"
+    if environment is None or not hasattr(environment, name):  # another MLflow: leave it be
+        yield
+        return
+    check = getattr(environment, name)
+    setattr(environment, name, lambda requirements: None)
+    try:
+        yield
+    finally:
+        setattr(environment, name, check)
 
 
 def zip_engine(path: Path) -> Path:
@@ -121,16 +142,17 @@ def save_pyfunc_model(
         engine.mkdir()
         zip_engine(engine / "ann.zip")
         signature, example = signature_and_example(model, feature_names, X_example)
-        mlflow.pyfunc.save_model(
-            path=str(path),
-            python_model=str(PYFUNC_CODE),
-            artifacts={"network": str(network), "engine": str(engine / "ann.zip")},
-            signature=signature,
-            input_example=example,
-            pip_requirements=pip_requirements(),
-            mlflow_model=mlflow_model,
-            metadata=dict(metadata or {}),
-        )
+        with _requirements_taken_as_met():
+            mlflow.pyfunc.save_model(
+                path=str(path),
+                python_model=str(PYFUNC_CODE),
+                artifacts={"network": str(network), "engine": str(engine / "ann.zip")},
+                signature=signature,
+                input_example=example,
+                pip_requirements=pip_requirements(),
+                mlflow_model=mlflow_model,
+                metadata=dict(metadata or {}),
+            )
     return path
 
 

@@ -143,6 +143,26 @@ def test_pyfunc_model_predicts_like_the_engine(finished, tmp_path, global_tracki
     assert example["columns"] == ["x1", "x2"]
 
 
+def test_the_model_pins_this_processs_versions_without_mlflows_slow_check(tmp_path, monkeypatch):
+    """The requirements name the running mlflow, numpy and pandas, so MLflow's mismatch check
+    (a scan of every installed distribution, 1.2-1.7 s a process) is skipped while saving, and
+    put back after."""
+    import mlflow.utils.environment as environment
+    from sweeps.tracking.model_logging import save_pyfunc_model
+
+    checked = []
+    check = lambda requirements: checked.append(requirements)  # noqa: E731
+    monkeypatch.setattr(environment, "warn_dependency_requirement_mismatches", check)
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    model = ann.MLP(hidden_layers=[3], epochs=2)
+    model.fit(X, (X[:, 0] > 0).astype(int))
+    path = save_pyfunc_model(tmp_path / "model", model, ["x1", "x2"], None, X)
+    assert checked == [] and environment.warn_dependency_requirement_mismatches is check
+    pinned = (path / "requirements.txt").read_text().split()
+    for package in (mlflow, np, pd):
+        assert f"{package.__name__}=={package.__version__}" in pinned
+
+
 def test_regression_run_logs_mae_rmse_r2_and_predicts_values(sqlite_uri, global_tracking_uri, tmp_path):
     result = train(make_cfg(sqlite_uri, "dataset=regression", "dataset.n_samples=150"))
     client = MlflowClient(sqlite_uri)
