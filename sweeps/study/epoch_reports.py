@@ -17,11 +17,15 @@ trial's own intermediate values only -- Optuna's :class:`~optuna.pruners.MedianP
   distributed sweep a trial completed by another worker counts at most
   :data:`SNAPSHOT_SECONDS` later than it would with ``should_prune()``;
 * writes the values to the storage from one background thread per trial, in order
-  (:class:`ReportWriter`), through the very call used before (``trial.report`` and its
-  error handling), at most :data:`QUEUED_REPORTS` values behind the training (epochs faster than
-  the writes wait for them, as before). :meth:`ReportWriter.flush` waits for every value to be stored and
-  raises what the writer raised; the objective flushes before anything that reads or ends
-  the trial (Optuna's tell of a pruned trial takes its last stored intermediate value).
+  (:class:`ReportWriter`), at most :data:`QUEUED_REPORTS` values behind the training (epochs
+  faster than the writes wait for them, as before). The writer gathers what comes within
+  :data:`BATCH_SECONDS` of a value and writes it at once: one transaction for all of them
+  on an RDB storage (:func:`sweeps.study.storage.report_values`; one a value cost about
+  5 ms of the sweep process's interpreter time, as much as a small network's epoch).
+  :meth:`ReportWriter.flush` writes what it holds at once, waits for every value to be
+  stored and raises what the writer raised; the objective flushes before anything that
+  reads or ends the trial (Optuna's tell of a pruned trial takes its last stored
+  intermediate value).
 
 Successive halving and hyperband keep writing through the storage (their rungs are
 system attributes other workers read) and report only at their rungs.
@@ -33,7 +37,7 @@ import copy
 import queue
 import threading
 import time
-from typing import Callable, Container
+from typing import Callable, Container, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
@@ -45,6 +49,10 @@ SNAPSHOT_SECONDS = 5.0
 #: faster than the storage's writes go at the writes' pace, as when they were written in line,
 #: and a stop waits for at most this many writes.
 QUEUED_REPORTS = 16
+
+#: Seconds the writer waits, after a value comes, for more to write with it (a flush or a
+#: full queue writes at once): the values reach the storage at most this much later.
+BATCH_SECONDS = 0.5
 
 #: Optuna's pruners whose ``prune(study, trial)`` reads only ``study.get_trials(deepcopy=False,
 #: states=(COMPLETE,))``, ``study.direction`` and the trial's ``last_step`` / ``intermediate_values``.
@@ -115,19 +123,26 @@ class LocalDecisions:
 
 
 class ReportWriter:
-    """One background thread calling ``write(value, step)`` in order (FIFO), at most
+    """One background thread writing the values given to :meth:`put` in order (FIFO), at most
     ``max_queued`` values behind (:meth:`put` waits beyond).
 
-    The first error it raises is kept and raised by the next :meth:`put`, :meth:`check` or
+    ``write(items)`` gets the ``(value, step)`` pairs that came within ``batch_seconds`` of
+    the first (at most ``max_queued``; all at once on :meth:`flush` or :meth:`close`). The
+    first error it raises is kept and raised by the next :meth:`put`, :meth:`check` or
     :meth:`flush` (once); the values queued after it are not written (the trial ends on
     that error, as it did when the write happened on the training thread).
     """
 
-    def __init__(self, write: Callable[[float, int], None], name: str = "trial reports",
-                 max_queued: int = QUEUED_REPORTS) -> None:
+    _FLUSH = object()
+
+    def __init__(self, write: Callable[[Sequence[tuple[float, int]]], None], name: str = "trial reports",
+                 max_queued: int = QUEUED_REPORTS, batch_seconds: float = BATCH_SECONDS) -> None:
         self._write = write
         self._name = name
-        self._queue: queue.Queue = queue.Queue(maxsize=max_queued)
+        self._max_queued = max_queued
+        self._batch_seconds = batch_seconds
+        self._queue: queue.Queue = queue.Queue()
+        self._room = threading.Semaphore(max_queued)  # values put and not yet written
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self._failed = False
@@ -137,6 +152,7 @@ class ReportWriter:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
             self._thread.start()
+        self._room.acquire()
         self._queue.put((value, step))
 
     def check(self) -> None:
@@ -146,8 +162,9 @@ class ReportWriter:
             raise error
 
     def flush(self) -> None:
-        """Wait until every value put so far is written; raise what the writer raised."""
+        """Write every value put so far, now, and wait for it; raise what the writer raised."""
         if self._thread is not None:
+            self._queue.put(self._FLUSH)
             self._queue.join()
         self.check()
 
@@ -160,14 +177,34 @@ class ReportWriter:
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            batch, last = self._gather()
             try:
-                if item is None:
-                    return
-                if not self._failed:
-                    self._write(*item)
+                if batch and not self._failed:
+                    self._write(batch)
             except BaseException as error:  # noqa: BLE001 - raised on the training thread by check()
                 self._failed = True
                 self._error = error
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._room.release()
+                for _ in range(len(batch) + (last is None or last is self._FLUSH)):  # values and the marker
+                    self._queue.task_done()
+            if last is None:
+                return
+
+    def _gather(self) -> tuple[list[tuple[float, int]], object]:
+        """The values to write together, and what ended the gathering: the flush marker, None
+        (close), or ``False`` (the batch's time ran out, or it is full)."""
+        batch: list[tuple[float, int]] = []
+        deadline = None
+        while len(batch) < self._max_queued:
+            timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                break
+            if item is None or item is self._FLUSH:
+                return batch, item
+            batch.append(item)
+            deadline = deadline or time.monotonic() + self._batch_seconds
+        return batch, False

@@ -25,7 +25,7 @@ from typing import Callable, Mapping
 import optuna
 
 from sweeps.study.epoch_reports import LocalDecisions, ReportWriter, local_pruner
-from sweeps.study.storage import stored_trial
+from sweeps.study.storage import report_values, stored_trial
 from sweeps.study.trial_errors import STOP, TrialLost
 from sweeps.core import vocabulary as V
 from sweeps.training.run import RunEnd, StopRun
@@ -71,7 +71,7 @@ class EpochReporter:
         self.epochs = 0
         pruner = local_pruner(trial) if report else None
         self.local = LocalDecisions(trial, pruner) if pruner is not None else None
-        self.writer = ReportWriter(self._report, f"trial {trial.number} reports") if pruner is not None else None
+        self.writer = ReportWriter(self._report_many, f"trial {trial.number} reports") if pruner is not None else None
 
     def __call__(self, epoch: int, logs: Mapping[str, float]) -> None:
         STOP.check()
@@ -122,8 +122,11 @@ class EpochReporter:
         raise StopRun(reason, pruned_end(epoch, reason), epoch)
 
     def _report(self, value: float, epoch: int) -> None:
+        self._report_many([(value, epoch)])
+
+    def _report_many(self, values) -> None:
         try:
-            self.trial.report(value, epoch)
+            report_values(self.trial, values)
         except (optuna.exceptions.UpdateFinishedTrialError, optuna.exceptions.StorageInternalError):
             # A storage error here is the database having ended this process's session
             # (stalled inside a transaction, see sweeps.study.optuna_study.open_storage): lost too if the

@@ -216,14 +216,51 @@ def test_the_writer_writes_in_order_and_at_most_a_few_values_behind():
     wait for a few writes at most); the values are written in the order they came."""
     written: list[int] = []
 
-    def write(value: float, step: int) -> None:
-        time.sleep(0.01)
-        written.append(step)
+    def write(items) -> None:
+        time.sleep(0.01 * len(items))
+        written.extend(step for _, step in items)
 
     writer = ReportWriter(write, max_queued=3)
     for step in range(1, 31):
         writer.put(0.5, step)
-        assert len(written) >= step - 3 - 1  # at most 3 queued, one being written
+        assert len(written) >= step - 3  # at most 3 put and not written
     writer.flush()
     assert written == list(range(1, 31))
     writer.close()
+
+
+def test_the_writer_writes_what_comes_within_its_batch_time_at_once_and_a_flush_at_once():
+    calls: list[list[int]] = []
+    writer = ReportWriter(lambda items: calls.append([step for _, step in items]), max_queued=16, batch_seconds=60)
+    for step in range(1, 6):
+        writer.put(0.5, step)
+    started = time.monotonic()
+    writer.flush()  # does not wait out the 60 s
+    assert time.monotonic() - started < 30 and calls == [[1, 2, 3, 4, 5]]
+    for step in range(6, 40):  # a full batch (16 values) is written without waiting either
+        writer.put(0.5, step)
+    writer.close()
+    assert calls[1:] == [list(range(6, 22)), list(range(22, 38)), [38, 39]]
+
+
+def test_report_values_writes_several_steps_in_one_transaction(tmp_path):
+    """On an RDB storage the values of a batch are one commit; Optuna's trial, storage and
+    a fresh load of the study all see them."""
+    import sqlalchemy
+
+    from sweeps.study.storage import report_values, storage_of
+
+    storage = open_storage(f"sqlite:///{tmp_path}/reports.db")
+    study = optuna.create_study(storage=storage, study_name="reports")
+    trial = study.ask()
+    commits = []
+    engine = storage_of(study)._backend.engine
+    sqlalchemy.event.listen(engine, "commit", lambda connection: commits.append(1))
+    report_values(trial, [(0.9, 1), (0.7, 2), (0.6, 3)])
+    assert len(commits) == 1
+    report_values(trial, [(0.5, 4)])  # a single value: Optuna's own trial.report
+    assert trial._cached_frozen_trial.intermediate_values == {1: 0.9, 2: 0.7, 3: 0.6, 4: 0.5}
+    stored = optuna.load_study(study_name="reports", storage=f"sqlite:///{tmp_path}/reports.db").trials[0]
+    assert stored.intermediate_values == {1: 0.9, 2: 0.7, 3: 0.6, 4: 0.5}
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    assert study.trials[0].value == 0.5  # a pruned trial's value: its last stored one
