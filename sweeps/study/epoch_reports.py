@@ -20,8 +20,9 @@ trial's own intermediate values only -- Optuna's :class:`~optuna.pruners.MedianP
   (:class:`ReportWriter`), at most :data:`QUEUED_REPORTS` values behind the training (epochs
   faster than the writes wait for them, as before). The writer gathers what comes within
   :data:`BATCH_SECONDS` of a value and writes it at once: one transaction for all of them
-  on an RDB storage (:func:`sweeps.study.storage.report_values`; one a value cost about
-  5 ms of the sweep process's interpreter time, as much as a small network's epoch).
+  on an RDB storage (:func:`sweeps.study.storage.report_values`; a transaction for each
+  value cost about 5 ms of the sweep process's interpreter time, as much as a small
+  network's epoch).
   :meth:`ReportWriter.flush` writes what it holds at once, waits for every value to be
   stored and raises what the writer raised; the objective flushes before anything that
   reads or ends the trial (Optuna's tell of a pruned trial takes its last stored
