@@ -41,6 +41,7 @@ from sweeps.config.sweep_settings import SweepSettings
 from sweeps.core import vocabulary as V
 from sweeps.core.errors import ConfigError
 from sweeps.study.reporter import Outcome
+from sweeps.study.storage import set_user_attrs
 from sweeps.study.trial_errors import STOP
 from sweeps.training.data import PreparedData, build_model
 from sweeps.training.fitting import Recorder, fit
@@ -130,9 +131,7 @@ def other_folds(trial, spec: RunSpec, folds: Sequence[PreparedData], first: Mapp
         values.append(float(fold_outcome.values[0]))
         epochs.append(kept_epoch(spec, result))
     mean, std = float(np.mean(values)), float(np.std(values))
-    trial.set_user_attr(V.TRIAL_CV_VALUES, values)
-    trial.set_user_attr(V.TRIAL_CV_STD, std)
-    trial.set_user_attr(V.TRIAL_CV_EPOCHS, epochs)
+    set_user_attrs(trial, {V.TRIAL_CV_VALUES: values, V.TRIAL_CV_STD: std, V.TRIAL_CV_EPOCHS: epochs})
     metrics = {V.cv_metric(metric, j): value for j, value in enumerate(values, start=1)}
     metrics.update({V.cv_metric(metric, "mean"): mean, V.cv_metric(metric, "std"): std,
                     V.CV_EPOCHS: float(refit_epochs(epochs))})

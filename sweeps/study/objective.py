@@ -71,6 +71,7 @@ from sweeps.core.redaction import redact
 from sweeps.study import pruning
 from sweeps.study import cv_folds
 from sweeps.study.reporter import EpochReporter, Outcome
+from sweeps.study.storage import set_user_attrs
 from sweeps.study.trial_errors import STOP, TrackingOutage, TrialFailed, TrialLost, is_tracking_failure
 from sweeps.study.trial_records import TrialRecords
 from sweeps.study.trial_spec import apply_changes, run_name, trial_config, trial_spec
@@ -149,8 +150,7 @@ class Objective(TrialRecords):
         changes = self.space.overrides(self.space.suggest(trial, base_layers, self.base), base_layers)
         cfg, trial_overrides = apply_changes(self.base, changes)
         uid = uuid.uuid4().hex
-        trial.set_user_attr(V.TRIAL_UID, uid)
-        trial.set_user_attr(V.TRIAL_WORKER, self.worker)
+        set_user_attrs(trial, {V.TRIAL_UID: uid, V.TRIAL_WORKER: self.worker})
         self.current_uid, self.current_run_id = uid, None
         name = run_name(trial.number, cfg, list(self.space.dimensions))
         log.info("trial %d: %s", trial.number, name)
@@ -217,8 +217,7 @@ class Objective(TrialRecords):
         except (KeyboardInterrupt, Terminated):
             if V.TRIAL_RUN_ID not in trial.user_attrs:  # stopped before its first epoch's link
                 self.link(trial)
-            trial.set_user_attr(V.TRIAL_INTERRUPTED, True)
-            trial.set_user_attr(V.TRIAL_EPOCHS, reporter.epochs)
+            set_user_attrs(trial, {V.TRIAL_INTERRUPTED: True, V.TRIAL_EPOCHS: reporter.epochs})
             self.tag(self.current_run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: "interrupted"})
             raise
         except Exception as error:
@@ -227,8 +226,7 @@ class Objective(TrialRecords):
                 # No more requests to a server that just failed us: the run (if any) is
                 # reconciled later by ann-sweep-status through its trial-number tag.
                 self.fail_retryable(trial, f"tracking failed: {reason}", None, reporter.epochs)
-            trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
-            trial.set_user_attr(V.TRIAL_EPOCHS, reporter.epochs)
+            set_user_attrs(trial, {V.TRIAL_FAIL_REASON: reason[:1000], V.TRIAL_EPOCHS: reporter.epochs})
             self.tag(self.current_run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: reason})
             raise TrialFailed(reason) from None
 
@@ -282,23 +280,23 @@ class Objective(TrialRecords):
         return float(values[-1]) if values else None
 
     def _conclude(self, trial, result: Mapping[str, Any], outcome: Outcome, reporter: EpochReporter):
-        """Record the run on the trial; its value(s), or TrialPruned."""
+        """Record the run on the trial (one write); its value(s), or TrialPruned."""
+        attrs: dict[str, Any] = {}
         run_id = result.get("run_id")
         if run_id and trial.user_attrs.get(V.TRIAL_RUN_ID) != run_id:
             self.current_run_id = run_id
-            trial.set_user_attr(V.TRIAL_RUN_ID, run_id)
-            trial.set_user_attr(V.TRIAL_EXPERIMENT_ID, result.get("experiment_id"))
+            attrs.update({V.TRIAL_RUN_ID: run_id, V.TRIAL_EXPERIMENT_ID: result.get("experiment_id")})
         if result.get("model_uri"):
-            trial.set_user_attr(V.TRIAL_MODEL_URI, result["model_uri"])
-        trial.set_user_attr(V.TRIAL_FIT, result.get("fit"))
-        trial.set_user_attr(V.TRIAL_METRICS, {
+            attrs[V.TRIAL_MODEL_URI] = result["model_uri"]
+        attrs[V.TRIAL_FIT] = result.get("fit")
+        attrs[V.TRIAL_METRICS] = {
             key: float(value) for key, value in result.items()
             if isinstance(value, (int, float)) and not isinstance(value, bool)
             and (key.startswith(_KEPT_METRICS[0]) or key.endswith(_KEPT_METRICS[1]) or key == _KEPT_METRICS[2])
-        })
+        }
         if outcome.values is None:
-            self.mark_pruned(trial, outcome.pruned_at, outcome.prune_reason or "pruned")
+            self.mark_pruned(trial, outcome.pruned_at, outcome.prune_reason or "pruned", attrs)
             raise optuna.TrialPruned(outcome.prune_reason)
-        trial.set_user_attr(V.TRIAL_EPOCHS, int(result.get("epochs_run", reporter.epochs)))
+        set_user_attrs(trial, {**attrs, V.TRIAL_EPOCHS: int(result.get("epochs_run", reporter.epochs))})
         values = outcome.values
         return values[0] if len(values) == 1 else tuple(values)

@@ -26,10 +26,10 @@ import random
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import optuna
-from optuna.storages._rdb import storage as _optuna_rdb  # its session scope, for report_values
+from optuna.storages._rdb import storage as _optuna_rdb  # its session scope, for report_values / set_user_attrs
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 
 from sweeps.config.sweep_settings import SweepSettings
@@ -191,21 +191,43 @@ def storage_of(study):
     return study._storage
 
 
+def _batching_backend(trial):
+    """``(backend, cached frozen trial)`` when ``trial``'s writes can go in one transaction
+    (its study's storage is a :class:`RetryingRDBStorage`), else None (a FixedTrial, another storage)."""
+    study = getattr(trial, "study", None)  # an optuna.trial.FixedTrial has none
+    backend = getattr(storage_of(study), "_backend", None) if study is not None else None
+    cached = getattr(trial, "_cached_frozen_trial", None)  # what trial.report / set_user_attr update too
+    return (backend, cached) if isinstance(backend, RetryingRDBStorage) and cached is not None else None
+
+
 def report_values(trial, values: Sequence[tuple[float, int]]) -> None:
     """``trial.report(value, step)`` for each pair, in order: in one transaction when the
     study's storage is a :class:`RetryingRDBStorage` (the steps must be new, the values
     floats; Optuna's own report writes each in a transaction of its own, about 5 ms of
     Python a value on SQLite), else one call each."""
-    study = getattr(trial, "study", None)  # an optuna.trial.FixedTrial has none
-    backend = getattr(storage_of(study), "_backend", None) if study is not None else None
-    cached = getattr(trial, "_cached_frozen_trial", None)  # what trial.report updates too
-    if len(values) < 2 or not isinstance(backend, RetryingRDBStorage) or cached is None:
+    batching = _batching_backend(trial) if len(values) > 1 else None
+    if batching is None:
         for value, step in values:
             trial.report(value, step)
         return
+    backend, cached = batching
     fresh = {int(step): float(value) for value, step in values if int(step) not in cached.intermediate_values}
     backend.set_trial_intermediate_values(trial._trial_id, fresh)
     cached.intermediate_values.update(fresh)
+
+
+def set_user_attrs(trial, attrs: Mapping[str, Any]) -> None:
+    """``trial.set_user_attr(key, value)`` for each item: in one transaction when the study's
+    storage is a :class:`RetryingRDBStorage` (a trial's attributes come in groups: its run,
+    why it was pruned, its folds' scores), else one call each."""
+    batching = _batching_backend(trial) if len(attrs) > 1 else None
+    if batching is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    backend, cached = batching
+    backend.set_trial_user_attrs(trial._trial_id, dict(attrs))
+    cached.user_attrs.update(attrs)
 
 
 def stored_trial(trial):
@@ -272,6 +294,16 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
             with _optuna_rdb._create_scoped_session(self.scoped_session, True) as session:
                 for step, value in values.items():
                     self._set_trial_intermediate_value_without_commit(session, trial_id, step, value)
+
+        self._retry(call)
+
+    def set_trial_user_attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
+        """Several user attributes of a trial in one transaction (retried as one)."""
+        def call():
+            with _optuna_rdb._create_scoped_session(self.scoped_session, True) as session:
+                for key, value in attrs.items():
+                    self._set_trial_attr_without_commit(session, _optuna_rdb.models.TrialUserAttributeModel,
+                                                        trial_id, key, value)
 
         self._retry(call)
 

@@ -92,8 +92,7 @@ class TrialRecords:
     def link(self, trial) -> str | None:
         """Store the current run's id on the trial (after its first epoch)."""
         if self.current_run_id is not None:
-            trial.set_user_attr(V.TRIAL_RUN_ID, self.current_run_id)
-            trial.set_user_attr(V.TRIAL_EXPERIMENT_ID, self.experiment_id())
+            ST.set_user_attrs(trial, {V.TRIAL_RUN_ID: self.current_run_id, V.TRIAL_EXPERIMENT_ID: self.experiment_id()})
         return self.current_run_id
 
     def find_run(self, uid: str | None) -> str | None:
@@ -119,11 +118,11 @@ class TrialRecords:
 
     # ---------------------------------------------------------- pruned and failed
 
-    def mark_pruned(self, trial, epoch: int, reason: str) -> None:
-        """Record on the trial why and when it was pruned (its run was tagged when it ended)."""
-        trial.set_user_attr(V.TRIAL_PRUNED_AT, int(epoch))
-        trial.set_user_attr(V.TRIAL_EPOCHS, int(epoch))
-        trial.set_user_attr(V.TRIAL_PRUNE_REASON, reason[:1000])
+    def mark_pruned(self, trial, epoch: int, reason: str, attrs: Mapping[str, Any] | None = None) -> None:
+        """Record on the trial why and when it was pruned (its run was tagged when it ended),
+        with ``attrs`` (more user attributes) in the same write."""
+        ST.set_user_attrs(trial, {**(attrs or {}), V.TRIAL_PRUNED_AT: int(epoch), V.TRIAL_EPOCHS: int(epoch),
+                                  V.TRIAL_PRUNE_REASON: reason[:1000]})
 
     def fail_retryable(self, trial, reason: str, run_id: str | None, epochs: int) -> None:
         """Fail the trial as not its own fault: queue its re-run first (while it still holds its slot), then raise."""
@@ -131,9 +130,8 @@ class TrialRecords:
         queued = frozen is not None and ST.retry_trial(trial.study, frozen, self.settings.max_retries)
         reason = reason + ("; re-run queued" if queued else
                            f"; not re-run (sweep.max_retries={self.settings.max_retries} used up)")
-        trial.set_user_attr(V.TRIAL_FAIL_REASON, reason[:1000])
-        trial.set_user_attr(V.TRIAL_RETRYABLE, True)
-        trial.set_user_attr(V.TRIAL_EPOCHS, int(epochs))
+        ST.set_user_attrs(trial, {V.TRIAL_FAIL_REASON: reason[:1000], V.TRIAL_RETRYABLE: True,
+                                  V.TRIAL_EPOCHS: int(epochs)})
         self.tag(run_id, {V.TAG_STATE: "FAIL", V.TAG_FAIL_REASON: reason})
         log.warning("trial %d: %s", trial.number, reason)
         raise TrialFailed(reason, retryable=True)

@@ -264,3 +264,28 @@ def test_report_values_writes_several_steps_in_one_transaction(tmp_path):
     assert stored.intermediate_values == {1: 0.9, 2: 0.7, 3: 0.6, 4: 0.5}
     study.tell(trial, state=optuna.trial.TrialState.PRUNED)
     assert study.trials[0].value == 0.5  # a pruned trial's value: its last stored one
+
+
+def test_set_user_attrs_writes_a_trials_attributes_in_one_transaction(tmp_path):
+    """A group of a trial's attributes (its run, why it was pruned, ...) is one commit; Optuna's
+    trial and a fresh load of the study see each of them; on a FixedTrial it is set_user_attr."""
+    import sqlalchemy
+
+    from sweeps.study.storage import set_user_attrs, storage_of
+
+    storage = open_storage(f"sqlite:///{tmp_path}/attrs.db")
+    study = optuna.create_study(storage=storage, study_name="attrs")
+    trial = study.ask()
+    trial.set_user_attr(V.TRIAL_EPOCHS, 1)
+    commits = []
+    sqlalchemy.event.listen(storage_of(study)._backend.engine, "commit", lambda connection: commits.append(1))
+    attrs = {V.TRIAL_PRUNED_AT: 3, V.TRIAL_EPOCHS: 3, V.TRIAL_PRUNE_REASON: "worse than the median", "cv": [0.1, 0.2]}
+    set_user_attrs(trial, attrs)
+    assert len(commits) == 1
+    assert trial.user_attrs == attrs  # the epochs overwritten, not added twice
+    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    stored = optuna.load_study(study_name="attrs", storage=f"sqlite:///{tmp_path}/attrs.db").trials[0]
+    assert stored.user_attrs == attrs
+    fixed = optuna.trial.FixedTrial({})
+    set_user_attrs(fixed, {"a": 1, "b": 2})
+    assert fixed.user_attrs == {"a": 1, "b": 2}
