@@ -39,7 +39,8 @@ FIT_PREFIX = "fit/"
 REFIT_PREFIX = "refit/"
 #: ``cv/<metric>/fold_<j>``, ``cv/<metric>/mean``, ``cv/<metric>/std`` and ``cv/epochs`` on the run of a
 #: cross-validated trial (sweep.cv_folds): the metric of each fold, their mean (the objective) and
-#: standard deviation, the epochs a refit of the trial trains (the folds' rounded mean).
+#: standard deviation, the epochs a refit of the trial trains (the folds' rounded mean);
+#: ``cv/<score>/val/mean``: the folds' mean of every other final validation score (accuracy, R², ...).
 CV_PREFIX = "cv/"
 CV_EPOCHS = "cv/epochs"
 

@@ -23,7 +23,9 @@ restored weights). The trial records the fold values, their (population) standar
 and each fold's epoch of kept weights as user attributes (``cv_values``, ``cv_std``,
 ``cv_epochs``), and its run the metrics ``cv/<metric>/fold_<j>``, ``cv/<metric>/mean``,
 ``cv/<metric>/std`` and ``cv/epochs`` (the rounded mean of the folds' epochs: what a refit of
-this trial trains for). No fold's model is the one to serve: a cross-validated sweep always
+this trial trains for), and for every other final validation score of the folds (accuracy,
+R², ...) the mean ``cv/<score>/val/mean``, which the trial keeps with its metrics: the
+champion's cross-validated accuracy, not fold 1's. No fold's model is the one to serve: a cross-validated sweep always
 refits its champion on the training + validation rows (:mod:`sweeps.study.refit`).
 """
 
@@ -103,6 +105,20 @@ def _fold_callback(budget_ends: float | None) -> Callable[[int, Mapping[str, flo
     return callback
 
 
+def validation_scores(spec: RunSpec, result: Mapping[str, Any]) -> dict[str, float]:
+    """A run's validation scores (``loss/val``, ``accuracy/val``, ...) at the epoch of the
+    weights it keeps (:func:`kept_epoch`), read off its curves."""
+    epoch = kept_epoch(spec, result)
+    return {V.metric_name(key): float(curve[epoch - 1]) for key, curve in (result.get("curves") or {}).items()
+            if key.startswith(V.SPLITS[1] + "_") and 0 < epoch <= len(curve)}
+
+
+def fold_means(scores: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """``cv/<score>/mean`` for each score every fold has: the mean over the folds."""
+    common = set.intersection(*(set(fold) for fold in scores)) if scores else set()
+    return {V.cv_metric(key, "mean"): float(np.mean([fold[key] for fold in scores])) for key in sorted(common)}
+
+
 def train_fold(spec: RunSpec, fold: PreparedData, budget_ends: float | None = None) -> dict[str, Any]:
     """Train ``spec`` on one fold, untracked: the result as :func:`sweeps.training.run.train` gives it."""
     model = build_model(spec, fold)
@@ -117,6 +133,7 @@ def other_folds(trial, spec: RunSpec, folds: Sequence[PreparedData], first: Mapp
     outcome, its value the mean over folds of ``metric``; the fold values on ``trial``."""
     k = len(folds)
     values, epochs = [float(outcome.values[0])], [kept_epoch(spec, first)]
+    scores = [validation_scores(spec, first)]
     pruned_at = int(first.get(V.EPOCHS_RUN) or 0)
     for j, fold in enumerate(folds[1:], start=2):
         log.info("trial %d: fold %d of %d", trial.number, j, k)
@@ -130,9 +147,12 @@ def other_folds(trial, spec: RunSpec, folds: Sequence[PreparedData], first: Mapp
             return Outcome(prune_reason=f"fold {j} of {k}: {fold_outcome.prune_reason}", pruned_at=pruned_at)
         values.append(float(fold_outcome.values[0]))
         epochs.append(kept_epoch(spec, result))
+        scores.append(validation_scores(spec, result))
     mean, std = float(np.mean(values)), float(np.std(values))
     set_user_attrs(trial, {V.TRIAL_CV_VALUES: values, V.TRIAL_CV_STD: std, V.TRIAL_CV_EPOCHS: epochs})
     metrics = {V.cv_metric(metric, j): value for j, value in enumerate(values, start=1)}
     metrics.update({V.cv_metric(metric, "mean"): mean, V.cv_metric(metric, "std"): std,
                     V.CV_EPOCHS: float(refit_epochs(epochs))})
+    for key, value in fold_means(scores).items():  # cv/<metric>/mean is the objective's, as computed above
+        metrics.setdefault(key, value)
     return Outcome(values=[mean, *outcome.values[1:]], metrics=metrics)

@@ -290,9 +290,10 @@ class Objective(TrialRecords):
             attrs[V.TRIAL_MODEL_URI] = result["model_uri"]
         attrs[V.TRIAL_FIT] = result.get("fit")
         attrs[V.TRIAL_METRICS] = {
-            key: float(value) for key, value in result.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)
-            and (key.startswith(_KEPT_METRICS[0]) or key.endswith(_KEPT_METRICS[1]) or key == _KEPT_METRICS[2])
+            **{key: float(value) for key, value in result.items()
+               if isinstance(value, (int, float)) and not isinstance(value, bool)
+               and (key.startswith(_KEPT_METRICS[0]) or key.endswith(_KEPT_METRICS[1]) or key == _KEPT_METRICS[2])},
+            **{key: value for key, value in outcome.metrics.items() if key.startswith(V.CV_PREFIX) and key.endswith("/mean")},
         }
         if outcome.values is None:
             self.mark_pruned(trial, outcome.pruned_at, outcome.prune_reason or "pruned", attrs)

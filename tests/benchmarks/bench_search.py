@@ -167,7 +167,8 @@ def run_ann_sweep(overrides: list[str], budget: float, tracking: bool, threads: 
         score = "r2" if task == "regression" else "accuracy"
         refit = study.user_attrs.get(REFIT_ATTR) or {}
         test = refit.get(f"{score}/test", metrics.get(f"{score}/test"))
-        val = metrics.get(f"{score}/val", metrics.get(f"best/{score}/val"))
+        # Cross-validated: the folds' mean (sweeps.study.cv_folds); one split: the best epoch's.
+        val = metrics.get(f"cv/{score}/val/mean", metrics.get(f"best/{score}/val"))
         summary = [line for line in done.stdout.splitlines() if "best" in line.lower()][:1]
         return {
             "test": test, "val": val, "best_trial_test": metrics.get(f"{score}/test"), "refit": bool(refit),

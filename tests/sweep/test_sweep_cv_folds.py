@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import optuna
@@ -12,10 +13,10 @@ from mlflow import MlflowClient
 from ann.data import kfold_indices
 from sweeps.cli.sweep import main
 from sweeps.config import sweep_settings
-from sweeps.config.run_spec import to_container
+from sweeps.config.run_spec import build_run_spec, to_container
 from sweeps.core import vocabulary as V
 from sweeps.study import optuna_study as S
-from sweeps.study.cv_folds import refit_epochs
+from sweeps.study.cv_folds import fold_means, refit_epochs, validation_scores
 from sweeps.study.data_scaled import AUTO_CV_ROWS, auto_cv_folds
 from sweeps.study.runner import compose, prepare, run_sweep
 from sweeps.training import data as data_module
@@ -92,6 +93,13 @@ def test_a_tracked_cross_validated_sweep_logs_the_folds_and_registers_the_refitt
         assert len(curve) == 5 and max(curve, key=lambda m: m.step).value == pytest.approx(values[0])
         n_train, n_val = int(run.data.params["dataset.n_train"]), int(run.data.params["dataset.n_val"])
         assert n_train + n_val == 170 and n_val in (56, 57)
+        # The folds' mean accuracy on the run and the trial; the run's own accuracy/val is fold 1's.
+        kept = trial.user_attrs[V.TRIAL_METRICS]
+        mean_accuracy = V.cv_metric("accuracy/val", "mean")
+        assert kept[mean_accuracy] == pytest.approx(metrics[mean_accuracy]) and 0.0 < kept[mean_accuracy] <= 1.0
+        fold_1 = client.get_metric_history(run.info.run_id, "accuracy/val")[-1].value  # the run's own accuracy/val
+        assert kept[mean_accuracy] != pytest.approx(fold_1)
+        assert kept[V.cv_metric("loss/val", "mean")] == pytest.approx(trial.value)  # the objective's own mean
     record = study.user_attrs[V.ATTR_REFIT]
     assert record["trial"] == S.best_trials(study)[0].number
     refit_run = client.get_run(record["run_id"])
@@ -154,3 +162,14 @@ def test_auto_keeps_one_split_on_a_larger_data_set_and_for_several_metrics(uris)
 def test_auto_folds_follow_the_rows():
     assert auto_cv_folds(AUTO_CV_ROWS - 1) == 5 and auto_cv_folds(AUTO_CV_ROWS) is None
     assert auto_cv_folds(100, n_metrics=2) is None
+
+
+def test_the_folds_mean_of_every_validation_score_at_the_kept_epoch():
+    spec = build_run_spec(compose(["dataset=moons", "training.epochs=3"]))
+    curves = {"train_loss": [0.9, 0.8, 0.7], "val_loss": [0.6, 0.5, 0.55], "val_accuracy": [0.7, 0.8, 0.75]}
+    result = {"curves": curves, V.EPOCHS_RUN: 3, V.BEST_EPOCH: 2}
+    assert validation_scores(spec, result) == {"loss/val": 0.55, "accuracy/val": 0.75}  # the last epoch's
+    restored = replace(spec, model_kwargs={**spec.model_kwargs, "early_stopping": True})
+    assert validation_scores(restored, result) == {"loss/val": 0.5, "accuracy/val": 0.8}  # the best epoch's weights
+    folds = [{"loss/val": 0.3, "accuracy/val": 0.9, "r2/val": 0.5}, {"loss/val": 0.5, "accuracy/val": 0.7}]
+    assert fold_means(folds) == {"cv/accuracy/val/mean": pytest.approx(0.8), "cv/loss/val/mean": pytest.approx(0.4)}
