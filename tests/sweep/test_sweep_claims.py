@@ -326,6 +326,8 @@ def test_a_tracking_failure_fails_the_trial_retryable_and_queues_its_rerun(uris,
     assert run.data.tags["sweep.trial_number"] == "1" and run.data.tags["sweep.state"] == rerun.state.name
     assert coordinator.run_one(back, catch=(TrialFailed,)) == "done" and len(study.trials) == 2
     coordinator.close()
+    stranded.close()
+    back.close()  # its helper process exits now, not with pytest
 
 
 def test_a_worker_waits_for_the_tracking_server_then_gives_up_in_one_line(uris):
@@ -783,6 +785,7 @@ def test_a_trial_failed_while_its_worker_stalled_after_training_does_not_keep_a_
     assert "failed by another worker" in run.data.tags["fail_reason"]
     assert S.finished_count(study) == 1 and study.trials[1].state.name in ("COMPLETE", "PRUNED")
     coordinator.close()
+    objective.close()  # its helper process exits now, not with pytest
 
 
 def test_status_makes_finished_and_failed_runs_say_how_their_trial_ended(uris):

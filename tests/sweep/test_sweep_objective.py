@@ -16,11 +16,23 @@ from sweep_helpers import sweep_cfg
 PARAMS = {"n_layers": 1, "units_l1": 6, "activation": "tanh", "lr": 0.02, "batch_size": 16}
 
 
+_OPEN: list[Objective] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_objectives():
+    """Each test's objectives closed after it: their helper processes exit then, not with pytest."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def _objective(uris, *overrides, parent_run_id=None):
     storage, tracking_uri = uris
     prepared = prepare(sweep_cfg(storage, tracking_uri, *overrides))
     objective = Objective(prepared.base, prepared.space, prepared.settings, parent_run_id=parent_run_id,
                           overrides=["dataset=moons"])
+    _OPEN.append(objective)
     return prepared, objective
 
 
