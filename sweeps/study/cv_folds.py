@@ -23,10 +23,11 @@ restored weights). The trial records the fold values, their (population) standar
 and each fold's epoch of kept weights as user attributes (``cv_values``, ``cv_std``,
 ``cv_epochs``), and its run the metrics ``cv/<metric>/fold_<j>``, ``cv/<metric>/mean``,
 ``cv/<metric>/std`` and ``cv/epochs`` (the rounded mean of the folds' epochs: what a refit of
-this trial trains for), and for every other final validation score of the folds (accuracy,
-R², ...) the mean ``cv/<score>/val/mean``, which the trial keeps with its metrics: the
-champion's cross-validated accuracy, not fold 1's. No fold's model is the one to serve: a cross-validated sweep always
-refits its champion on the training + validation rows (:mod:`sweeps.study.refit`).
+this trial trains for), and for every other validation score of the folds (accuracy, R²,
+...) their mean ``cv/<score>/val/mean``, which the trial keeps with its metrics: the
+champion's cross-validated accuracy, not fold 1's. No fold's model is the one to serve: a
+cross-validated sweep always refits its champion on the training + validation rows
+(:mod:`sweeps.study.refit`).
 """
 
 from __future__ import annotations
