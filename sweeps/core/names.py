@@ -54,7 +54,8 @@ def describe_config(cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str
 
 def refit_line(record: Mapping[str, Any], task: str) -> str:
     """What ``sweep.refit`` did (:mod:`sweeps.study.refit`), in one line: ``refit: trial 14 retrained on
-    training + validation rows for 90 epochs, 5 networks averaged: accuracy/test 0.9815 (the trial's 0.9741), ...``
+    training + validation rows for 90 epochs, 5 networks averaged: accuracy/test 0.9815 (the trial's 0.9741;
+    its folds' accuracy/val 0.983), ...``
     (``sweep.ensemble``), or that a Ctrl-C stopped it (``stopped``)."""
     if record.get("stopped"):
         return f"refit: trial {record['trial']}'s refit {record['stopped']}; the champion is the trial's own model"
@@ -64,8 +65,10 @@ def refit_line(record: Mapping[str, Any], task: str) -> str:
         key = f"{name}/test"
         if key in record:
             mine = f"{key} {record[key]:.4g}"
+            folds = record.get(f"trial/cv/{name}/val/mean")  # a cross-validated champion's validation score
             if f"trial/{key}" in record:
-                mine += f" (the trial's {record[f'trial/{key}']:.4g})"
+                mine += f" (the trial's {record[f'trial/{key}']:.4g}" + (
+                    f"; its folds' {name}/val {folds:.4g})" if folds is not None else ")")
             parts.append(mine)
     networks = int(record.get("networks", 1))
     return (f"refit: trial {record['trial']} retrained on training + validation rows for {record['epochs']} epochs"

@@ -90,7 +90,8 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
         "run_name": name, "networks": int(result.get(V.ENSEMBLE_MEMBERS, 1)),
         **{key: float(value) for key, value in result.items()
            if key.endswith("/test") and isinstance(value, (int, float)) and not isinstance(value, bool)},
-        **{f"trial/{key}": float(value) for key, value in trial_metrics.items() if key.endswith("/test")},
+        **{f"trial/{key}": float(value) for key, value in trial_metrics.items()
+           if key.endswith("/test") or (key.startswith(V.CV_PREFIX) and key.endswith("/mean"))},
     }
     study.set_user_attr(V.ATTR_REFIT, record)
     return record

@@ -102,6 +102,9 @@ def test_a_tracked_cross_validated_sweep_logs_the_folds_and_registers_the_refitt
         assert kept[V.cv_metric("loss/val", "mean")] == pytest.approx(trial.value)  # the objective's own mean
     record = study.user_attrs[V.ATTR_REFIT]
     assert record["trial"] == S.best_trials(study)[0].number
+    folds_accuracy = S.best_trials(study)[0].user_attrs[V.TRIAL_METRICS][V.cv_metric("accuracy/val", "mean")]
+    assert record["trial/cv/accuracy/val/mean"] == folds_accuracy  # printed beside the refit's test score:
+    assert f"its folds' accuracy/val {folds_accuracy:.4g})" in printed
     refit_run = client.get_run(record["run_id"])
     assert refit_run.data.params["dataset.n_train"] == "170" and refit_run.data.params["dataset.n_val"] == "0"
     version = client.get_model_version_by_alias("moons-quick", "champion")
