@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping, Sequence
 
+from sweeps.core.vocabulary import cv_metric
+
 
 def short_number(value: float) -> str:
     """``0.0031`` -> ``3.1e-3``, ``0.25`` -> ``0.25``, ``64`` -> ``64``."""
@@ -65,7 +67,7 @@ def refit_line(record: Mapping[str, Any], task: str) -> str:
         key = f"{name}/test"
         if key in record:
             mine = f"{key} {record[key]:.4g}"
-            folds = record.get(f"trial/cv/{name}/val/mean")  # a cross-validated champion's validation score
+            folds = record.get("trial/" + cv_metric(f"{name}/val", "mean"))  # a cross-validated champion's
             if f"trial/{key}" in record:
                 mine += f" (the trial's {record[f'trial/{key}']:.4g}" + (
                     f"; its folds' {name}/val {folds:.4g})" if folds is not None else ")")

@@ -57,6 +57,11 @@ def cv_metric(metric: str, part: int | str) -> str:
     return f"{CV_PREFIX}{metric}/" + (f"fold_{part}" if isinstance(part, int) else part)
 
 
+def is_cv_mean(name: str) -> bool:
+    """``cv/<metric>/mean``: a cross-validated trial's mean over its folds (what its trial keeps)."""
+    return name.startswith(CV_PREFIX) and name.endswith("/mean")
+
+
 def metric_name(engine_key: str) -> str:
     """``train_loss`` -> ``loss/train``, ``val_accuracy`` -> ``accuracy/val``."""
     for split in SPLITS:

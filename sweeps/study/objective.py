@@ -293,7 +293,7 @@ class Objective(TrialRecords):
             **{key: float(value) for key, value in result.items()
                if isinstance(value, (int, float)) and not isinstance(value, bool)
                and (key.startswith(_KEPT_METRICS[0]) or key.endswith(_KEPT_METRICS[1]) or key == _KEPT_METRICS[2])},
-            **{key: value for key, value in outcome.metrics.items() if key.startswith(V.CV_PREFIX) and key.endswith("/mean")},
+            **{key: value for key, value in outcome.metrics.items() if V.is_cv_mean(key)},
         }
         if outcome.values is None:
             self.mark_pruned(trial, outcome.pruned_at, outcome.prune_reason or "pruned", attrs)

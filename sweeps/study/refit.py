@@ -91,7 +91,7 @@ def refit_champion(study, prepared, parent_run_id: str | None = None, session=No
         **{key: float(value) for key, value in result.items()
            if key.endswith("/test") and isinstance(value, (int, float)) and not isinstance(value, bool)},
         **{f"trial/{key}": float(value) for key, value in trial_metrics.items()
-           if key.endswith("/test") or (key.startswith(V.CV_PREFIX) and key.endswith("/mean"))},
+           if key.endswith("/test") or V.is_cv_mean(key)},
     }
     study.set_user_attr(V.ATTR_REFIT, record)
     return record
