@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import doctest
 import gzip
+import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -18,6 +22,7 @@ from ann.data import (
     DATASETS,
     Dataset,
     Splits,
+    TableEncoding,
     breast_cancer,
     circles,
     diabetes,
@@ -304,10 +309,14 @@ def test_csv_via_registry(tmp_path):
      r"target column 'label' not found .*available columns are a, y"),
     ("a,y\n1,0\n2,1\n", {"target": "y", "features": ["a", "zz"]},
      r"feature column\(s\) zz not found .*available columns are a, y"),
-    ("a,b,y\n1,,0\n2,3,\n4,,1\n", {"target": "y"},
+    ("a,b,y\n1,,0\n2,3,\n4,,1\n", {"target": "y", "missing": "error"},
      r"missing or empty cells .*'y' \(1\), 'b' \(2\)"),
-    ("a,b,y\n1,NaN,0\n2,3,1\n", {"target": "y"}, r"column 'b' \(1\)"),
-    ("a,b,y\n1,red,0\n2,blue,1\n", {"target": "y"}, r"feature column 'b' .*not numeric .*'red'"),
+    ("a,b,y\n1,,0\n2,3,\n4,,1\n", {"target": "y"}, r"missing or empty cells .*column 'y' \(1\)$"),
+    ("a,b,y\n1,NaN,0\n2,3,1\n", {"target": "y", "missing": "error"}, r"column 'b' \(1\)"),
+    ("a,b,y\n1,red,0\n2,blue,1\n", {"target": "y", "categorical": "error"},
+     r"feature column 'b' .*not numeric .*'red'"),
+    ("a,b,y\n1,,0\n2,-inf,1\n", {"target": "y"}, r"feature column 'b' .*infinite"),
+    ("a,a=x,y\nx,1,0\nz,2,1\n", {"target": "y"}, r"encoded feature name\(s\) 'a=x' clash"),
     ("a,y\n1,k\n2,k\n", {"target": "y"}, r"target column 'y' .*single class \('k'\)"),
     ("a,y\n1,0\n2,1\n3,2\n", {"target": "y", "task": "binary"}, r"task='binary' needs 2 classes .*has 3"),
     ("a,y\n1,p\n2,q\n", {"target": "y", "task": "regression"}, r"target column 'y' .*not numeric"),
@@ -320,6 +329,67 @@ def test_csv_errors_are_one_line_and_name_the_problem(tmp_path, text, kwargs, pa
     with pytest.raises(DataError, match=pattern) as info:
         load_csv(path, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_csv_imputes_empty_numeric_cells_with_the_median_and_marks_them(tmp_path):
+    path = write_text(tmp_path, "a,b,y\n1,,0\n2,3.5,1\n,5,0\n7,NaN,1\n")
+    ds = load_csv(path, target="y")
+    assert ds.feature_names == ["a", "a_missing", "b", "b_missing"]
+    np.testing.assert_array_equal(ds.X, [[1, 0, 4.25, 1], [2, 0, 3.5, 0], [2, 1, 5, 0], [7, 0, 4.25, 1]])
+    assert ds.X.flags.c_contiguous and ds.X.dtype == np.float64
+
+
+def test_csv_one_hot_encodes_text_columns_most_frequent_first(tmp_path):
+    path = write_text(tmp_path, "colour,size,y\nred,1,0\nblue,2,1\nred,3,0\n,4,1\ngreen,5,0\n")
+    ds = load_csv(path, target="y")
+    assert ds.feature_names == ["colour=red", "colour=<missing>", "colour=blue", "colour=green", "size"]
+    np.testing.assert_array_equal(ds.X[:, :4], [[1, 0, 0, 0], [0, 0, 1, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1]])
+    np.testing.assert_array_equal(ds.X[:, 4], [1, 2, 3, 4, 5])
+
+
+def test_csv_groups_rare_values_beyond_max_categories_as_other(tmp_path):
+    values = ["a"] * 5 + ["b"] * 4 + ["c"] * 3 + ["d", "e"]
+    path = write_text(tmp_path, "v,y\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(values)))
+    ds = load_csv(path, target="y", max_categories=3)
+    assert ds.feature_names == ["v=a", "v=b", "v=<other>"]
+    np.testing.assert_array_equal(ds.X.sum(axis=0), [5, 4, 5])
+    np.testing.assert_array_equal(ds.X.sum(axis=1), np.ones(len(values)))
+
+
+def test_csv_encoding_encodes_new_rows_as_it_encoded_the_file(tmp_path):
+    path = write_text(tmp_path, "n,t,y\n1,x,0\n,y,1\n3,x,0\n5,z,1\n")
+    ds = load_csv(path, target="y", max_categories=2)
+    again = TableEncoding.from_dict(json.loads(json.dumps(ds.encoding.to_dict())))
+    assert again == ds.encoding
+    new = pd.DataFrame({"t": ["z", "x", None], "n": [None, 2.0, 4.0], "extra": [0, 0, 0]})
+    np.testing.assert_array_equal(again.transform(new), [[3, 1, 0, 1], [2, 0, 1, 0], [4, 0, 0, 1]])
+    with pytest.raises(DataError, match="column\\(s\\) t missing: expected n, t"):
+        again.transform(new[["n"]])
+
+
+def test_csv_complete_numeric_file_has_no_encoding(tmp_path):
+    assert load_csv(write_text(tmp_path, "a,y\n1,0\n2,1\n"), target="y").encoding is None
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"missing": "drop"}, r"missing.*'drop'.*\['impute', 'error'\]"),
+    ({"categorical": "ordinal"}, r"categorical.*'ordinal'.*\['onehot', 'error'\]"),
+    ({"max_categories": 1}, r"max_categories.*1.*integer >= 2"),
+])
+def test_csv_encoding_options_are_checked(tmp_path, kwargs, pattern):
+    with pytest.raises(InvalidParameterError, match=pattern):
+        load_csv(write_text(tmp_path, "a,y\n1,0\n2,1\n"), target="y", **kwargs)
+
+
+def test_csv_cache_keeps_the_encoding(tmp_path):
+    path = write_text(tmp_path, "n,t,y\n1,x,0\n,y,1\n3,x,0\n5,z,1\n")
+    os.utime(path, (time.time() - 60, time.time() - 60))
+    first = load_csv(path, target="y", cache_dir=tmp_path / "cache")
+    again = load_csv(path, target="y", cache_dir=tmp_path / "cache")
+    assert again.encoding == first.encoding and again.feature_names == first.feature_names
+    np.testing.assert_array_equal(again.X, first.X)
+    other = load_csv(path, target="y", cache_dir=tmp_path / "cache", max_categories=2)
+    assert other.feature_names == ["n", "n_missing", "t=x", "t=<other>"]
 
 
 def test_csv_missing_file_names_path(tmp_path):

@@ -17,6 +17,7 @@ The CSV loader is exported as ``load_csv`` (registered as ``"csv"``): a function
 
 from ann.data.base import TASKS, Dataset
 from ann.data.csv import load_csv
+from ann.data.encoding import TableEncoding
 from ann.data.datasets import (
     DATASETS,
     breast_cancer,
@@ -38,6 +39,7 @@ from ann.data.folds import kfold_indices
 __all__ = [
     "DATASETS",
     "TASKS",
+    "TableEncoding",
     "Dataset",
     "Splits",
     "Standardizer",

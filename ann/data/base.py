@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ann.data.encoding import TableEncoding
 from ann.exceptions import DataError, InvalidParameterError
 
 TASKS = ("regression", "binary", "multiclass")
@@ -31,6 +32,8 @@ class Dataset:
         feature_names: one name per column of ``X``.
         class_names: classification only: the original label of each class code, as str.
         X_test, y_test: a predefined test split (MNIST has one), else ``None``.
+        encoding: how a table's raw columns became ``X`` (:mod:`ann.data.encoding`), or
+            ``None`` when they are ``X`` as they are.
     """
 
     name: str
@@ -41,6 +44,7 @@ class Dataset:
     class_names: list[str] | None = None
     X_test: np.ndarray | None = None
     y_test: np.ndarray | None = None
+    encoding: TableEncoding | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:

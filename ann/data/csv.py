@@ -2,8 +2,11 @@
 
 The file is read with :func:`pandas.read_csv` (header row required).  One column is
 the target; the features are the listed columns or, by default, all other columns,
-and must be numeric.  Every problem with the file is reported as a one-line
-:class:`~ann.exceptions.DataError` naming the file, column and values involved.
+by default encoded as an expert would (:mod:`ann.data.encoding`: empty numeric cells get the
+column's median and a ``<name>_missing`` indicator, text columns are one-hot encoded);
+``missing="error"`` and ``categorical="error"`` refuse such columns instead.  Every problem
+with the file is reported as a one-line :class:`~ann.exceptions.DataError` naming the file,
+column and values involved.
 
 With a ``cache_dir``, what was parsed is kept there as NumPy arrays and read back while the
 file is unchanged (:mod:`ann.data.parsed_cache`): parsing is most of the cost of loading.
@@ -24,9 +27,12 @@ import pandas as pd
 
 from ann.data import parsed_cache
 from ann.data.base import Dataset
+from ann.data.encoding import MAX_CATEGORIES, TableEncoding
 from ann.exceptions import DataError, InvalidParameterError
 
 CSV_TASKS = ("auto", "regression", "classification", "binary", "multiclass")
+MISSING_POLICIES = ("impute", "error")
+CATEGORICAL_POLICIES = ("onehot", "error")
 
 # task="auto": an integer-valued numeric target with at most this many distinct values
 # is treated as class labels.
@@ -89,16 +95,18 @@ def _check_missing(df: pd.DataFrame, path: Path, columns: list[str]) -> None:
         raise DataError(f"missing or empty cells in '{path}': column {', '.join(bad)}")
 
 
-def _check_numeric(df: pd.DataFrame, path: Path, features: list[str]) -> None:
-    """Raise DataError naming the first feature column that is not numeric or not finite."""
+def _check_numeric(df: pd.DataFrame, path: Path, features: list[str], categorical: str) -> None:
+    """Raise DataError naming the first feature column with infinite values or, with
+    ``categorical="error"``, the first that is not numeric."""
     for column in features:
         series = df[column]
         if not pd.api.types.is_numeric_dtype(series):
-            example = series[pd.to_numeric(series, errors="coerce").isna()].iloc[0]
-            raise DataError(f"feature column '{column}' in '{path}' is not numeric "
-                            f"(e.g. value {example!r}): encode it as numbers or leave it out "
-                            f"of features")
-        if not np.isfinite(series.to_numpy(dtype=np.float64)).all():
+            if categorical == "error":
+                example = series[pd.to_numeric(series, errors="coerce").isna()].iloc[0]
+                raise DataError(f"feature column '{column}' in '{path}' is not numeric "
+                                f"(e.g. value {example!r}): encode it as numbers, leave it out "
+                                f"of features, or let it be one-hot encoded (categorical='onehot')")
+        elif np.isinf(series.to_numpy(dtype=np.float64)).any():
             raise DataError(f"feature column '{column}' in '{path}' has infinite values")
 
 
@@ -140,8 +148,28 @@ def _encode_labels(series: pd.Series, path: Path, target: str) -> tuple[np.ndarr
     return codes.astype(np.int64).reshape(-1), names
 
 
+def _check_arguments(path, target, task, cache_dir, missing, categorical, max_categories) -> None:
+    """Raise InvalidParameterError naming the first bad argument of :func:`load_csv`."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise InvalidParameterError("path", path, "a path to a CSV file (str)")
+    if not isinstance(target, str):
+        raise InvalidParameterError("target", target, "a column name (str)")
+    if not isinstance(task, str) or task not in CSV_TASKS:
+        raise InvalidParameterError("task", task, f"one of {list(CSV_TASKS)}")
+    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
+        raise InvalidParameterError("cache_dir", cache_dir, "a folder path (str) or None")
+    if missing not in MISSING_POLICIES:
+        raise InvalidParameterError("missing", missing, f"one of {list(MISSING_POLICIES)}")
+    if categorical not in CATEGORICAL_POLICIES:
+        raise InvalidParameterError("categorical", categorical, f"one of {list(CATEGORICAL_POLICIES)}")
+    if isinstance(max_categories, bool) or not isinstance(max_categories, int) or max_categories < 2:
+        raise InvalidParameterError("max_categories", max_categories, "an integer >= 2")
+
+
 def load_csv(path: str | os.PathLike, target: str, features: list[str] | None = None,
-             task: str = "auto", cache_dir: str | os.PathLike | None = None) -> Dataset:
+             task: str = "auto", cache_dir: str | os.PathLike | None = None, *,
+             missing: str = "impute", categorical: str = "onehot",
+             max_categories: int = MAX_CATEGORIES) -> Dataset:
     """Load a CSV file as a :class:`Dataset`.
 
     Args:
@@ -157,29 +185,34 @@ def load_csv(path: str | os.PathLike, target: str, features: list[str] | None = 
             ``class_names`` holds the original labels as str.
         cache_dir: a folder where the parsed arrays are kept and read back while the file is
             unchanged (:mod:`ann.data.parsed_cache`); ``None``: parse every time.
+        missing: ``"impute"``: a feature's empty cells get its median, and a 0/1 feature
+            ``<name>_missing`` marks them; ``"error"``: refuse a feature with empty cells.
+            An empty target cell is always refused.
+        categorical: ``"onehot"``: a text feature becomes a 0/1 feature per value;
+            ``"error"``: refuse it.
+        max_categories: a one-hot encoded feature's columns at most; the rarest values share
+            ``<name>=<other>`` (:mod:`ann.data.encoding`).
+
+    The returned data set's ``encoding`` says how the file's columns were encoded (``None``
+    when every feature was numeric and complete, used as it is).
 
     Raises:
         InvalidParameterError: bad ``path``/``target``/``features``/``task`` argument.
         DataError: the file is missing, unparsable or has no data rows, a named column is missing, a used
-            column has empty cells, a feature is not numeric, the target is not
+            target has empty cells (a feature too, with ``missing="error"``), a feature is not
+            numeric (with ``categorical="error"``) or has infinite values, the target is not
             numeric for regression, or a classification target has a single class,
             or ``task="binary"`` is asked for a target without exactly 2 classes.
     """
-    if not isinstance(path, (str, os.PathLike)):
-        raise InvalidParameterError("path", path, "a path to a CSV file (str)")
-    if not isinstance(target, str):
-        raise InvalidParameterError("target", target, "a column name (str)")
-    if not isinstance(task, str) or task not in CSV_TASKS:
-        raise InvalidParameterError("task", task, f"one of {list(CSV_TASKS)}")
-    if cache_dir is not None and not isinstance(cache_dir, (str, os.PathLike)):
-        raise InvalidParameterError("cache_dir", cache_dir, "a folder path (str) or None")
+    encoding = {"missing": missing, "categorical": categorical, "max_categories": max_categories}
+    _check_arguments(path, target, task, cache_dir, **encoding)
     path = Path(path)
     if cache_dir is None:
-        return _row_major(_parse(path, target, features, task))
-    options = {"target": target, "features": features, "task": task}
+        return _row_major(_parse(path, target, features, task, **encoding))
+    options = {"target": target, "features": features, "task": task, **encoding}
     dataset = parsed_cache.read(cache_dir, path, options)
     if dataset is None:
-        parsed = _parse(path, target, features, task)
+        parsed = _parse(path, target, features, task, **encoding)
         # The entry just written is read back mapped: its rows are in the page cache already,
         # and a row-major copy in memory is not needed.
         if parsed_cache.write(cache_dir, path, options, parsed):
@@ -195,7 +228,8 @@ def _row_major(dataset: Dataset) -> Dataset:
     return dataset
 
 
-def _parse(path: Path, target: str, features, task: str) -> Dataset:
+def _parse(path: Path, target: str, features, task: str, missing: str, categorical: str,
+           max_categories: int) -> Dataset:
     """:func:`load_csv` without a cache: read the file with pandas, check it, encode the target.
 
     The features are a view of pandas' column-major block (see :func:`_row_major`).
@@ -205,9 +239,14 @@ def _parse(path: Path, target: str, features, task: str) -> Dataset:
         raise DataError(f"CSV file '{path}' has no data rows (only its header: {', '.join(map(str, df.columns))})")
     df.columns = [str(c) for c in df.columns]
     columns = _columns(df, path, target, features)
-    _check_missing(df, path, [target, *columns])
-    _check_numeric(df, path, columns)
-    X = df[columns].to_numpy(dtype=np.float64)
+    _check_missing(df, path, [target, *columns] if missing == "error" else [target])
+    _check_numeric(df, path, columns, categorical)
+    encoding = None
+    if all(pd.api.types.is_numeric_dtype(df[c]) for c in columns) and not df[columns].isna().any().any():
+        X = df[columns].to_numpy(dtype=np.float64)
+    else:
+        encoding = TableEncoding.fit(df, columns, max_categories)
+        X, columns = encoding.transform(df), encoding.feature_names
     series = df[target]
 
     if task == "auto":
@@ -216,7 +255,8 @@ def _parse(path: Path, target: str, features, task: str) -> Dataset:
         if not pd.api.types.is_numeric_dtype(series):
             raise DataError(f"target column '{target}' in '{path}' is not numeric, so it "
                             f"cannot be a regression target: use task='classification'")
-        return Dataset(path.stem, X, series.to_numpy(dtype=np.float64), "regression", columns)
+        return Dataset(path.stem, X, series.to_numpy(dtype=np.float64), "regression", columns,
+                       encoding=encoding)
 
     y, class_names = _encode_labels(series, path, target)
     if task == "binary" and len(class_names) != 2:
@@ -224,7 +264,7 @@ def _parse(path: Path, target: str, features, task: str) -> Dataset:
                         f"'{path}' has {len(class_names)}")
     if task == "classification":
         task = "binary" if len(class_names) == 2 else "multiclass"
-    return Dataset(path.stem, X, y, task, columns, class_names=class_names)
+    return Dataset(path.stem, X, y, task, columns, class_names=class_names, encoding=encoding)
 
 
 csv = load_csv

@@ -7,8 +7,9 @@ file, and reads that entry back for as long as the file is unchanged:
 
 * an entry is found by the file's absolute path and holds the state it was parsed from
   (size, modification and change times, inode) and the loader's options (target, features,
-  task); a different state or option is a miss, and writing the new entry removes the
-  file's older one, so a folder holds at most one entry per CSV path and options;
+  task, and how columns are encoded); a different state or option is a miss, and writing
+  the new entry removes the file's older one, so a folder holds at most one entry per CSV
+  path and options;
 * a file modified in the last :data:`SETTLE_SECONDS` is parsed but not kept: a rewrite
   within one tick of the file system's clock would not change its times (git's "racily
   clean" problem);
@@ -38,10 +39,11 @@ from pathlib import Path
 import numpy as np
 
 from ann.data.base import Dataset
+from ann.data.encoding import TableEncoding
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
 """Bumped whenever what an entry holds, or how the loader parses, changes."""
 
 SETTLE_SECONDS = 2.0
@@ -70,7 +72,9 @@ def read(cache_dir: str | os.PathLike, path: Path, options: dict) -> Dataset | N
         # (shared by every process that loads the file), and the array stays writable.
         X = np.asarray(np.load(entry / "X.npy", mmap_mode="c"))
         y = np.load(entry / "y.npy")
-        return Dataset(path.stem, X, y, meta["task"], meta["feature_names"], class_names=meta["class_names"])
+        encoding = TableEncoding.from_dict(meta["encoding"]) if meta["encoding"] else None
+        return Dataset(path.stem, X, y, meta["task"], meta["feature_names"], class_names=meta["class_names"],
+                       encoding=encoding)
     except Exception as error:  # a damaged or foreign entry is a miss, never a failed load
         log.debug("parsed-CSV cache entry for %s not used: %s", path, error)
         return None
@@ -115,5 +119,6 @@ def _save(folder: Path, dataset: Dataset) -> None:
     rows.flush()
     del rows
     np.save(folder / "y.npy", dataset.y)
-    meta = {"task": dataset.task, "feature_names": dataset.feature_names, "class_names": dataset.class_names}
+    meta = {"task": dataset.task, "feature_names": dataset.feature_names, "class_names": dataset.class_names,
+            "encoding": dataset.encoding.to_dict() if dataset.encoding else None}
     (folder / "meta.json").write_text(json.dumps(meta))

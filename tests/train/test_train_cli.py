@@ -93,15 +93,19 @@ def test_mistakes_exit_2_with_one_line_and_create_nothing(run_cli, tmp_path, arg
     assert not (tmp_path / "outputs").exists()
 
 
-@pytest.mark.parametrize("content,fragments", [
-    ("a,b,label\n1,2,0\n,3,1\n4,5,0\n6,7,1\n", ["dataset.path=", "missing or empty cells", "'a'"]),
-    ("a,b,label\n1,x,0\n2,3,1\n4,5,0\n6,7,1\n", ["dataset.path=", "feature column 'b'", "not numeric"]),
-    ("a,b,label\n1,2,yes\n2,3,yes\n4,5,yes\n", ["dataset.target='label'", "single class"]),
-    ("a,b,label\n", ["dataset.path=", "has no data rows (only its header: a, b, label)"]),
+@pytest.mark.parametrize("content,options,fragments", [
+    ("a,b,label\n1,2,0\n,3,1\n4,5,0\n6,7,1\n", ["dataset.missing=error"],
+     ["dataset.path=", "missing or empty cells", "'a'"]),
+    ("a,b,label\n1,2,0\n2,3,\n4,5,0\n6,7,1\n", [], ["dataset.path=", "missing or empty cells", "'label' (1)"]),
+    ("a,b,label\n1,x,0\n2,3,1\n4,5,0\n6,7,1\n", ["dataset.categorical=error"],
+     ["dataset.path=", "feature column 'b'", "not numeric"]),
+    ("a,b,label\n1,2,0\n2,3,1\n", ["dataset.missing=drop"], ["dataset.missing='drop'", "'impute', 'error'"]),
+    ("a,b,label\n1,2,yes\n2,3,yes\n4,5,yes\n", [], ["dataset.target='label'", "single class"]),
+    ("a,b,label\n", [], ["dataset.path=", "has no data rows (only its header: a, b, label)"]),
 ])
-def test_bad_csv_files(run_cli, tmp_path, content, fragments):
+def test_bad_csv_files(run_cli, tmp_path, content, options, fragments):
     path = write(tmp_path / "data.csv", content)
-    status, out, err = run_cli("dataset=csv", f"dataset.path={path}", "dataset.target=label",
+    status, out, err = run_cli("dataset=csv", f"dataset.path={path}", "dataset.target=label", *options,
                                "tracking.uri=sqlite:///mlflow.db")
     assert_one_line_error(status, err, *fragments)
     assert not (tmp_path / "mlflow.db").exists()
