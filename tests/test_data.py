@@ -42,6 +42,7 @@ from ann.data import (
     write_idx,
     xor,
 )
+import ann.data.encoding
 import ann.data.split
 from ann.exceptions import DataError, InvalidParameterError
 
@@ -662,4 +663,9 @@ def test_split_rows_leave_a_predefined_test_part_to_the_data_set(tmp_path):
 
 def test_the_split_docstring_examples_run():
     result = doctest.testmod(ann.data.split, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_encoding_docstring_example_runs():
+    result = doctest.testmod(ann.data.encoding, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0

@@ -197,7 +197,8 @@ def load_csv(path: str | os.PathLike, target: str, features: list[str] | None = 
     when every feature was numeric and complete, used as it is).
 
     Raises:
-        InvalidParameterError: bad ``path``/``target``/``features``/``task`` argument.
+        InvalidParameterError: bad ``path``/``target``/``features``/``task``/``cache_dir``/
+            ``missing``/``categorical``/``max_categories`` argument.
         DataError: the file is missing, unparsable or has no data rows, a named column is missing, a used
             target has empty cells (a feature too, with ``missing="error"``), a feature is not
             numeric (with ``categorical="error"``) or has infinite values, the target is not
@@ -242,7 +243,8 @@ def _parse(path: Path, target: str, features, task: str, missing: str, categoric
     _check_missing(df, path, [target, *columns] if missing == "error" else [target])
     _check_numeric(df, path, columns, categorical)
     encoding = None
-    if all(pd.api.types.is_numeric_dtype(df[c]) for c in columns) and not df[columns].isna().any().any():
+    complete = missing == "error" or not df[columns].isna().any().any()  # "error": checked just above
+    if complete and all(pd.api.types.is_numeric_dtype(df[c]) for c in columns):
         X = df[columns].to_numpy(dtype=np.float64)
     else:
         encoding = TableEncoding.fit(df, columns, max_categories)

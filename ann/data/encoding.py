@@ -10,8 +10,8 @@
   empty cell is the value ``<missing>``; a value never seen while fitting counts as
   ``<other>`` (all zeros when the column has no ``<other>``).
 
-A :class:`TableEncoding` is fitted on the rows of a file and kept with the model, so that the
-same raw columns can be encoded again at prediction time::
+A :class:`TableEncoding` is fitted on the rows of a file and kept with the data set (and its
+parsed-CSV cache entry); it encodes new rows of the same raw columns as it encoded the file::
 
     >>> import pandas as pd
     >>> frame = pd.DataFrame({"age": [30.0, None, 50.0], "colour": ["red", "blue", "red"]})
