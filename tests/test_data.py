@@ -368,6 +368,21 @@ def test_csv_encoding_encodes_new_rows_as_it_encoded_the_file(tmp_path):
         again.transform(new[["n"]])
 
 
+def test_csv_encoding_maps_encoded_rows_back_to_the_raw_columns_as_the_file_typed_them(tmp_path):
+    path = write_text(tmp_path, "n,k,f,b,t,y\n1,7,0.5,True,x,0\n,8,1.5,False,,1\n3,9,,True,x,0\n5,10,2.5,False,z,1\n")
+    ds = load_csv(path, target="y", max_categories=2)
+    assert [(c.name, c.kind) for c in ds.encoding.columns if hasattr(c, "kind")] == [
+        ("n", "float"), ("k", "integer"), ("f", "float"), ("b", "boolean")]
+    raw = ds.encoding.inverse_transform(ds.X)
+    assert list(raw.columns) == ["n", "k", "f", "b", "t"]
+    assert raw["k"].dtype == np.int64 and raw["b"].dtype == bool
+    assert raw["n"].isna().tolist() == [False, True, False, False]
+    assert raw["t"].tolist() == ["x", "<other>", "x", "<other>"]  # <missing> and z were grouped
+    np.testing.assert_array_equal(ds.encoding.transform(raw), ds.X)
+    wide = load_csv(path, target="y")
+    assert wide.encoding.inverse_transform(wide.X)["t"].fillna("empty").tolist() == ["x", "empty", "x", "z"]
+
+
 def test_csv_complete_numeric_file_has_no_encoding(tmp_path):
     assert load_csv(write_text(tmp_path, "a,y\n1,0\n2,1\n"), target="y").encoding is None
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ann.data import load_csv, split_dataset
+from ann.data import parsed_cache
 from ann.data.parsed_cache import SETTLE_SECONDS
 from ann.exceptions import InvalidParameterError
 from sweeps.config.compose import compose
@@ -27,6 +28,12 @@ def _settled_csv(path: Path, rows: list[str]) -> Path:
 
 def _entries(cache: Path) -> list[Path]:
     return sorted(p for p in cache.iterdir() if not p.name.startswith(".")) if cache.exists() else []
+
+
+def _options() -> dict:
+    """The options ``load_csv(path, "label")`` keeps an entry under."""
+    return {"target": "label", "features": None, "task": "auto", "missing": "impute", "categorical": "onehot",
+            "max_categories": 32}
 
 
 @pytest.fixture
@@ -68,6 +75,28 @@ def test_a_changed_file_is_parsed_again_and_replaces_its_entry(tmp_path, csv_fil
     assert reloaded.X[0, 0] == 9.5
     [new] = _entries(cache)
     assert new != old
+
+
+def test_the_folder_keeps_under_its_byte_limit_by_evicting_the_least_recently_used(tmp_path, monkeypatch):
+    assert parsed_cache.MAX_BYTES == 4 * 2**30  # the 4 GiB docs/how-to/own-csv.md states
+    cache = tmp_path / "cache"
+    files = [_settled_csv(tmp_path / f"d{i}.csv", [f"{i}.5,2,x", "3,4,y"]) for i in range(3)]
+    load_csv(files[0], "label", cache_dir=cache)
+    size = sum(f.stat().st_size for f in _entries(cache)[0].iterdir())
+    monkeypatch.setattr(parsed_cache, "MAX_BYTES", 2 * size + size // 2)  # room for two entries
+    load_csv(files[1], "label", cache_dir=cache)
+    past = time.time() - 60
+    for entry in _entries(cache):
+        os.utime(entry, (past, past))
+    load_csv(files[0], "label", cache_dir=cache)  # a hit: d0's entry is now the most recently used
+    load_csv(files[2], "label", cache_dir=cache)  # a write over the limit evicts d1's
+    assert len(_entries(cache)) == 2
+    assert parsed_cache.read(cache, files[1], _options()) is None
+    assert parsed_cache.read(cache, files[0], _options()) is not None
+    assert parsed_cache.read(cache, files[2], _options()) is not None
+    monkeypatch.setattr(parsed_cache, "MAX_BYTES", 1)  # smaller than any entry: the new one stays alone
+    load_csv(files[1], "label", cache_dir=cache)
+    assert len(_entries(cache)) == 1 and parsed_cache.read(cache, files[1], _options()) is not None
 
 
 def test_a_file_modified_just_now_is_not_kept(tmp_path):

@@ -20,6 +20,8 @@ parsed-CSV cache entry); it encodes new rows of the same raw columns as it encod
     ['age', 'age_missing', 'colour=red', 'colour=blue']
     >>> encoding.transform(frame).tolist()
     [[30.0, 0.0, 1.0, 0.0], [40.0, 1.0, 0.0, 1.0], [50.0, 0.0, 1.0, 0.0]]
+    >>> encoding.inverse_transform(encoding.transform(frame)).to_dict("list")
+    {'age': [30.0, nan, 50.0], 'colour': ['red', 'blue', 'red']}
 
 The medians and the frequent values are those of every row of the file (the loader does not
 know the split yet); the standardisation that follows is fitted on the training rows alone.
@@ -42,13 +44,20 @@ MISSING_SUFFIX = "_missing"
 MAX_CATEGORIES = 32
 
 
+#: A numeric column's ``kind``: what its cells were in the file.
+KINDS = ("float", "integer", "boolean")
+
+
 @dataclass(frozen=True)
 class NumericColumn:
-    """A numeric column: its cells, empty ones filled with ``median``; ``indicator`` adds ``<name>_missing``."""
+    """A numeric column: its cells, empty ones filled with ``median``; ``indicator`` adds ``<name>_missing``.
+    ``kind`` says whether the file held floats, integers or booleans (a column of integers
+    with empty cells is read as floats)."""
 
     name: str
     median: float
     indicator: bool
+    kind: str = "float"
 
     @property
     def feature_names(self) -> list[str]:
@@ -59,6 +68,14 @@ class NumericColumn:
         empty = np.isnan(values)
         filled = np.where(empty, self.median, values)
         return [filled, empty.astype(np.float64)] if self.indicator else [filled]
+
+    def decode(self, block: np.ndarray) -> np.ndarray:
+        """The cells that encode to ``block`` (an empty cell where ``<name>_missing`` is set)."""
+        if self.indicator and (block[:, 1] > 0.5).any():
+            return np.where(block[:, 1] > 0.5, np.nan, block[:, 0])
+        if self.kind == "integer":
+            return np.rint(block[:, 0]).astype(np.int64)
+        return block[:, 0].astype(bool) if self.kind == "boolean" else block[:, 0].copy()
 
 
 @dataclass(frozen=True)
@@ -80,10 +97,24 @@ class OneHotColumn:
             columns.append((~np.isin(cells, self.values)).astype(np.float64))
         return columns
 
+    def decode(self, block: np.ndarray) -> np.ndarray:
+        """The cells that encode to ``block``: its hot column's value (an empty cell for
+        :data:`MISSING`, and where no column is hot: a value never seen while fitting)."""
+        names = list(self.values) + ([OTHER] if self.other else [])
+        cells = np.array([names[i] for i in np.argmax(block, axis=1)] if names else [None] * len(block), dtype=object)
+        cells[(block.max(axis=1, initial=0.0) < 0.5) | (cells == MISSING)] = None
+        return cells
+
 
 def _text(series: pd.Series) -> np.ndarray:
     """The cells as str, an empty cell as :data:`MISSING`."""
     return series.astype(object).where(series.notna(), MISSING).astype(str).to_numpy()
+
+
+def _kind(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    return "integer" if pd.api.types.is_integer_dtype(series) else "float"
 
 
 def _fit_column(series: pd.Series, max_categories: int) -> NumericColumn | OneHotColumn:
@@ -91,7 +122,7 @@ def _fit_column(series: pd.Series, max_categories: int) -> NumericColumn | OneHo
         values = series.to_numpy(dtype=np.float64)
         empty = np.isnan(values)
         median = float(np.median(values[~empty])) if (~empty).any() else 0.0
-        return NumericColumn(str(series.name), median, bool(empty.any()))
+        return NumericColumn(str(series.name), median, bool(empty.any()), _kind(series))
     counts = pd.Series(_text(series)).value_counts()
     values = sorted(counts.index, key=lambda value: (-counts[value], value))  # the most frequent first
     if len(values) <= max_categories:
@@ -134,16 +165,27 @@ class TableEncoding:
         features = [array for column in self.columns for array in column.encode(frame[column.name])]
         return np.ascontiguousarray(np.column_stack(features)) if features else np.empty((len(frame), 0))
 
+    def inverse_transform(self, X: np.ndarray) -> pd.DataFrame:
+        """Raw columns whose :meth:`transform` is ``X`` (rows of a file map back to themselves,
+        except that a value grouped into ``<other>`` reads ``<other>``)."""
+        X = np.asarray(X, dtype=np.float64).reshape(-1, len(self.feature_names))
+        cells, start = {}, 0
+        for column in self.columns:
+            width = len(column.feature_names)
+            cells[column.name] = column.decode(X[:, start:start + width])
+            start += width
+        return pd.DataFrame(cells, columns=self.input_names)
+
     def to_dict(self) -> dict:
         """A JSON-able description, read back by :meth:`from_dict`."""
         return {"columns": [
-            {"name": c.name, "median": c.median, "indicator": c.indicator} if isinstance(c, NumericColumn)
-            else {"name": c.name, "values": list(c.values), "other": c.other}
+            {"name": c.name, "median": c.median, "indicator": c.indicator, "kind": c.kind}
+            if isinstance(c, NumericColumn) else {"name": c.name, "values": list(c.values), "other": c.other}
             for c in self.columns]}
 
     @classmethod
     def from_dict(cls, description: dict) -> TableEncoding:
         return cls(tuple(
-            NumericColumn(c["name"], float(c["median"]), bool(c["indicator"])) if "median" in c
-            else OneHotColumn(c["name"], tuple(c["values"]), bool(c["other"]))
+            NumericColumn(c["name"], float(c["median"]), bool(c["indicator"]), str(c.get("kind", "float")))
+            if "median" in c else OneHotColumn(c["name"], tuple(c["values"]), bool(c["other"]))
             for c in description["columns"]))

@@ -21,6 +21,8 @@ file, and reads that entry back for as long as the file is unchanged:
   on the 2-core development machine), and processes that load the same file share its pages;
   an entry's files are never rewritten in place (a new state is a new folder), so a mapping
   stays valid while the process lives;
+* the folder is kept under :data:`MAX_BYTES`: after a write, the entries used least recently
+  (a hit marks its entry used) are removed until the rest fit, never the one just written;
 * nothing here is needed for correctness: an unwritable folder, a damaged entry or any
   other failure is a miss, and the file is parsed as without a cache.
 """
@@ -43,8 +45,11 @@ from ann.data.encoding import TableEncoding
 
 log = logging.getLogger(__name__)
 
-FORMAT = 2
+FORMAT = 3
 """Bumped whenever what an entry holds, or how the loader parses, changes."""
+
+MAX_BYTES = 4 << 30
+"""The folder's entries are kept under this many bytes (4 GiB: ten files of 60,000 x 784 float64 features)."""
 
 SETTLE_SECONDS = 2.0
 """A file modified more recently than this is not cached (its times may not show a rewrite yet)."""
@@ -68,6 +73,7 @@ def read(cache_dir: str | os.PathLike, path: Path, options: dict) -> Dataset | N
         if not entry.is_dir():
             return None
         meta = json.loads((entry / "meta.json").read_text())
+        os.utime(entry)  # used now: evicted after the entries used before it
         # Mapped copy-on-write, not read: the rows come from the page cache as they are used
         # (shared by every process that loads the file), and the array stays writable.
         X = np.asarray(np.load(entry / "X.npy", mmap_mode="c"))
@@ -102,10 +108,26 @@ def write(cache_dir: str | os.PathLike, path: Path, options: dict, dataset: Data
         for older in folder.glob(f"{source}-*"):
             if older != entry:
                 shutil.rmtree(older, ignore_errors=True)
+        _evict(folder, keep=entry)
         return True
     except Exception as error:  # an unwritable folder only costs the next load a parse
         log.debug("parsed CSV %s not cached in %s: %s", path, cache_dir, error)
         return False
+
+
+def _evict(folder: Path, keep: Path) -> None:
+    """Remove the least recently used entries (not ``keep``) until the folder's fit in :data:`MAX_BYTES`."""
+    entries = []
+    for entry in folder.iterdir():
+        if entry.is_dir() and not entry.name.startswith("."):  # a dot-folder is an entry being written
+            entries.append((entry.stat().st_mtime, sum(f.stat().st_size for f in entry.iterdir()), entry))
+    total = sum(size for _, size, _ in entries)
+    for _, size, entry in sorted(entries):  # least recently used first
+        if total <= MAX_BYTES:
+            break
+        if entry != keep:
+            shutil.rmtree(entry, ignore_errors=True)
+            total -= size
 
 
 def _save(folder: Path, dataset: Dataset) -> None:

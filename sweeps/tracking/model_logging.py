@@ -4,22 +4,25 @@ The model directory (``models:/<model_id>``, also reachable as ``runs:/<run_id>/
 the logged model carries its run's name) holds:
 
 * ``artifacts/network/model.npz`` + ``model.json`` -- the network exactly as
-  :meth:`ann.MLP.save` writes it -- and ``features.json`` (feature and class names);
+  :meth:`ann.MLP.save` writes it -- and ``features.json`` (feature and class names, and
+  for a CSV the :class:`ann.data.TableEncoding` of its raw columns);
 * ``artifacts/engine/ann.zip`` -- the pure-NumPy ``ann`` package that wrote it, one file
   (fewer uploads than a code folder); loading needs neither this project nor its configs;
 * ``pyfunc_model.py`` -- the model code (MLflow's models-from-code);
 * a signature and an input example: named ``float64`` columns for tabular data (up to
   :data:`MAX_NAMED_COLUMNS` features), a ``(-1, n_features)`` tensor for wide inputs such
   as images (a 784-column schema would cost more to write and check than the model
-  itself); both accept a DataFrame. An ``output`` parameter chooses ``label`` (default)
-  or ``proba``.
+  itself); both accept a DataFrame. A CSV whose columns were encoded (text one-hot, empty
+  cells filled) takes its raw columns, typed as the file held them (``double``, ``long``,
+  ``boolean``, ``string``), and the model encodes them as the data set was encoded. An
+  ``output`` parameter chooses ``label`` (default) or ``proba``.
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` and run id (a
 ``LoggedModel`` is created, its files uploaded, linked to the run as an output, and
 marked READY), so it works for child runs of a sweep and never touches MLflow's active
 run. :func:`start_logged_model` creates the model in the store (its URI is known from then on),
-:func:`save_logged_model` writes its files and :func:`upload_logged_model` uploads them, so a
-caller can hand the last two to a background thread.
+:func:`write_logged_model` writes its files and :func:`upload_logged_model` uploads them, so a
+caller can hand the last two to a background thread (or a helper process).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ import mlflow
 import pandas as pd
 
 import ann
+from ann.data.encoding import NumericColumn, TableEncoding
 
 PYFUNC_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
 #: Rows of the training data kept as the model's input example.
@@ -49,6 +53,8 @@ N_EXAMPLE_ROWS = 5
 MAX_NAMED_COLUMNS = 100
 #: Files uploaded at once (a model is about a dozen small files).
 UPLOAD_THREADS = 4
+#: The MLflow column type of a raw numeric column, by its :class:`ann.data.encoding.NumericColumn` kind.
+COLUMN_TYPES = {"float": "double", "integer": "long", "boolean": "boolean"}
 
 
 @dataclass(frozen=True)
@@ -96,8 +102,10 @@ def zip_engine(path: Path) -> Path:
     return path
 
 
-def signature_and_example(model: ann.MLP, feature_names: Sequence[str], X_example: np.ndarray):
-    """The model signature and input example for these features."""
+def signature_and_example(model: ann.MLP, feature_names: Sequence[str], X_example: np.ndarray,
+                          encoding: TableEncoding | None = None, class_names: Sequence[str] | None = None):
+    """The model signature and input example for these features (their raw columns, with an
+    ``encoding`` that is more than the identity)."""
     # lazy: see save_pyfunc_model
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
@@ -106,15 +114,41 @@ def signature_and_example(model: ann.MLP, feature_names: Sequence[str], X_exampl
     params = ParamSchema([ParamSpec("output", "string", "label")])
     if model.task_ == "regression":
         outputs = Schema([TensorSpec(np.dtype(np.float64), (-1,))])
+    elif label_names(model, class_names):
+        outputs = Schema([ColSpec("string")])
     else:
         outputs = Schema([TensorSpec(np.asarray(model.classes_).dtype, (-1,))])
-    if len(feature_names) <= MAX_NAMED_COLUMNS:
-        inputs = Schema([ColSpec("double", str(name)) for name in feature_names])
+    if encoding is not None:  # a CSV that was more than read (ann.data.load_csv leaves it None then)
+        inputs, example = Schema(raw_columns(encoding)), encoding.inverse_transform(rows)
+    elif len(feature_names) <= MAX_NAMED_COLUMNS:
+        inputs = Schema(feature_columns(feature_names))
         example = pd.DataFrame(rows, columns=[str(name) for name in feature_names])
     else:
         inputs = Schema([TensorSpec(np.dtype(np.float64), (-1, len(feature_names)))])
         example = rows
     return ModelSignature(inputs=inputs, outputs=outputs, params=params), example
+
+
+def label_names(model: ann.MLP, class_names: Sequence[str] | None) -> bool:
+    """Whether the model predicts its classes' names: when they have names of their own
+    (``yes``/``no``, ``malignant``/``benign``), not the codes' spelling (``0``, ``1``)."""
+    return (model.task_ != "regression" and bool(class_names)
+            and list(class_names) != [str(c) for c in model.classes_])
+
+
+def feature_columns(feature_names: Sequence[str]) -> list:
+    """One ``double`` column per feature."""
+    from mlflow.types import ColSpec  # lazy: see save_pyfunc_model
+
+    return [ColSpec("double", str(name)) for name in feature_names]
+
+
+def raw_columns(encoding: TableEncoding) -> list:
+    """One column per raw column of a CSV, typed as the file held it."""
+    from mlflow.types import ColSpec  # lazy: see save_pyfunc_model
+
+    return [ColSpec(COLUMN_TYPES[column.kind] if isinstance(column, NumericColumn) else "string", column.name)
+            for column in encoding.columns]
 
 
 def save_pyfunc_model(
@@ -125,6 +159,7 @@ def save_pyfunc_model(
     X_example: np.ndarray,
     mlflow_model=None,
     metadata: Mapping[str, str] | None = None,
+    encoding: TableEncoding | None = None,
 ) -> Path:
     """Write the pyfunc model directory to ``path`` (which must not exist yet)."""
     import mlflow.pyfunc  # lazy, as every mlflow.models/pyfunc/store import here: ~1 s of modules only a model writer needs
@@ -136,12 +171,14 @@ def save_pyfunc_model(
         model.save(network / "model")
         (network / "features.json").write_text(
             json.dumps({"feature_names": [str(n) for n in feature_names],
-                        "class_names": list(class_names) if class_names else None}, indent=2) + "\n"
+                        "class_names": list(class_names) if class_names else None,
+                        "label_names": label_names(model, class_names),
+                        "encoding": encoding.to_dict() if encoding is not None else None}, indent=2) + "\n"
         )
         engine = Path(tmp) / "engine"
         engine.mkdir()
         zip_engine(engine / "ann.zip")
-        signature, example = signature_and_example(model, feature_names, X_example)
+        signature, example = signature_and_example(model, feature_names, X_example, encoding, class_names)
         with _requirements_taken_as_met():
             mlflow.pyfunc.save_model(
                 path=str(path),
@@ -189,25 +226,6 @@ def start_logged_model(client, run_id: str, experiment_id: str, *, name: str = "
     return LoggedModel(logged.model_id, logged.artifact_location, run_id)
 
 
-def save_logged_model(
-    client,
-    logged: LoggedModel,
-    model: ann.MLP,
-    directory: str | Path,
-    *,
-    feature_names: Sequence[str],
-    class_names: Sequence[str] | None,
-    X_example: np.ndarray,
-) -> PreparedModel:
-    """Write the files of ``logged`` under ``directory`` (marked FAILED if that fails)."""
-    try:
-        return write_logged_model(logged, model, directory, feature_names=feature_names,
-                                  class_names=class_names, X_example=X_example)
-    except BaseException:
-        finalize_failed(client, logged.model_id)
-        raise
-
-
 def write_logged_model(
     logged: LoggedModel,
     model: ann.MLP,
@@ -216,6 +234,7 @@ def write_logged_model(
     feature_names: Sequence[str],
     class_names: Sequence[str] | None,
     X_example: np.ndarray,
+    encoding: TableEncoding | None = None,
 ) -> PreparedModel:
     """Write the files of ``logged`` under ``directory``; no request to the store (a helper process may do it)."""
     from mlflow.models import Model  # lazy: see save_pyfunc_model
@@ -224,7 +243,7 @@ def write_logged_model(
                          run_id=logged.run_id, model_id=logged.model_id)
     metadata = {"task": model.task_, "n_parameters": str(model.n_parameters_)}
     local = save_pyfunc_model(Path(directory) / "model", model, feature_names, class_names,
-                              X_example[:N_EXAMPLE_ROWS], mlflow_model, metadata)
+                              X_example[:N_EXAMPLE_ROWS], mlflow_model, metadata, encoding)
     return PreparedModel(logged.model_id, local, logged.artifact_location)
 
 
@@ -263,27 +282,6 @@ def _upload(repository, files: list[tuple[str, str | None]]) -> None:
     with pool:
         for future in futures:
             future.result()
-
-
-def log_pyfunc_model(
-    client,
-    run_id: str,
-    experiment_id: str,
-    model: ann.MLP,
-    *,
-    feature_names: Sequence[str],
-    class_names: Sequence[str] | None,
-    X_example: np.ndarray,
-    step: int = 0,
-    name: str = "model",
-    params: Mapping[str, str] | None = None,
-) -> str:
-    """Log ``model`` as a logged model of ``run_id`` (synchronously); its ``models:/`` URI."""
-    logged = start_logged_model(client, run_id, experiment_id, name=name, params=params)
-    with tempfile.TemporaryDirectory(prefix="ann-pyfunc-") as tmp:
-        prepared = save_logged_model(client, logged, model, tmp, feature_names=feature_names,
-                                     class_names=class_names, X_example=X_example)
-        return upload_logged_model(client, run_id, prepared, step)
 
 
 def finalize_failed(client, model_id: str) -> None:

@@ -7,7 +7,8 @@ imported from the zip unless ``ann`` is already imported), so that a logged mode
 wherever MLflow, NumPy and pandas are installed::
 
     model = mlflow.pyfunc.load_model("models:/<model_id>")   # or runs:/<run_id>/<run name>
-    model.predict(dataframe)                                 # labels or values
+    model.predict(dataframe)                                 # labels (as the data named them) or values
+    model.predict(pd.read_csv("new.csv"))                    # a CSV's model: its raw columns
     model.predict(dataframe, params={"output": "proba"})     # class probabilities
 
 and ``mlflow models serve -m models:/<model_id>`` serves it. It must stay importable on
@@ -35,12 +36,16 @@ class AnnPyfuncModel(PythonModel):
         if engine and "ann" not in sys.modules:
             sys.path.insert(0, engine)  # the engine version that wrote the model
         import ann  # lazy: from the engine zip just put on sys.path, not this project's
+        from ann.data.encoding import TableEncoding  # lazy, as ann
 
         directory = Path(context.artifacts["network"])
         self.model = ann.load(directory / "model")  # an ann.MLP, or an ann.Ensemble (training.ensemble)
         meta = json.loads((directory / "features.json").read_text())
         self.feature_names = list(meta["feature_names"])
         self.class_names = meta.get("class_names")
+        self.label_names = bool(meta.get("label_names"))  # predict class names, not codes
+        encoding = meta.get("encoding")  # a CSV's raw columns -> features (ann.data.encoding)
+        self.encoding = TableEncoding.from_dict(encoding) if encoding else None
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
         # The pd.DataFrame hint tells MLflow to validate inputs against the signature only.
@@ -53,13 +58,20 @@ class AnnPyfuncModel(PythonModel):
                 raise ValueError("output='proba' is for classifiers; this model does regression")
             names = self.class_names or [str(c) for c in self.model.classes_]
             return pd.DataFrame(self.model.predict_proba(X), columns=names)
-        return self.model.predict(X)
+        predictions = self.model.predict(X)
+        if self.label_names:
+            return np.asarray(self.class_names, dtype=object)[np.searchsorted(self.model.classes_, predictions)]
+        return predictions
 
     def _features(self, model_input) -> np.ndarray:
         if isinstance(model_input, dict):
             model_input = pd.DataFrame(model_input)
         if isinstance(model_input, pd.DataFrame):
             columns = [str(c) for c in model_input.columns]
+            if self.encoding is not None and set(self.encoding.input_names) <= set(columns):
+                frame = model_input.copy()
+                frame.columns = columns
+                return self.encoding.transform(frame)
             if set(self.feature_names) <= set(columns):
                 frame = model_input.copy()
                 frame.columns = columns

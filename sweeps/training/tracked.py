@@ -211,11 +211,11 @@ def _tail(session, run_id: str, fitted: Fitted, data: PreparedData, logged, syst
             write_run_files, session.writes, run_id, status, fitted.recorder.history, data.task,
             fitted.diagnosis.best_epoch or None, title, fitted.model if logged is not None else None, logged,
             max(1, fitted.model_epoch), data.dataset.feature_names, data.dataset.class_names,
-            data.train.gather(N_EXAMPLE_ROWS))
+            data.train.gather(N_EXAMPLE_ROWS), data.dataset.encoding)
 
 
 def write_run_files(client, run_id: str, status: str, curves, task: str, best_epoch: int | None, title: str,
-                    model, logged, model_step: int, feature_names, class_names, X_example) -> None:
+                    model, logged, model_step: int, feature_names, class_names, X_example, encoding=None) -> None:
     """Draw the learning curve and write the model's files (with ``logged``), upload them, end
     the run with ``status`` (a failed model is marked FAILED). Needs nothing of the training
     process but what it is given: it may run in a helper process."""
@@ -226,7 +226,7 @@ def write_run_files(client, run_id: str, status: str, curves, task: str, best_ep
             client.log_artifact(run_id, png, "plots")
             if logged is not None:
                 local = write_logged_model(logged, model, scratch, feature_names=feature_names,
-                                           class_names=class_names, X_example=X_example)
+                                           class_names=class_names, X_example=X_example, encoding=encoding)
                 upload_logged_model(client, run_id, local, model_step)
     except BaseException:
         if logged is not None:

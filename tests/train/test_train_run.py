@@ -143,6 +143,42 @@ def test_pyfunc_model_predicts_like_the_engine(finished, tmp_path, global_tracki
     assert example["columns"] == ["x1", "x2"]
 
 
+def test_a_csv_model_takes_the_files_raw_columns_and_predicts_its_label_names(
+        sqlite_uri, global_tracking_uri, tmp_path):
+    """A CSV with empty cells, integers and text: its model's signature and example are the
+    file's own columns, typed as the file held them, and it predicts from ``pd.read_csv`` as
+    the engine predicts from the encoded data set (rows it never saw: values it never saw too);
+    its labels are the names the file gave the classes."""
+    rng = np.random.default_rng(0)
+    n = 160
+    age = rng.integers(18, 80, n)
+    income = np.where(rng.random(n) < 0.2, np.nan, rng.normal(50, 10, n).round(2))
+    job = rng.choice(["clerk", "nurse", "pilot", ""], n)
+    label = np.where((age > 45) ^ (job == "pilot"), "yes", "no")
+    frame = pd.DataFrame({"age": age, "income": income, "job": job, "label": label})
+    path = tmp_path / "people.csv"
+    frame.to_csv(path, index=False)
+    result = train(make_cfg(sqlite_uri, "dataset=csv", f"dataset.path={path}", "dataset.target=label",
+                            "training.epochs=3", "model.hidden_layers=[8]", fast=False))
+    global_tracking_uri(sqlite_uri)
+    pyfunc = mlflow.pyfunc.load_model(result["model_uri"])
+    inputs = pyfunc.metadata.get_input_schema().to_dict()
+    assert [(c["name"], c["type"]) for c in inputs] == [("age", "long"), ("income", "double"), ("job", "string")]
+    local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "model"))
+    example = json.load(open(f"{local}/input_example.json"))
+    assert example["columns"] == ["age", "income", "job"]
+
+    engine = ann.load(f"{local}/artifacts/network/model")
+    data = load_dataset("csv", path=str(path), target="label")
+    raw = pd.read_csv(path).drop(columns="label")
+    labels = np.asarray(pyfunc.predict(raw))
+    assert set(labels) <= {"no", "yes"}
+    np.testing.assert_array_equal(labels, np.asarray(data.class_names)[engine.predict(data.X)])
+    new = pd.DataFrame({"job": ["pilot", "astronaut", None], "age": [30, 60, 50], "income": [40.0, np.nan, 55.0]})
+    proba = pyfunc.predict(new, params={"output": "proba"})
+    np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(data.encoding.transform(new)))
+
+
 def test_the_model_pins_this_processs_versions_without_mlflows_slow_check(tmp_path, monkeypatch):
     """The requirements name the running mlflow, numpy and pandas, so MLflow's mismatch check
     (a scan of every installed distribution, 1.2-1.7 s a process) is skipped while saving, and
