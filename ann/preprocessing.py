@@ -24,8 +24,12 @@ _BLOCK_ELEMENTS = 1 << 16
 class Standardizer:
     """``x' = (x - mean) / scale`` per column, with ``mean`` and ``scale`` from the training data.
 
-    ``scale`` is the population standard deviation; a constant column gets scale 1, so it
-    maps to 0 instead of dividing by zero.
+    ``scale`` is the population standard deviation. A column that is constant in the training
+    data gets an infinite scale, so it maps to 0 whatever its value: a network trained on it
+    saw it as 0 throughout and learned nothing from it, so a value it takes only later (a
+    category the training rows never had, an empty cell where they had none) must not reach
+    the network through its untrained weights. :meth:`inverse_transform` gives such a column
+    its mean.
 
     Fit it once and reuse the standardised arrays for many models (see
     :meth:`ann.MLP.fit`'s ``standardized_by``):
@@ -34,8 +38,8 @@ class Standardizer:
     >>> X = np.array([[1.0, 10.0], [3.0, 10.0]])
     >>> scaler = Standardizer().fit(X)
     >>> scaler.mean, scaler.scale
-    (array([ 2., 10.]), array([1., 1.]))
-    >>> scaler.transform(X, dtype=np.float32)
+    (array([ 2., 10.]), array([ 1., inf]))
+    >>> scaler.transform(np.array([[1.0, 10.0], [3.0, 12.0]]), dtype=np.float32)
     array([[-1.,  0.],
            [ 1.,  0.]], dtype=float32)
     """
@@ -63,7 +67,7 @@ class Standardizer:
         else:  # small or odd layouts (a target column, a view): NumPy's own reductions
             X = np.asarray(X if rows is None else X[rows], dtype=np.float64)
             self.mean, std = X.mean(axis=0), X.std(axis=0)
-        std[std < 1e-12] = 1.0
+        std[std < 1e-12] = np.inf  # constant in training: 0 whatever the value (see the class docstring)
         self.scale = std
         return self
 
@@ -93,7 +97,7 @@ class Standardizer:
         return out
 
     def inverse_transform(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float64) * self.scale + self.mean
+        return np.asarray(X, dtype=np.float64) * np.where(np.isinf(self.scale), 0.0, self.scale) + self.mean
 
 
 def _row_blocks(n_rows: int, width: int, part: slice = slice(None)) -> list[slice]:

@@ -22,7 +22,7 @@ def numpy_statistics(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """What Standardizer computed before it worked in blocks: a float64 copy and NumPy's mean/std."""
     X64 = np.asarray(X, dtype=np.float64)
     scale = X64.std(axis=0)
-    scale[scale < 1e-12] = 1.0
+    scale[scale < 1e-12] = np.inf
     return X64.mean(axis=0), scale
 
 
@@ -40,17 +40,31 @@ def test_statistics_and_transform_are_numpys_to_the_last_bit(dtype, shape, order
     rng = np.random.default_rng(sum(shape))
     X = rng.normal(1e3, 250.0, size=shape) * rng.uniform(1e-3, 1e3, size=shape[1])
     X = np.asarray(X.astype(dtype), order=order)
-    X[:, 0] = 2  # a constant column gets scale 1
+    X[:, 0] = 2  # a constant column gets an infinite scale
     scaler = Standardizer().fit(X)
     mean, scale = numpy_statistics(X)
     np.testing.assert_array_equal(scaler.mean, mean)
     np.testing.assert_array_equal(scaler.scale, scale)
-    assert scaler.scale[0] == 1.0
+    assert scaler.scale[0] == np.inf
     for out_dtype in (np.float32, np.float64):
         Z = scaler.transform(X, dtype=out_dtype)
         assert Z.dtype == out_dtype and Z.flags.c_contiguous
         np.testing.assert_array_equal(Z, numpy_transform(X, mean, scale, out_dtype))
 
+
+
+def test_a_column_constant_in_training_reaches_the_network_as_0_whatever_it_holds_later():
+    """A one-hot category or a missing-value indicator the training rows never had: the network
+    saw 0 there and learned nothing from it, so the value it takes later is not passed on."""
+    X_train = np.array([[1.0, 0.0, 5.0], [3.0, 0.0, 5.0], [2.0, 0.0, 5.0]])
+    scaler = Standardizer().fit(X_train)
+    Z = scaler.transform(np.array([[2.0, 1.0, 7.0], [4.0, 0.0, -3.0]]))
+    np.testing.assert_array_equal(np.abs(Z[:, 1:]), 0.0)
+    np.testing.assert_array_equal(scaler.inverse_transform(Z)[:, 1:], [[0.0, 5.0], [0.0, 5.0]])
+    model = ann.MLP(hidden_layers=[4], epochs=3, batch_size=3, seed=0)
+    model.fit(X_train, np.array([0, 1, 0]))
+    unseen = np.array([[2.0, 1.0, 5.0], [2.0, 50.0, -5.0]])
+    np.testing.assert_array_equal(model.predict_proba(unseen), model.predict_proba(np.array([[2.0, 0.0, 5.0]] * 2)))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])

@@ -6,6 +6,7 @@ import math
 import shutil
 from typing import Any, Mapping, Sequence
 
+from sweeps.core import vocabulary as V
 from sweeps.core.names import short_number
 
 #: Rows of the leaderboard printed at the end of a sweep.
@@ -13,7 +14,7 @@ LEADERBOARD_ROWS = 10
 
 #: Headers of a table still too wide once the others gave way (a setting's short name or last part).
 ABBREVIATIONS = {"activation": "act", "batch_size": "batch", "optimizer": "opt", "dropout": "drop",
-                 "weight_decay": "wd", "momentum": "mom", "schedule": "sched"}
+                 "weight_decay": "wd", "momentum": "mom", "schedule": "sched", "accuracy/val": "acc", "r2/val": "r2"}
 
 
 def table_cell(value: Any) -> str:
@@ -36,14 +37,16 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     """The leaderboard as a plain-text table (the first ``limit`` rows) that fits ``width``
     characters (default: the terminal's width).
 
-    One column per searched setting, with the layer widths in one ``units`` column
+    The objective(s), then the validation score where it is not one (``accuracy/val``, ``r2/val``;
+    blank for a pruned trial), then one column per searched setting, with the layer widths in one ``units`` column
     (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
     stopped, train longer). With ``reasons`` (``ann-sweep-status``) a last ``reason`` column
     says why a trial was pruned or failed, cut to fit. Too wide a table drops ``run_id``,
     then ``epochs``, then names a setting searched by its config path by its last part
     (``optimizer.weight_decay`` -> ``weight_decay``, ``training.schedule.name`` -> ``schedule``),
     then leaves out the settings that are the same in every row shown (a last line names them),
-    then abbreviates the settings' headers (:data:`ABBREVIATIONS`: ``batch_size`` -> ``batch``).
+    then abbreviates the headers (:data:`ABBREVIATIONS`: ``batch_size`` -> ``batch``,
+    ``accuracy/val`` -> ``acc``), then leaves out ``rank`` (the rows are in rank order).
     """
     if board is None or board.empty:
         return "(no trials)"
@@ -83,12 +86,13 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
 
 def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dict[str, list[str]], list[str], list[str]]:
     """Each column's cells, the columns in order, and the searched settings' columns."""
-    fixed = {"rank", "trial", "state", *metrics, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
+    scores = [c for c in V.LEADERBOARD_SCORES if c in board.columns and c not in metrics]
+    fixed = {"rank", "trial", "state", *metrics, *scores, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
              "run_name", "run_status", "model_uri", "seconds", "n_layers"}
     unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
     params = [c for c in board.columns if c not in fixed and c not in unit_columns]
     cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
-    for column in metrics:
+    for column in (*metrics, *scores):
         cells[column] = [table_cell(v) for v in rows[column]]
     if unit_columns:
         cells["units"] = ["-".join(table_cell(v) for v in row if table_cell(v)) for row in rows[unit_columns].values]
@@ -100,7 +104,7 @@ def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dic
     cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
                     for fit, hint in zip(rows["fit"], hints)]
     cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
-    order = ["rank", "trial", "state", *metrics, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
+    order = ["rank", "trial", "state", *metrics, *scores, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
     return cells, order, params
 
 
@@ -119,7 +123,9 @@ def _narrowed(cells: Mapping[str, Sequence[str]], order: list[str], params: Sequ
         same = [c for c in params if len(cells[c]) > 1 and len(set(cells[c])) == 1]
         order = [c for c in order if c not in same]
     if _table_width(cells, order, headers) > width:
-        headers.update({c: ABBREVIATIONS[headers[c]] for c in params if c in order and headers[c] in ABBREVIATIONS})
+        headers.update({c: ABBREVIATIONS[headers[c]] for c in order if headers[c] in ABBREVIATIONS})
+    if _table_width(cells, order, headers) > width:
+        order = [c for c in order if c != "rank"]  # the rows are in rank order
     return order, headers, same
 
 

@@ -72,6 +72,11 @@ def metric_name(engine_key: str) -> str:
     return engine_key
 
 
+#: The validation score a leaderboard shows beside the objective: the first of these a trial
+#: recorded (its folds' mean when cross-validated, else at its best epoch).
+LEADERBOARD_SCORES = ("accuracy/val", "r2/val")
+
+
 def best_metric(name: str) -> str:
     """``loss/val`` -> ``best/loss/val``."""
     return BEST_PREFIX + name

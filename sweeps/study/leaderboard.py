@@ -45,7 +45,8 @@ def leaderboard(study, settings: sweep_settings.SweepSettings, runs: Mapping[str
     """Every trial as a row of a :class:`pandas.DataFrame`, best first.
 
     Columns: ``rank``, ``trial``, ``state``, the metric(s) (``loss/val``, ...), the
-    trial's params, ``epochs``, ``pruned_at_epoch``, ``fit``, ``reason`` (why it was
+    validation score where it is not one of them (``accuracy/val`` or ``r2/val``:
+    :data:`~sweeps.core.vocabulary.LEADERBOARD_SCORES`), the trial's params, ``epochs``, ``pruned_at_epoch``, ``fit``, ``reason`` (why it was
     pruned or failed, else the fit reason), ``run_id``, ``run_name``, ``run_status``,
     ``seconds``. Ordered COMPLETE (best value first), PRUNED (best first), RUNNING, FAIL.
     """
@@ -63,7 +64,8 @@ def leaderboard(study, settings: sweep_settings.SweepSettings, runs: Mapping[str
         rows.append(_row(trial, run, settings, retried_as.get(trial.number)))
         param_names += [name for name in trial.params if name not in param_names]
     param_names.sort(key=_param_order)
-    columns = ["trial", "state", *settings.metrics, *param_names, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason",
+    scores = [name for name in V.LEADERBOARD_SCORES if name not in settings.metrics and any(name in row for row in rows)]
+    columns = ["trial", "state", *settings.metrics, *scores, *param_names, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason",
                "run_id", "run_name", "run_status", "model_uri", "seconds"]
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
@@ -86,6 +88,7 @@ def _row(trial, run, settings: sweep_settings.SweepSettings, retried_as: int | N
     tags = run.data.tags if run is not None else {}
     row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
     row.update(zip(settings.metrics, trial.values or [None] * len(settings.metrics)))
+    row.update(_score(attrs.get(V.TRIAL_METRICS) or {}))
     row.update(trial.params)
     row["epochs"] = attrs.get(V.TRIAL_EPOCHS)
     row["pruned_at_epoch"] = attrs.get(V.TRIAL_PRUNED_AT)
@@ -100,6 +103,16 @@ def _row(trial, run, settings: sweep_settings.SweepSettings, retried_as: int | N
     duration = trial.duration
     row["seconds"] = round(duration.total_seconds(), 2) if duration is not None else None
     return row
+
+
+def _score(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``{"accuracy/val": ...}`` (or ``r2/val``) from a trial's recorded metrics: its folds' mean
+    when cross-validated, else the value at its best epoch; ``{}`` if it recorded none."""
+    for name in V.LEADERBOARD_SCORES:
+        for key in (V.cv_metric(name, "mean"), V.best_metric(name)):
+            if key in metrics:
+                return {name: metrics[key]}
+    return {}
 
 
 def _reason(trial, tags: Mapping[str, str], retried_as: int | None) -> str | None:

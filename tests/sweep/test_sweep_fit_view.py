@@ -77,9 +77,10 @@ def test_the_leaderboard_fits_100_columns_with_the_label_and_a_hint_marker():
 
 
 def test_the_default_spaces_leaderboard_fits_100_columns_with_short_headers():
-    """Nine searched settings (the default space's): after run_id and epochs, settings searched by
-    config path get their last part as header, then settings the same in every row shown leave the
-    table for a last line, then the settings' headers are abbreviated."""
+    """Nine searched settings (the default space's) and the validation accuracy: after run_id and
+    epochs, settings searched by config path get their last part as header, then settings the
+    same in every row shown leave the table for a last line, then the headers are abbreviated,
+    then rank leaves."""
     board = board_of(("good", "0123456789abcdef"), ("pruned", "fedcba9876543210"), ("good", "00ff00ff00ff00ff"))
     board["state"] = ["COMPLETE", "PRUNED", "COMPLETE"]
     board["n_layers"], board["units_l1"] = [1, 2, 1], [263, 612, 1024]
@@ -91,16 +92,18 @@ def test_the_default_spaces_leaderboard_fits_100_columns_with_short_headers():
     board["dropout"] = [0.0904, 0.01582, 0.3296]
     board["training.schedule.name"] = ["cosine", "one_cycle", "constant"]
     board["optimizer.weight_decay"] = [1e-6, 7.1e-6, 5.2e-4]
+    board["accuracy/val"] = [0.9712, None, 0.9655]  # a pruned trial records none
     wide = leaderboard_table(board, ["loss/val"], width=200).splitlines()
     assert "training.schedule.name" in wide[0].split() and "run_id" in wide[0].split()
     lines = leaderboard_table(board, ["loss/val"], width=100).splitlines()
     assert max(map(len, lines)) <= 100, "\n".join(lines)
-    assert lines[0].split() == ["rank", "trial", "state", "loss/val", "units", "act", "lr", "batch", "drop", "sched",
-                                "wd", "fit"]
+    assert lines[0].split() == ["trial", "state", "loss/val", "acc", "units", "act", "lr", "batch",
+                                "drop", "sched", "wd", "fit"]  # rank gave way last: the rows are in rank order
+    assert lines[2].split()[2:4] == ["0.1", "0.9712"] and lines[3].split()[2:4] == ["0.2", "612-381"]
     assert "612-381" in lines[3] and "one_cycle" in lines[3] and "7.1e-6" in lines[3]
     assert lines[-1] == "the same in every row shown: optimizer adamw"
-    middle = leaderboard_table(board, ["loss/val"], width=120).splitlines()  # short paths are enough
-    assert max(map(len, middle)) <= 120 and "schedule" in middle[0].split() and "batch_size" in middle[0].split()
+    middle = leaderboard_table(board, ["loss/val"], width=130).splitlines()  # short paths are enough
+    assert max(map(len, middle)) <= 130 and "schedule" in middle[0].split() and "batch_size" in middle[0].split()
 
 
 @pytest.mark.slow
