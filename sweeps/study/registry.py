@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
 
 from mlflow.exceptions import MlflowException
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from sweeps.study.refit import REFIT_NOTE, champion_model
 from sweeps.config import sweep_settings
@@ -47,8 +49,20 @@ def register_best(client, settings: sweep_settings.SweepSettings, board, refit=N
         description=f"{run_name}: trial {int(best['trial'])} of study {settings.study_name!r}, "
                     f"{metric}={float(best[metric]):.6g}" + (f" {REFIT_NOTE}" if refitted else ""),
     )
+    if model_id:
+        link_model_version(client, model_id, name, str(version.version))
     client.set_registered_model_alias(name, alias, version.version)
     return name, str(version.version)
+
+
+def link_model_version(client, model_id: str, name: str, version: str) -> None:
+    """Name the version on its logged model (its ``mlflow.modelVersions`` tag), as
+    ``mlflow.register_model`` and a tracking server do, so that the UI's model page shows it
+    registered; a client on a local store creating a version does not."""
+    entry = {"name": name, "version": version}
+    versions = json.loads(client.get_logged_model(model_id).tags.get(MLFLOW_MODEL_VERSIONS) or "[]")
+    if entry not in versions:
+        client.set_logged_model_tags(model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([*versions, entry])})
 
 
 def register_champion(client, settings: sweep_settings.SweepSettings, board, *, interrupted: bool,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -138,6 +139,12 @@ def test_artifacts_leaderboard_and_champion(six, tmp_path, global_tracking_uri):
     assert len(labels) == 2
     version_info = client.get_model_version_by_alias(name, "champion")
     assert version_info.run_id == board.loc[0, "run_id"] and str(version_info.version) == version
+    # The UI's page of the logged model shows it registered (a local store's client does not say so itself).
+    logged = client.get_logged_model(model.metadata.model_id)
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [{"name": name, "version": version}]
+    # Beside the objective, the leaderboard shows each completed trial's validation accuracy.
+    assert list(board.columns[:5]) == ["rank", "trial", "state", "loss/val", "accuracy/val"]
+    assert board.loc[board["state"] == "COMPLETE", "accuracy/val"].between(0, 1).all()
 
 
 def test_status_report_finds_no_orphans_then_finds_them(six):
