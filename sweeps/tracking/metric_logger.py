@@ -47,10 +47,12 @@ class MetricLogger:
         self._thread = threading.Thread(target=self._run, name=f"mlflow-logger-{run_id[:8]}", daemon=True)
         self._thread.start()
 
-    def log(self, metrics: Mapping[str, float], step: int, timestamp: int | None = None) -> None:
+    def log(self, metrics: Mapping[str, float], step: int, timestamp: int | None = None,
+            model_id: str | None = None) -> None:
+        """Queue ``metrics`` at ``step``; with ``model_id`` they are the logged model's too (its page shows them)."""
         self._raise_pending_error()
         now = int(time.time() * 1000) if timestamp is None else timestamp
-        items = [Metric(key, float(value), now, int(step)) for key, value in metrics.items()]
+        items = [Metric(key, float(value), now, int(step), model_id=model_id) for key, value in metrics.items()]
         with self._queue_lock:
             self._queue.extend(items)
 

@@ -183,7 +183,7 @@ def _finish(request: RunRequest, run_id: str, fitted: Fitted, logger, system, pa
     result = fitted.result(run_id=run_id, experiment_id=session.experiment_id,
                            model_uri=logged.uri if logged else None)
     end = (request.on_result(result) if request.on_result is not None else None) or RunEnd()
-    logger.log({**fitted.metrics, **end.metrics}, step=final_step)
+    logger.log({**fitted.metrics, **end.metrics}, step=final_step, model_id=logged.model_id if logged else None)
     # The last metrics and tags in one batch: written when train() returns, or (a sweep's
     # offloading writer) queued before the run's tail, so the next trial need not wait for it.
     if session.writer.offload:

@@ -124,6 +124,10 @@ def test_pyfunc_model_predicts_like_the_engine(finished, tmp_path, global_tracki
     pyfunc = mlflow.pyfunc.load_model(model_uri)
     signature = pyfunc.metadata.get_input_schema()
     assert signature.input_names() == ["x1", "x2"]
+    # The run's final scores are the logged model's too: its page in the UI shows them.
+    scores = {m.key: m.value for m in client.get_logged_model(pyfunc.metadata.model_id).metrics}
+    run_metrics = client.get_run(result["run_id"]).data.metrics
+    assert scores["accuracy/test"] == run_metrics["accuracy/test"] and "loss/test" in scores
     assert pyfunc.metadata.get_params_schema().to_dict()[0]["name"] == "output"
 
     local = mlflow.artifacts.download_artifacts(model_uri, dst_path=str(tmp_path / "model"))

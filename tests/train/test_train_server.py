@@ -63,6 +63,9 @@ def test_pyfunc_from_the_server_predicts_like_the_engine(server_run, global_trac
     X = np.random.default_rng(3).uniform(-1, 1, size=(40, 2))
     predictions = mlflow.pyfunc.load_model(result["model_uri"]).predict(pd.DataFrame(X, columns=["x1", "x2"]))
     np.testing.assert_array_equal(np.asarray(predictions), engine.predict(X))
+    model_id = result["model_uri"].split("models:/", 1)[1]
+    scores = {m.key: m.value for m in client.get_logged_model(model_id).metrics}  # linked over REST too
+    assert scores["accuracy/test"] == client.get_run(result["run_id"]).data.metrics["accuracy/test"]
 
 
 def test_curves_show_while_the_run_is_running(mlflow_server):
