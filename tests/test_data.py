@@ -383,6 +383,14 @@ def test_csv_encoding_maps_encoded_rows_back_to_the_raw_columns_as_the_file_type
     assert wide.encoding.inverse_transform(wide.X)["t"].fillna("empty").tolist() == ["x", "empty", "x", "z"]
 
 
+def test_the_encoding_summary_names_what_was_done_to_which_columns():
+    frame = pd.DataFrame({f"c{i}": [1.0, None, 3.0] for i in range(5)} | {"t": ["a", "b", "a"], "u": ["x", "y", "z"]})
+    encoding = TableEncoding.fit(frame, list(frame.columns), max_categories=2)
+    assert encoding.summary() == ("7 columns -> 14 features: empty cells filled with the median and marked in "
+                                  "<name>_missing (c0, c1, c2 and 2 more); one-hot (t 2, u 1 + <other>)")
+    assert TableEncoding.fit(frame[["t"]], ["t"]).summary() == "1 column -> 2 features: one-hot (t 2)"
+
+
 def test_csv_complete_numeric_file_has_no_encoding(tmp_path):
     assert load_csv(write_text(tmp_path, "a,y\n1,0\n2,1\n"), target="y").encoding is None
 

@@ -165,6 +165,24 @@ class TableEncoding:
         features = [array for column in self.columns for array in column.encode(frame[column.name])]
         return np.ascontiguousarray(np.column_stack(features)) if features else np.empty((len(frame), 0))
 
+    def summary(self, names: int = 3) -> str:
+        """One line saying what was done to which columns (at most ``names`` named per kind)::
+
+            4 columns -> 41 features: empty cells filled with the median and marked in
+            <name>_missing (income); one-hot (job 5, city 31 + <other>)
+        """
+        def listed(items: list[str]) -> str:
+            return ", ".join(items[:names]) + (f" and {len(items) - names} more" if len(items) > names else "")
+
+        filled = [c.name for c in self.columns if isinstance(c, NumericColumn) and c.indicator]
+        onehot = [f"{c.name} {len(c.values)}" + (f" + {OTHER}" if c.other else "")
+                  for c in self.columns if isinstance(c, OneHotColumn)]
+        done = ([f"empty cells filled with the median and marked in <name>{MISSING_SUFFIX} ({listed(filled)})"]
+                if filled else []) + ([f"one-hot ({listed(onehot)})"] if onehot else [])
+        n_in, n_out = len(self.columns), len(self.feature_names)
+        counts = f"{n_in} column{'s' * (n_in != 1)} -> {n_out} feature{'s' * (n_out != 1)}"
+        return counts + (": " + "; ".join(done) if done else "")
+
     def inverse_transform(self, X: np.ndarray) -> pd.DataFrame:
         """Raw columns whose :meth:`transform` is ``X`` (rows of a file map back to themselves,
         except that a value grouped into ``<other>`` reads ``<other>``)."""

@@ -231,3 +231,14 @@ def test_a_new_tracking_store_is_created_without_mlflow_info_lines(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "mlflow.db").exists()  # the store was created by this run
     assert " INFO " not in result.stderr, result.stderr
+
+
+def test_a_csv_sweep_says_what_became_of_its_text_columns_and_empty_cells(tmp_path):
+    cells = [(i % 7, "" if i % 5 == 0 else f"{i / 3:.2f}", ["red", "blue", "green"][i % 3], i % 2) for i in range(120)]
+    (tmp_path / "data.csv").write_text("n,x,colour,label\n" + "".join("%s,%s,%s,%s\n" % row for row in cells))
+    result = subprocess.run([*program("ann-sweep"), "sweep=quick", "dataset=csv", "dataset.path=data.csv",
+                             "dataset.target=label", "sweep.n_trials=1", "training.epochs=2", "tracking=off"],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert ("dataset data: 3 columns -> 6 features: empty cells filled with the median and marked in "
+            "<name>_missing (x); one-hot (colour 3)") in result.stdout, result.stdout
