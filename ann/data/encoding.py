@@ -44,15 +44,11 @@ MISSING_SUFFIX = "_missing"
 MAX_CATEGORIES = 32
 
 
-#: A numeric column's ``kind``: what its cells were in the file.
-KINDS = ("float", "integer", "boolean")
-
-
 @dataclass(frozen=True)
 class NumericColumn:
     """A numeric column: its cells, empty ones filled with ``median``; ``indicator`` adds ``<name>_missing``.
-    ``kind`` says whether the file held floats, integers or booleans (a column of integers
-    with empty cells is read as floats)."""
+    ``kind`` says what the file held: ``float``, ``integer`` or ``boolean`` (a column of
+    integers with empty cells is read as floats)."""
 
     name: str
     median: float

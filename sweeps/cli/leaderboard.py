@@ -37,9 +37,9 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
     """The leaderboard as a plain-text table (the first ``limit`` rows) that fits ``width``
     characters (default: the terminal's width).
 
-    The objective(s), then the validation score where it is not one (``accuracy/val``, ``r2/val``;
-    blank for a pruned trial), then one column per searched setting, with the layer widths in one ``units`` column
-    (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
+    The objective(s), then the validation score where it is not one (``accuracy/val``,
+    ``r2/val``; blank for a pruned trial), then one column per searched setting, with the
+    layer widths in one ``units`` column (``201-52``), then ``epochs`` and the ``fit`` label (``*``: still improving when it
     stopped, train longer). With ``reasons`` (``ann-sweep-status``) a last ``reason`` column
     says why a trial was pruned or failed, cut to fit. Too wide a table drops ``run_id``,
     then ``epochs``, then names a setting searched by its config path by its last part
@@ -87,8 +87,8 @@ def leaderboard_table(board, metrics: Sequence[str], limit: int | None = LEADERB
 def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dict[str, list[str]], list[str], list[str]]:
     """Each column's cells, the columns in order, and the searched settings' columns."""
     scores = [c for c in V.LEADERBOARD_SCORES if c in board.columns and c not in metrics]
-    fixed = {"rank", "trial", "state", *metrics, *scores, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason", "run_id",
-             "run_name", "run_status", "model_uri", "seconds", "n_layers"}
+    fixed = {"rank", "trial", "state", *metrics, *scores, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason",
+             "run_id", "run_name", "run_status", "model_uri", "seconds", "n_layers"}
     unit_columns = [c for c in board.columns if c.startswith("units_l") and c[7:].isdigit()]
     params = [c for c in board.columns if c not in fixed and c not in unit_columns]
     cells: dict[str, list[str]] = {"rank": [], "trial": [], "state": []}
@@ -104,7 +104,8 @@ def _cells(board, rows, metrics: Sequence[str], full_run_ids: bool) -> tuple[dic
     cells["fit"] = [table_cell(fit) + ("*" if isinstance(hint, str) and hint else "")
                     for fit, hint in zip(rows["fit"], hints)]
     cells["run_id"] = [v if full_run_ids or not isinstance(v, str) else v[:8] for v in rows["run_id"].map(table_cell)]
-    order = ["rank", "trial", "state", *metrics, *scores, *(["units"] if unit_columns else []), *params, "epochs", "fit", "run_id"]
+    order = ["rank", "trial", "state", *metrics, *scores, *(["units"] if unit_columns else []), *params, "epochs",
+             "fit", "run_id"]
     return cells, order, params
 
 

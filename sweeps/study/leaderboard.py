@@ -46,9 +46,9 @@ def leaderboard(study, settings: sweep_settings.SweepSettings, runs: Mapping[str
 
     Columns: ``rank``, ``trial``, ``state``, the metric(s) (``loss/val``, ...), the
     validation score where it is not one of them (``accuracy/val`` or ``r2/val``:
-    :data:`~sweeps.core.vocabulary.LEADERBOARD_SCORES`), the trial's params, ``epochs``, ``pruned_at_epoch``, ``fit``, ``reason`` (why it was
-    pruned or failed, else the fit reason), ``run_id``, ``run_name``, ``run_status``,
-    ``seconds``. Ordered COMPLETE (best value first), PRUNED (best first), RUNNING, FAIL.
+    :data:`~sweeps.core.vocabulary.LEADERBOARD_SCORES`), the trial's params, ``epochs``,
+    ``pruned_at_epoch``, ``fit``, ``reason`` (why it was pruned or failed, else the fit
+    reason), ``run_id``, ``run_name``, ``run_status``, ``seconds``. Ordered COMPLETE (best value first), PRUNED (best first), RUNNING, FAIL.
     """
     import pandas as pd  # lazy: start-up time of the command lines
 
@@ -65,8 +65,8 @@ def leaderboard(study, settings: sweep_settings.SweepSettings, runs: Mapping[str
         param_names += [name for name in trial.params if name not in param_names]
     param_names.sort(key=_param_order)
     scores = [name for name in V.LEADERBOARD_SCORES if name not in settings.metrics and any(name in row for row in rows)]
-    columns = ["trial", "state", *settings.metrics, *scores, *param_names, "epochs", "pruned_at_epoch", "fit", "fit_hint", "reason",
-               "run_id", "run_name", "run_status", "model_uri", "seconds"]
+    columns = ["trial", "state", *settings.metrics, *scores, *param_names, "epochs", "pruned_at_epoch", "fit",
+               "fit_hint", "reason", "run_id", "run_name", "run_status", "model_uri", "seconds"]
     frame = pd.DataFrame(rows, columns=columns)
     if frame.empty:
         frame.insert(0, "rank", pd.Series(dtype="int64"))
