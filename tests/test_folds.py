@@ -104,3 +104,27 @@ def test_standardising_reads_the_parts_in_place_and_never_gathers_their_raw_rows
     assert not {"X_train", "X_val", "X_test"} & set(vars(data))  # nothing gathered
     for part, Z in [(data.train, standardized.X_train), (data.val, standardized.X_val), (data.test, standardized.X_test)]:
         np.testing.assert_array_equal(Z, standardized.scaler.transform(part.gather(), dtype="float32"))
+
+
+def test_a_csvs_empty_cells_get_the_training_rows_median_not_the_files(tmp_path):
+    """The test rows' values stay out of what a network trains on and out of its model's encoding."""
+    rng = np.random.default_rng(0)
+    n = 200
+    x = rng.normal(size=n)
+    a = np.where(rng.random(n) < 0.3, np.nan, rng.exponential(size=n).round(3))
+    label = (x + np.nan_to_num(a) > 1).astype(int)
+    path = tmp_path / "data.csv"
+    path.write_text("x,a,label\n" + "".join(f"{u},{'' if np.isnan(v) else v},{w}\n" for u, v, w in zip(x, a, label)))
+    spec = build_run_spec(compose(["dataset=csv", f"dataset.path={path}", "dataset.target=label",
+                                   "dataset.cache_dir=null", "tracking=off"]))
+    data = prepare_data(spec)
+    X_train = data.X_train
+    names = data.dataset.feature_names
+    column, empty = X_train[:, names.index("a")], X_train[:, names.index("a_missing")] == 1
+    median = float(np.median(column[~empty]))
+    assert median != pytest.approx(float(np.nanmedian(a)))  # the whole file's differs
+    np.testing.assert_array_equal(column[empty], median)
+    [encoded] = [c for c in data.dataset.encoding.columns if c.name == "a"]
+    assert encoded.median == median
+    test = data.test.gather()
+    assert (test[test[:, names.index("a_missing")] == 1, names.index("a")] == median).all()

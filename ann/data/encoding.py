@@ -24,12 +24,14 @@ parsed-CSV cache entry); it encodes new rows of the same raw columns as it encod
     {'age': [30.0, nan, 50.0], 'colour': ['red', 'blue', 'red']}
 
 The medians and the frequent values are those of every row of the file (the loader does not
-know the split yet); the standardisation that follows is fitted on the training rows alone.
+know the split yet); :meth:`TableEncoding.impute_from` takes the medians again from a split's
+training rows (as ``ann-train`` and ``ann-sweep`` do), and the standardisation that follows
+is fitted on the training rows alone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -160,6 +162,22 @@ class TableEncoding:
             raise DataError(f"column(s) {', '.join(missing)} missing: expected {', '.join(self.input_names)}")
         features = [array for column in self.columns for array in column.encode(frame[column.name])]
         return np.ascontiguousarray(np.column_stack(features)) if features else np.empty((len(frame), 0))
+
+    def impute_from(self, X: np.ndarray, rows: np.ndarray) -> TableEncoding:
+        """This encoding with each filled column's median taken over ``rows`` of ``X`` (its
+        encoded rows, their non-empty cells), and every empty cell of ``X`` refilled with it,
+        in place: ``rows`` are a split's training rows, so that no other row's value is in
+        what a network trains on or in the model's encoding."""
+        columns, start = [], 0
+        for column in self.columns:
+            if isinstance(column, NumericColumn) and column.indicator:
+                values, empty = X[rows, start], X[rows, start + 1] > 0.5
+                median = float(np.median(values[~empty])) if (~empty).any() else column.median
+                X[X[:, start + 1] > 0.5, start] = median
+                column = replace(column, median=median)
+            columns.append(column)
+            start += len(column.feature_names)
+        return TableEncoding(tuple(columns))
 
     def summary(self, names: int = 3) -> str:
         """One line saying what was done to which columns (at most ``names`` named per kind)::

@@ -174,6 +174,8 @@ def prepare_data(spec: RunSpec) -> PreparedData:
     except ann.DataError as error:
         raise UserError(_data_error(spec, str(error))) from None
     X, y = dataset.X, dataset.y
+    if dataset.encoding is not None:  # a CSV's empty cells: the training rows' medians, not the file's
+        dataset = replace(dataset, encoding=dataset.encoding.impute_from(X, rows.train))
     test, y_test = (Part(X, rows.test), y[rows.test]) if rows.test is not None else (Part(dataset.X_test), dataset.y_test)
     return PreparedData(
         dataset=_description(dataset),

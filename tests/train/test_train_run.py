@@ -13,7 +13,7 @@ import yaml
 from mlflow import MlflowClient
 
 import ann
-from ann.data import load_dataset, split_dataset
+from ann.data import TableEncoding, load_dataset, split_dataset
 from sweeps.core.errors import ConfigError, TrackingError
 from sweeps.training.run import RunEnd, StopRun, train
 from train_helpers import all_runs, history, make_cfg
@@ -174,13 +174,15 @@ def test_a_csv_model_takes_the_files_raw_columns_and_predicts_its_label_names(
 
     engine = ann.load(f"{local}/artifacts/network/model")
     data = load_dataset("csv", path=str(path), target="label")
+    encoding = TableEncoding.from_dict(json.load(open(f"{local}/artifacts/network/features.json"))["encoding"])
+    assert encoding.feature_names == data.feature_names  # the file's, with the training rows' medians
     raw = pd.read_csv(path).drop(columns="label")
     labels = np.asarray(pyfunc.predict(raw))
     assert set(labels) <= {"no", "yes"}
-    np.testing.assert_array_equal(labels, np.asarray(data.class_names)[engine.predict(data.X)])
+    np.testing.assert_array_equal(labels, np.asarray(data.class_names)[engine.predict(encoding.transform(raw))])
     new = pd.DataFrame({"job": ["pilot", "astronaut", None], "age": [30, 60, 50], "income": [40.0, np.nan, 55.0]})
     proba = pyfunc.predict(new, params={"output": "proba"})
-    np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(data.encoding.transform(new)))
+    np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(encoding.transform(new)))
 
 
 def test_the_model_pins_this_processs_versions_without_mlflows_slow_check(tmp_path, monkeypatch):
