@@ -88,7 +88,7 @@ def prepare(cfg, overrides: Sequence[str] = ()) -> PreparedSweep:
     sweep_settings.check_metrics_for_task(settings, task, data.val is not None or bool(folds))
     check_refit(settings, spec)
     chosen += cv_line + refit_line
-    if data.dataset.encoding is not None:  # a CSV's text columns and empty cells: what became of them
+    if data.dataset.encoding is not None:  # a CSV's text columns and empty cells (param dataset.encoding too)
         chosen.append(f"dataset {data.dataset.name}: {data.dataset.encoding.summary()}")
     space.check_conditions(base)
     enqueued = _enqueued(section.get("enqueue"), space)

@@ -245,4 +245,6 @@ def resolved_params(spec: RunSpec, data: PreparedData) -> dict[str, Any]:
     }
     if task != "regression":
         values["dataset.n_classes"] = data.dataset.n_classes
+    if data.dataset.encoding is not None:  # a CSV's text columns and empty cells: what became of them
+        values["dataset.encoding"] = data.dataset.encoding.summary()
     return values

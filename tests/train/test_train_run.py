@@ -166,6 +166,7 @@ def test_a_csv_model_takes_the_files_raw_columns_and_predicts_its_label_names(
                             "training.epochs=3", "model.hidden_layers=[8]", fast=False))
     global_tracking_uri(sqlite_uri)
     pyfunc = mlflow.pyfunc.load_model(result["model_uri"])
+    assert MlflowClient(sqlite_uri).get_run(result["run_id"]).data.params["dataset.encoding"] == data_summary(path)
     inputs = pyfunc.metadata.get_input_schema().to_dict()
     assert [(c["name"], c["type"]) for c in inputs] == [("age", "long"), ("income", "double"), ("job", "string")]
     local = mlflow.artifacts.download_artifacts(result["model_uri"], dst_path=str(tmp_path / "model"))
@@ -183,6 +184,10 @@ def test_a_csv_model_takes_the_files_raw_columns_and_predicts_its_label_names(
     new = pd.DataFrame({"job": ["pilot", "astronaut", None], "age": [30, 60, 50], "income": [40.0, np.nan, 55.0]})
     proba = pyfunc.predict(new, params={"output": "proba"})
     np.testing.assert_allclose(proba.to_numpy(), engine.predict_proba(encoding.transform(new)))
+
+
+def data_summary(path) -> str:
+    return load_dataset("csv", path=str(path), target="label").encoding.summary()
 
 
 def test_the_model_pins_this_processs_versions_without_mlflows_slow_check(tmp_path, monkeypatch):
