@@ -13,9 +13,9 @@ the logged model carries its run's name) holds:
   :data:`MAX_NAMED_COLUMNS` features), a ``(-1, n_features)`` tensor for wide inputs such
   as images (a 784-column schema would cost more to write and check than the model
   itself); both accept a DataFrame. A CSV whose columns were encoded (text one-hot, empty
-  cells filled) takes its raw columns, typed as the file held them (``double``, ``long``,
-  ``boolean``, ``string``), and the model encodes them as the data set was encoded. An
-  ``output`` parameter chooses ``label`` (default) or ``proba``.
+  cells filled) takes its raw columns (MLflow's ``any`` type; the example shows them as the
+  file held them), and the model encodes them as the data set was encoded. An ``output``
+  parameter chooses ``label`` (default) or ``proba``.
 
 Everything goes through an explicit :class:`mlflow.MlflowClient` and run id (a
 ``LoggedModel`` is created, its files uploaded, linked to the run as an output, and
@@ -44,7 +44,7 @@ import mlflow
 import pandas as pd
 
 import ann
-from ann.data.encoding import NumericColumn, TableEncoding
+from ann.data.encoding import TableEncoding
 
 PYFUNC_CODE = Path(__file__).resolve().parent / "pyfunc_model.py"
 #: Rows of the training data kept as the model's input example.
@@ -53,8 +53,6 @@ N_EXAMPLE_ROWS = 5
 MAX_NAMED_COLUMNS = 100
 #: Files uploaded at once (a model is about a dozen small files).
 UPLOAD_THREADS = 4
-#: The MLflow column type of a raw numeric column, by its :class:`ann.data.encoding.NumericColumn` kind.
-COLUMN_TYPES = {"float": "double", "integer": "long", "boolean": "boolean"}
 
 
 @dataclass(frozen=True)
@@ -144,11 +142,14 @@ def feature_columns(feature_names: Sequence[str]) -> list:
 
 
 def raw_columns(encoding: TableEncoding) -> list:
-    """One column per raw column of a CSV, typed as the file held it."""
+    """One column of MLflow's ``any`` type per raw column of a CSV: the model reads its cells
+    as the data set read them (numbers, or text), so a new file whose integer column has an
+    empty cell (read as floats), or whose text column holds only digits, is taken as it is;
+    a ``long`` or ``string`` column spec would refuse both before the model saw them."""
     from mlflow.types import ColSpec  # lazy: see save_pyfunc_model
+    from mlflow.types.schema import AnyType  # lazy: as above
 
-    return [ColSpec(COLUMN_TYPES[column.kind] if isinstance(column, NumericColumn) else "string", column.name)
-            for column in encoding.columns]
+    return [ColSpec(AnyType(), column.name) for column in encoding.columns]
 
 
 def save_pyfunc_model(
