@@ -84,10 +84,11 @@ def test_the_folder_keeps_under_its_byte_limit_by_evicting_the_least_recently_us
     load_csv(files[0], "label", cache_dir=cache)
     size = sum(f.stat().st_size for f in _entries(cache)[0].iterdir())
     monkeypatch.setattr(parsed_cache, "MAX_BYTES", 2 * size + size // 2)  # room for two entries
+    [first] = _entries(cache)
     load_csv(files[1], "label", cache_dir=cache)
-    past = time.time() - 60
-    for entry in _entries(cache):
-        os.utime(entry, (past, past))
+    [second] = set(_entries(cache)) - {first}
+    os.utime(first, (time.time() - 120, time.time() - 120))  # d0's entry used before d1's
+    os.utime(second, (time.time() - 60, time.time() - 60))
     load_csv(files[0], "label", cache_dir=cache)  # a hit: d0's entry is now the most recently used
     load_csv(files[2], "label", cache_dir=cache)  # a write over the limit evicts d1's
     assert len(_entries(cache)) == 2
