@@ -5,7 +5,9 @@ statistics ``x_mean, x_scale`` (and ``y_mean, y_scale`` for a standardised regre
 and is read with ``allow_pickle=False``, so loading a file never runs code. The ``.json``
 holds the constructor arguments, the task, the layer sizes and the class labels. A file
 with object arrays, missing arrays or shapes that disagree with the architecture is
-refused with :class:`~ann.exceptions.ModelFileError`.
+refused with :class:`~ann.exceptions.ModelFileError`, and so is a NaN or an infinity in any
+array, except the ``+inf`` scale of a column constant in the training data (see
+:class:`~ann.preprocessing.Standardizer`).
 """
 
 from __future__ import annotations
@@ -135,6 +137,9 @@ def _read_arrays(npz_path: Path) -> dict[str, np.ndarray]:
     for name, array in arrays.items():
         if array.dtype.kind not in "fiu":
             raise ModelFileError(f"{npz_path}: array {name!r} has dtype {array.dtype}; numbers only")
-        if not np.all(np.isfinite(array)):
+        allowed = np.isfinite(array)
+        if name.endswith("_scale"):  # +inf: a column constant in the training data (ann.preprocessing)
+            allowed |= np.isposinf(array)
+        if not np.all(allowed):
             raise ModelFileError(f"{npz_path}: array {name!r} holds NaN or infinite values")
     return arrays

@@ -47,6 +47,27 @@ def test_string_labels_and_float64_survive(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(data.X), model.predict_proba(data.X))
 
 
+def test_a_column_constant_in_training_survives_and_other_non_finite_values_are_refused(tmp_path):
+    """The infinite scale of a column constant in training (it reaches the network as 0) is
+    saved and loaded; NaN in a scale, or an infinity in a weight, is refused."""
+    data = load_dataset("moons", n_samples=80, seed=0)
+    X = np.column_stack([data.X, np.zeros(len(data.X))])  # like a category the training rows never had
+    model = ann.MLP(hidden_layers=[4], epochs=2)
+    model.fit(X, data.y)
+    assert np.isposinf(model.x_scaler_.scale[2])
+    model.save(tmp_path / "m")
+    loaded = ann.MLP.load(tmp_path / "m")
+    unseen = np.column_stack([data.X, np.ones(len(data.X))])
+    np.testing.assert_array_equal(loaded.predict_proba(unseen), model.predict_proba(X))
+    for name, value in (("x_scale", np.nan), ("x_scale", -np.inf), ("W0", np.inf)):
+        arrays = dict(np.load(tmp_path / "m.npz"))
+        arrays[name] = np.where(np.arange(arrays[name].size).reshape(arrays[name].shape) == 0, value, arrays[name])
+        np.savez(tmp_path / "bad.npz", **arrays)
+        (tmp_path / "bad.json").write_text((tmp_path / "m.json").read_text())
+        with pytest.raises(ann.ModelFileError, match=f"array '{name}' holds NaN or infinite values"):
+            ann.MLP.load(tmp_path / "bad")
+
+
 def test_object_arrays_are_refused(tmp_path):
     model, _, _ = fitted("binary")
     model.save(tmp_path / "m")
