@@ -67,16 +67,12 @@ class AnnPyfuncModel(PythonModel):
         if isinstance(model_input, dict):
             model_input = pd.DataFrame(model_input)
         if isinstance(model_input, pd.DataFrame):
-            columns = [str(c) for c in model_input.columns]
-            if self.encoding is not None and set(self.encoding.input_names) <= set(columns):
-                frame = model_input.copy()
-                frame.columns = columns
+            frame = model_input.set_axis([str(c) for c in model_input.columns], axis=1)  # a new frame, named by str
+            if self.encoding is not None and set(self.encoding.input_names) <= set(frame.columns):
                 return self.encoding.transform(frame)
-            if set(self.feature_names) <= set(columns):
-                frame = model_input.copy()
-                frame.columns = columns
+            if set(self.feature_names) <= set(frame.columns):
                 return frame[self.feature_names].to_numpy(dtype=np.float64)
-            return model_input.to_numpy(dtype=np.float64)
+            return frame.to_numpy(dtype=np.float64)
         return np.asarray(model_input, dtype=np.float64)
 
 
