@@ -49,7 +49,7 @@ def started_lines(prepared, info: dict) -> list[str]:
         lines.append(f"time budget: {format_duration(settings.timeout)} ({cut}; "
                      f"sweep.n_trials={settings.n_trials} ends the sweep first if reached)")
     if info.get("enqueued"):
-        lines.append(f"sweep.enqueue: {info['enqueued']} parameter set(s) queued to run first "
+        lines.append(f"sweep.enqueue: {info['enqueued']} parameter set(s) to run first "
                      "(those already in the study are not queued again)")
     return lines
 

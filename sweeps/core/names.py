@@ -55,9 +55,12 @@ def describe_config(cfg: Mapping[str, Any], searched: Sequence[str] = ()) -> str
 
 
 def refit_line(record: Mapping[str, Any], task: str) -> str:
-    """What ``sweep.refit`` did (:mod:`sweeps.study.refit`), in one line: ``refit: trial 14 retrained on
-    training + validation rows for 90 epochs, 5 networks averaged: accuracy/test 0.9815 (the trial's 0.9741;
-    its folds' accuracy/val 0.983), ...``
+    """What ``sweep.refit`` did (:mod:`sweeps.study.refit`), a score a line (a terminal of 100 columns)::
+
+        refit: trial 14 retrained on training + validation rows for 90 epochs, 5 networks averaged:
+          accuracy/test 0.9815 (the trial's 0.9741; its folds' accuracy/val 0.983),
+          loss/test ...
+
     (``sweep.ensemble``), or that a Ctrl-C stopped it (``stopped``)."""
     if record.get("stopped"):
         return f"refit: trial {record['trial']}'s refit {record['stopped']}; the champion is the trial's own model"
@@ -74,4 +77,4 @@ def refit_line(record: Mapping[str, Any], task: str) -> str:
             parts.append(mine)
     networks = int(record.get("networks", 1))
     return (f"refit: trial {record['trial']} retrained on training + validation rows for {record['epochs']} epochs"
-            + (f", {networks} networks averaged" if networks > 1 else "") + (": " + ", ".join(parts) if parts else ""))
+            + (f", {networks} networks averaged" if networks > 1 else "") + (":\n  " + ",\n  ".join(parts) if parts else ""))

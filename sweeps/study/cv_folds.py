@@ -73,9 +73,9 @@ def prepare_folds(settings: SweepSettings, section: Mapping[str, Any], data: Pre
         raise ConfigError("sweep.cv_folds", k, error.allowed) from None
     rows = len(folds[0].train) + folds[0].n_val
     forced = "" if section.get("refit") else " (sweep.refit is forced on)"
-    line = (f"sweep.cv_folds={k}: every trial trains {k} folds of the {rows} training + validation rows "
-            "(fold 1 is the trial's run and what the pruner sees; its value is their mean); "
-            f"the champion is refitted on them{forced}")
+    line = (f"sweep.cv_folds={k}: every trial trains {k} folds of the {rows} training + validation rows\n"
+            "  (fold 1 is the trial's run and what the pruner sees; its value is their mean);\n"
+            f"  the champion is refitted on them{forced}")
     return folds, [line]
 
 

@@ -78,9 +78,9 @@ def test_a_tracked_cross_validated_sweep_logs_the_folds_and_registers_the_refitt
     storage, tracking_uri = uris
     main(cli_overrides(storage, tracking_uri, "sweep.cv_folds=3", "sweep.n_trials=4"))  # returns: exit status 0
     printed = capsys.readouterr().out
-    assert ("sweep.cv_folds=3: every trial trains 3 folds of the 170 training + validation rows (fold 1 is the "
-            "trial's run and what the pruner sees; its value is their mean); the champion is refitted on them (sweep.refit is forced on)"
-            in printed)
+    assert ("sweep.cv_folds=3: every trial trains 3 folds of the 170 training + validation rows\n"
+            "  (fold 1 is the trial's run and what the pruner sees; its value is their mean);\n"
+            "  the champion is refitted on them (sweep.refit is forced on)" in printed)
     study = optuna.load_study(study_name="moons-quick", storage=storage)
     client = MlflowClient(tracking_uri)
     for trial in _complete(study):

@@ -12,6 +12,7 @@ import ann
 from ann.data import load_dataset, split_dataset
 from sweeps.config.run_spec import to_container
 from sweeps.core.errors import ConfigError
+from sweeps.core.names import refit_line
 from sweeps.config import sweep_settings
 from sweeps.study import optuna_study as S
 from sweeps.study import pruning
@@ -34,6 +35,20 @@ def test_successive_halving_and_hyperband_decide_at_their_rungs_only():
     assert pruning.decision_epochs(hyperband, 90) == {10, 30, 90}   # min_resource: 90 // 9
     assert pruning.decision_epochs(_settings(*SH, "+sweep.pruner.min_early_stopping_rate=1"), 12) == {4, 8, 12}
     assert pruning.decision_epochs(_settings(), 30) is None         # the median pruner: every epoch
+
+
+def test_the_refit_line_fits_a_terminal_of_100_columns():
+    """The longest refit a sweep prints: a 4-digit trial, 200 epochs, an ensemble, cross-validated scores."""
+    classifier = {"trial": 1234, "epochs": 200, "networks": 5, "accuracy/test": 0.97037037, "trial/accuracy/test": 0.96296,
+                  "trial/cv/accuracy/val/mean": 0.98296, "loss/test": 0.10312345, "trial/loss/test": 0.1090123,
+                  "trial/cv/loss/val/mean": 0.0676712}
+    regressor = {"trial": 1234, "epochs": 200, "networks": 5, "r2/test": 0.52412, "trial/r2/test": -0.123456,
+                 "trial/cv/r2/val/mean": 0.51812, "rmse/test": 0.71234, "trial/rmse/test": 0.7345678,
+                 "trial/cv/rmse/val/mean": 0.6912345}
+    for record, task, scores in ((classifier, "multiclass", ("accuracy", "loss")), (regressor, "regression", ("r2", "rmse"))):
+        printed = refit_line(record, task)
+        assert max(len(line) for line in printed.splitlines()) <= 100, printed
+        assert all(f"{name}/test" in printed and f"its folds' {name}/val" in printed for name in scores), printed
 
 
 def _sweep(uris, *overrides):
@@ -79,7 +94,7 @@ def test_refit_registers_the_champion_retrained_on_training_and_validation_rows(
     record = study.user_attrs[ATTR_REFIT]
     best = S.best_trials(study)[0]
     assert record["trial"] == best.number and record["epochs"] == best.user_attrs[TRIAL_EPOCHS] == 5
-    assert f"refit: trial {best.number} retrained on training + validation rows for 5 epochs: accuracy/test" in printed
+    assert f"refit: trial {best.number} retrained on training + validation rows for 5 epochs:\n  accuracy/test" in printed
     client = MlflowClient(tracking_uri)
     refit_run = client.get_run(record["run_id"])
     trial_run = client.get_run(best.user_attrs[TRIAL_RUN_ID])
@@ -109,7 +124,7 @@ def test_the_refit_as_an_ensemble_registers_the_networks_averaged(uris, capsys, 
     main(cli_overrides(storage, tracking_uri, "sweep.refit=true", "sweep.ensemble=3", "sweep.n_trials=3"))
     printed = capsys.readouterr().out
     record = optuna.load_study(study_name="moons-quick", storage=storage).user_attrs[ATTR_REFIT]
-    assert record["networks"] == 3 and "for 5 epochs, 3 networks averaged: accuracy/test" in printed
+    assert record["networks"] == 3 and "for 5 epochs, 3 networks averaged:\n  accuracy/test" in printed
     client = MlflowClient(tracking_uri)
     run = client.get_run(record["run_id"])
     assert run.data.params["training.ensemble"] == "3" and run.data.metrics["ensemble/members"] == 3
