@@ -7,6 +7,7 @@ Cheap to import: no MLflow, Optuna or SQLAlchemy (``--help`` and a config error 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 import time
 
@@ -89,6 +90,8 @@ class ProgressPrinter:
             state = trial.state.name.lower()
             value = f" {self.metric}={table_cell(trial.values[0])}" if trial.values else ""
             why = trial.user_attrs.get("prune_reason") or trial.user_attrs.get("fail_reason") or ""
+            if value:  # "... stopped it at epoch 6 (loss/val=1.821)": the value is on the line already
+                why = re.sub(rf"\s*\({re.escape(self.metric)}=[^()]*\)$", "", why)
             why = f" ({why})" if why and state != "complete" else ""
             left = (f", {format_duration(self.deadline - time.time())} of budget left"
                     if self.deadline is not None else "")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 
+import optuna
 import pytest
 
 from sweeps.config import sweep_settings
 from sweeps.study import storage as ST
 from sweeps.core import vocabulary as V
 from sweeps.cli.leaderboard import leaderboard_table
+from sweeps.cli.sweep_report import ProgressPrinter
+from sweeps.study.workers import Progress
 from sweeps.cli.sweep import main, status_main
 from programs import program, run_in_read_only_folder
 from sweep_helpers import cli_overrides
@@ -242,3 +246,22 @@ def test_a_csv_sweep_says_what_became_of_its_text_columns_and_empty_cells(tmp_pa
     assert result.returncode == 0, result.stderr
     assert ("dataset data: 3 columns -> 6 features: empty cells filled with the median and marked in "
             "<name>_missing (x); one-hot (colour 3)") in result.stdout, result.stdout
+
+
+def test_a_pruned_trials_progress_line_says_its_value_once():
+    """One line per trial off a terminal: the pruner's reason without the value the line already shows."""
+    reason = "successive_halving pruner stopped it at epoch 6 (loss/val=1.821)"
+    pruned = optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED, value=1.821, intermediate_values={6: 1.821},
+                                       user_attrs={V.TRIAL_PRUNE_REASON: reason})
+    failed = optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL,
+                                       user_attrs={V.TRIAL_FAIL_REASON: "loss/val is not finite (nan) at epoch 3"})
+    stream = io.StringIO()
+    printer = ProgressPrinter(40, 0, "loss/val", stream=stream)
+    for number, trial in enumerate((pruned, failed), start=1):
+        trial.number = number
+        printer(Progress(target=40, finished=number, pruned=1, failed=number - 1, best_value=1.548, best_trial=0,
+                         last=trial))
+    first, second = stream.getvalue().splitlines()
+    assert first == ("[1/40] trial 1 pruned loss/val=1.821 (successive_halving pruner stopped it at epoch 6); "
+                     "pruned 1, failed 0, best loss/val=1.548 (t0)")
+    assert second.startswith("[2/40] trial 2 fail (loss/val is not finite (nan) at epoch 3);"), second
