@@ -468,7 +468,8 @@ def test_every_readme_command_runs_and_prints_what_the_readme_says(readme_sessio
     best = re.search(r"`(best: [^`]+)`", text).group(1)
     assert best in sweep
     refit = re.search(r"\((\d+\.\d+) % test accuracy\)", text).group(1)
-    assert f"accuracy/test {float(refit) / 100:.4f}" in next(line for line in sweep.splitlines() if line.startswith("refit:"))
+    refit_block = re.search(r"^refit:.*(?:\n  .*)*", sweep, re.MULTILINE).group(0)  # its head and indented scores
+    assert f"accuracy/test {float(refit) / 100:.4f}" in refit_block, refit_block
     assert "models:/digits-tabular@champion" in sweep
     train = next(result.stdout for line, result in outputs.items() if line.startswith("ann-train"))
     verdict = re.search(r"it prints `(fit: \w+)`", text).group(1)
