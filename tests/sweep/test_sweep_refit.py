@@ -13,6 +13,7 @@ from ann.data import load_dataset, split_dataset
 from sweeps.config.run_spec import to_container
 from sweeps.core.errors import ConfigError
 from sweeps.core.names import refit_line
+from sweeps.core.vocabulary import cv_metric
 from sweeps.config import sweep_settings
 from sweeps.study import optuna_study as S
 from sweeps.study import pruning
@@ -39,12 +40,14 @@ def test_successive_halving_and_hyperband_decide_at_their_rungs_only():
 
 def test_the_refit_line_fits_a_terminal_of_100_columns():
     """The longest refit a sweep prints: a 4-digit trial, 200 epochs, an ensemble, cross-validated scores."""
-    classifier = {"trial": 1234, "epochs": 200, "networks": 5, "accuracy/test": 0.97037037, "trial/accuracy/test": 0.96296,
-                  "trial/cv/accuracy/val/mean": 0.98296, "loss/test": 0.10312345, "trial/loss/test": 0.1090123,
-                  "trial/cv/loss/val/mean": 0.0676712}
-    regressor = {"trial": 1234, "epochs": 200, "networks": 5, "r2/test": 0.52412, "trial/r2/test": -0.123456,
-                 "trial/cv/r2/val/mean": 0.51812, "rmse/test": 0.71234, "trial/rmse/test": 0.7345678,
-                 "trial/cv/rmse/val/mean": 0.6912345}
+    def record(scores: dict) -> dict:  # the refit's record (sweeps.study.refit): its scores, the trial's, the folds' mean
+        out = {"trial": 1234, "epochs": 200, "networks": 5}
+        for name, (refit, trial, folds) in scores.items():
+            out |= {f"{name}/test": refit, f"trial/{name}/test": trial, "trial/" + cv_metric(f"{name}/val", "mean"): folds}
+        return out
+
+    classifier = record({"accuracy": (0.97037037, 0.96296, 0.98296), "loss": (0.10312345, 0.1090123, 0.0676712)})
+    regressor = record({"r2": (0.52412, -0.123456, 0.51812), "rmse": (0.71234, 0.7345678, 0.6912345)})
     for record, task, scores in ((classifier, "multiclass", ("accuracy", "loss")), (regressor, "regression", ("r2", "rmse"))):
         printed = refit_line(record, task)
         assert max(len(line) for line in printed.splitlines()) <= 100, printed
